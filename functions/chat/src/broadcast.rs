@@ -1,0 +1,99 @@
+//! Sending frames to connections through API Gateway's `@connections` management API,
+//! and fanning one frame out to every connection in the store.
+//!
+//! The fan-out is the hot path of the chat. It posts with bounded concurrency, so a
+//! large room neither serialises on round trips nor opens thousands of sockets at once,
+//! and one connection's failure never stops delivery to the others. A `410 Gone` means
+//! the connection closed without `$disconnect` reaching us: that id, and only that id,
+//! is deleted from the store.
+
+use std::time::Instant;
+
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::Client;
+use futures::stream::{self, StreamExt};
+
+use crate::store::{ConnectionStore, StoreError};
+
+/// How one post to one connection ended.
+#[derive(Debug)]
+pub enum Delivery {
+    Delivered,
+    /// The connection no longer exists (`GoneException`, HTTP 410).
+    Gone,
+    Failed(String),
+}
+
+/// Posts `data` to one connection.
+pub async fn post(client: &Client, connection_id: &str, data: &[u8]) -> Delivery {
+    let result = client
+        .post_to_connection()
+        .connection_id(connection_id)
+        .data(Blob::new(data))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Delivery::Delivered,
+        Err(error) => {
+            if error
+                .as_service_error()
+                .is_some_and(|service_error| service_error.is_gone_exception())
+            {
+                Delivery::Gone
+            } else {
+                Delivery::Failed(aws_sdk_apigatewaymanagement::Error::from(error).to_string())
+            }
+        }
+    }
+}
+
+/// What one broadcast did; logged as one line per broadcast.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub recipients: usize,
+    pub delivered: usize,
+    pub gone: usize,
+    pub failed: usize,
+    pub elapsed_ms: u128,
+}
+
+/// Posts `frame` to every connection in `store`, the sender's included.
+///
+/// Fails only when the list of connections cannot be read; per-connection failures are
+/// logged and counted in the [`Summary`].
+pub async fn fan_out(
+    store: &ConnectionStore,
+    client: &Client,
+    frame: &[u8],
+    concurrency: usize,
+) -> Result<Summary, StoreError> {
+    let started = Instant::now();
+    let ids = store.all_ids().await?;
+    let mut summary = Summary {
+        recipients: ids.len(),
+        ..Summary::default()
+    };
+    let mut deliveries = stream::iter(ids)
+        .map(|id| async move {
+            let delivery = post(client, &id, frame).await;
+            if let Delivery::Gone = delivery {
+                if let Err(error) = store.remove(&id).await {
+                    tracing::warn!(connection_id = %id, %error, "could not delete stale connection");
+                }
+            }
+            (id, delivery)
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some((id, delivery)) = deliveries.next().await {
+        match delivery {
+            Delivery::Delivered => summary.delivered += 1,
+            Delivery::Gone => summary.gone += 1,
+            Delivery::Failed(error) => {
+                summary.failed += 1;
+                tracing::warn!(connection_id = %id, %error, "post to connection failed");
+            }
+        }
+    }
+    summary.elapsed_ms = started.elapsed().as_millis();
+    Ok(summary)
+}

@@ -1,0 +1,134 @@
+//! Settings read once per Lambda container, and the `@connections` callback endpoint.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
+
+/// The standard AWS SDK variable that overrides the management API endpoint.
+pub const ENDPOINT_OVERRIDE_VAR: &str = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI";
+
+/// Posts in flight at once during a fan-out, unless `FANOUT_CONCURRENCY` says otherwise.
+pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// DynamoDB table of connection ids (`TABLE_NAME`, default `Chat`).
+    pub table_name: String,
+    /// Posts in flight at once during a broadcast (`FANOUT_CONCURRENCY`).
+    pub fanout_concurrency: usize,
+    /// `AWS_REGION`, used to build the callback endpoint.
+    pub region: String,
+    /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, which wins over the derived endpoint.
+    pub endpoint_override: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration through `var`, so tests need not touch the process environment.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let fanout_concurrency = match var("FANOUT_CONCURRENCY") {
+            None => DEFAULT_FANOUT_CONCURRENCY,
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(format!(
+                        "FANOUT_CONCURRENCY must be a positive whole number, not {text:?}"
+                    ))
+                }
+            },
+        };
+        Ok(Config {
+            table_name: var("TABLE_NAME")
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "Chat".to_owned()),
+            fanout_concurrency,
+            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            endpoint_override: var(ENDPOINT_OVERRIDE_VAR).filter(|url| !url.is_empty()),
+        })
+    }
+
+    pub fn from_env() -> Result<Config, String> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The `@connections` endpoint for the API that sent `context`.
+    ///
+    /// Built from the API id, region and stage rather than `domainName`, which names the
+    /// custom domain (and drops the stage) when the API is behind one.
+    pub fn callback_endpoint(
+        &self,
+        context: &ApiGatewayWebsocketProxyRequestContext,
+    ) -> Result<String, String> {
+        if let Some(url) = &self.endpoint_override {
+            return Ok(url.trim_end_matches('/').to_owned());
+        }
+        let api_id = context
+            .apiid
+            .as_deref()
+            .ok_or("the event has no requestContext.apiId")?;
+        let stage = context
+            .stage
+            .as_deref()
+            .ok_or("the event has no requestContext.stage")?;
+        Ok(format!(
+            "https://{api_id}.execute-api.{}.amazonaws.com/{stage}",
+            self.region
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn context() -> ApiGatewayWebsocketProxyRequestContext {
+        serde_json::from_value(serde_json::json!({
+            "apiId": "abcdef1234", "stage": "Test", "domainName": "chat.example.com",
+            "connectedAt": 1, "requestTimeEpoch": 1
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.table_name, "Chat");
+        assert_eq!(config.fanout_concurrency, DEFAULT_FANOUT_CONCURRENCY);
+    }
+
+    #[test]
+    fn bad_concurrency_is_refused() {
+        assert!(config(&[("FANOUT_CONCURRENCY", "0")]).is_err());
+        assert!(config(&[("FANOUT_CONCURRENCY", "many")]).is_err());
+        assert_eq!(
+            config(&[("FANOUT_CONCURRENCY", "8")])
+                .unwrap()
+                .fanout_concurrency,
+            8
+        );
+    }
+
+    #[test]
+    fn endpoint_comes_from_api_id_region_and_stage_not_the_domain() {
+        let config = config(&[("AWS_REGION", "eu-west-1")]).unwrap();
+        assert_eq!(
+            config.callback_endpoint(&context()).unwrap(),
+            "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/Test"
+        );
+    }
+
+    #[test]
+    fn endpoint_override_wins() {
+        let config = config(&[(ENDPOINT_OVERRIDE_VAR, "http://127.0.0.1:3001/Test/")]).unwrap();
+        assert_eq!(
+            config.callback_endpoint(&context()).unwrap(),
+            "http://127.0.0.1:3001/Test"
+        );
+    }
+}

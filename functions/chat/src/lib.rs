@@ -1,0 +1,23 @@
+//! The chat domain shared by every Lambda of the WebSocket API.
+//!
+//! The Lambda binaries under `functions/` are thin: each wires one [`Route`] into
+//! [`lambda::run`]. Everything that decides what a chat does lives here, in plain
+//! async functions that take their dependencies as arguments so tests can call them
+//! with mocked AWS clients or against a real DynamoDB endpoint.
+//!
+//! - [`protocol`]: the frames the server sends and the validation of what clients send.
+//! - [`store`]: the table of live connection ids (DynamoDB).
+//! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out.
+//! - [`config`]: settings from the environment and the callback endpoint.
+//! - [`handlers`]: one function per route.
+//! - [`lambda`]: the runtime wiring shared by the four binaries.
+
+pub mod broadcast;
+pub mod config;
+pub mod handlers;
+pub mod lambda;
+pub mod protocol;
+pub mod store;
+
+pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+pub use handlers::{App, Route};

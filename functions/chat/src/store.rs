@@ -1,0 +1,134 @@
+//! The table of live WebSocket connections, kept in DynamoDB.
+//!
+//! One item per connection: `connectionid` (the key), `connectedAt` (epoch ms) and
+//! `expiresAt` (epoch seconds). API Gateway calls `$disconnect` only best-effort, so
+//! `expiresAt` lets the table's TTL remove ids whose connection is long gone; it is set
+//! past API Gateway's two-hour connection limit.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+/// The table's partition key.
+pub const KEY: &str = "connectionid";
+
+/// API Gateway closes every WebSocket connection after two hours.
+pub const MAX_CONNECTION_SECS: i64 = 2 * 60 * 60;
+
+/// Extra time before TTL may remove an item, so a live connection is never expired.
+pub const EXPIRY_MARGIN_SECS: i64 = 10 * 60;
+
+/// A failed DynamoDB call, with the operation it was part of.
+#[derive(Debug)]
+pub struct StoreError {
+    pub operation: &'static str,
+    pub source: aws_sdk_dynamodb::Error,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DynamoDB {} failed: {}", self.operation, self.source)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn store_error<E>(operation: &'static str) -> impl FnOnce(E) -> StoreError
+where
+    E: Into<aws_sdk_dynamodb::Error>,
+{
+    move |error| StoreError {
+        operation,
+        source: error.into(),
+    }
+}
+
+/// Connection ids in one DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct ConnectionStore {
+    client: Client,
+    table: String,
+}
+
+impl ConnectionStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        ConnectionStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Records a new connection. `connected_at_ms` comes from the event, `now_secs` sets the expiry.
+    pub async fn add(
+        &self,
+        id: &str,
+        connected_at_ms: i64,
+        now_secs: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(id.to_owned()))
+            .item(
+                "connectedAt",
+                AttributeValue::N(connected_at_ms.to_string()),
+            )
+            .item(
+                "expiresAt",
+                AttributeValue::N(
+                    (now_secs + MAX_CONNECTION_SECS + EXPIRY_MARGIN_SECS).to_string(),
+                ),
+            )
+            .send()
+            .await
+            .map_err(store_error("PutItem"))?;
+        Ok(())
+    }
+
+    /// Forgets a connection; deleting an id that is not there is not an error.
+    pub async fn remove(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .send()
+            .await
+            .map_err(store_error("DeleteItem"))?;
+        Ok(())
+    }
+
+    /// Every connection id in the table.
+    ///
+    /// A Scan page holds at most 1 MB, so this follows `LastEvaluatedKey` until the end;
+    /// projecting only the key keeps each page as full of ids as it can be.
+    pub async fn all_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .projection_expression("#id")
+                .expression_attribute_names("#id", KEY)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error("Scan"))?;
+            ids.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|item| item.get(KEY)?.as_s().ok().cloned()),
+            );
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(ids),
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The sample events in `events/` are in AWS's real shape: each deserialises into
+//! `ApiGatewayWebsocketProxyRequest`, its route agrees with its event type, and its
+//! fields carry the same names and JSON types as the captures in `../shared/aws-events/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chat::ApiGatewayWebsocketProxyRequest;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn samples() -> Vec<(String, Value)> {
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("events"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 8,
+        "events/ holds a sample per route and invalid variants"
+    );
+    files
+        .into_iter()
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                read(&path),
+            )
+        })
+        .collect()
+}
+
+/// `path -> JSON type` for every field, with header names left out (they vary by client).
+fn shape(value: &Value, prefix: &str, out: &mut BTreeMap<String, &'static str>) {
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    out.insert(prefix.to_owned(), kind);
+    if let Value::Object(map) = value {
+        if prefix.ends_with("eaders") || prefix.ends_with("ueryStringParameters") {
+            return;
+        }
+        for (key, child) in map {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            shape(child, &path, out);
+        }
+    }
+}
+
+#[test]
+fn every_sample_deserialises_and_its_route_matches_its_event_type() {
+    for (name, json) in samples() {
+        let event: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let context = &event.request_context;
+        let route = context
+            .route_key
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name}: no routeKey"));
+        let expected = match route {
+            "$connect" => "CONNECT",
+            "$disconnect" => "DISCONNECT",
+            _ => "MESSAGE",
+        };
+        assert_eq!(context.event_type.as_deref(), Some(expected), "{name}");
+        let id = context.connection_id.as_deref().unwrap();
+        assert!(
+            id.len() == 16 && id.ends_with('='),
+            "{name}: connection id {id} looks like AWS's"
+        );
+        assert!(
+            context.connected_at > 1_500_000_000_000,
+            "{name}: connectedAt is epoch ms"
+        );
+        assert!(context.request_time_epoch >= context.connected_at, "{name}");
+        match expected {
+            "MESSAGE" => {
+                assert!(
+                    context.message_id.is_some(),
+                    "{name}: messages carry messageId"
+                );
+                assert!(event.body.is_some(), "{name}: messages carry a body");
+            }
+            "DISCONNECT" => assert!(context.disconnect_status_code.is_some(), "{name}"),
+            _ => assert!(!event.headers.is_empty(), "{name}: connects carry headers"),
+        }
+    }
+}
+
+#[test]
+fn samples_have_the_field_names_and_types_of_real_aws_events() {
+    let captures = repo().join("../shared/aws-events");
+    let websocket_captures = [
+        ("MESSAGE", "go-apigw-websocket-request-send-message.json"),
+        ("DISCONNECT", "go-apigw-websocket-request-disconnect.json"),
+        (
+            "DISCONNECT",
+            "example-apigw-websocket-request-disconnect-route.json",
+        ),
+        (
+            "CONNECT",
+            "example-apigw-websocket-request-without-method.json",
+        ),
+        ("", "example-apigw-websocket-request.json"),
+    ];
+    let mut known: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (_, capture) in websocket_captures {
+        let mut one = BTreeMap::new();
+        shape(&read(&captures.join(capture)), "", &mut one);
+        for (path, kind) in one {
+            known.entry(path).or_default().push(kind);
+        }
+    }
+    for (name, json) in samples() {
+        let mut actual = BTreeMap::new();
+        shape(&json, "", &mut actual);
+        for (path, kind) in &actual {
+            let aws_kinds = known
+                .get(path)
+                .unwrap_or_else(|| panic!("{name}: {path} appears in no AWS capture"));
+            assert!(
+                aws_kinds.contains(kind),
+                "{name}: {path} is {kind}, AWS sends {aws_kinds:?}"
+            );
+        }
+        let event_type = json["requestContext"]["eventType"].as_str().unwrap();
+        for (capture_type, capture) in websocket_captures {
+            if capture_type != event_type {
+                continue;
+            }
+            let capture = read(&captures.join(capture));
+            for key in capture["requestContext"].as_object().unwrap().keys() {
+                if key == "identity" || key == "authorizer" {
+                    continue;
+                }
+                assert!(
+                    json["requestContext"].get(key).is_some(),
+                    "{name}: requestContext.{key} is in every {event_type} event AWS sends"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The `$default` route's Lambda: see [`chat::handlers`] for what it does.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    chat::lambda::run(chat::Route::Default).await
+}
