@@ -121,7 +121,9 @@ pub fn chat_frame(body: Option<&str>, from: &str, sent_at: String) -> Result<Fra
     if message.trim().is_empty() {
         return Err(ErrorFrame::new(
             ErrorCode::EmptyMessage,
-            "\"message\" is empty; write some text to send.",
+            format!(
+                "\"message\" is empty; write some text to send, for example {EXAMPLE_REQUEST}."
+            ),
         ));
     }
     let frame = Frame::Message {

@@ -1,15 +1,21 @@
-//! The sample events in `events/` are in AWS's real shape: each deserialises into
-//! `ApiGatewayWebsocketProxyRequest`, its route agrees with its event type, and its
-//! fields carry the same names and JSON types as the captures in `../shared/aws-events/`.
+//! Events in AWS's real shape: the samples in `events/` and the events the local stack
+//! delivers each deserialise into `ApiGatewayWebsocketProxyRequest`, their route agrees
+//! with their event type, and their fields carry the same names and JSON types as the
+//! captures in `../shared/aws-events/`.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Options, Stack};
 
 use chat::ApiGatewayWebsocketProxyRequest;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    common::repo()
 }
 
 fn read(path: &Path) -> Value {
@@ -68,6 +74,12 @@ fn shape(value: &Value, prefix: &str, out: &mut BTreeMap<String, &'static str>) 
 #[test]
 fn every_sample_deserialises_and_its_route_matches_its_event_type() {
     for (name, json) in samples() {
+        check_event(&name, json);
+    }
+}
+
+fn check_event(name: &str, json: Value) {
+    {
         let event: ApiGatewayWebsocketProxyRequest =
             serde_json::from_value(json).unwrap_or_else(|e| panic!("{name}: {e}"));
         let context = &event.request_context;
@@ -107,6 +119,10 @@ fn every_sample_deserialises_and_its_route_matches_its_event_type() {
 
 #[test]
 fn samples_have_the_field_names_and_types_of_real_aws_events() {
+    check_shapes(samples());
+}
+
+fn check_shapes(events: Vec<(String, Value)>) {
     let captures = repo().join("../shared/aws-events");
     let websocket_captures = [
         ("MESSAGE", "go-apigw-websocket-request-send-message.json"),
@@ -129,7 +145,7 @@ fn samples_have_the_field_names_and_types_of_real_aws_events() {
             known.entry(path).or_default().push(kind);
         }
     }
-    for (name, json) in samples() {
+    for (name, json) in events {
         let mut actual = BTreeMap::new();
         shape(&json, "", &mut actual);
         for (path, kind) in &actual {
@@ -158,4 +174,74 @@ fn samples_have_the_field_names_and_types_of_real_aws_events() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_local_stack_delivers_events_in_the_aws_shape() {
+    let log = std::env::temp_dir().join(format!("{}.jsonl", common::unique("events")));
+    let mut options = Options::fault_connect();
+    options
+        .overrides
+        .push(format!("EventLog={}", log.display()));
+    let stack = Stack::start(options).await;
+    let mut client = common::Client::connect(&format!("{}/?room=lobby&x=%3Cy%3E", stack.ws_url))
+        .await
+        .unwrap();
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    client.expect_silence(Duration::from_millis(300)).await;
+    client.close().await;
+    common::eventually("three events are logged", || async {
+        std::fs::read_to_string(&log)
+            .map(|t| t.lines().count() >= 3)
+            .unwrap_or(false)
+    })
+    .await;
+    let events: Vec<(String, Value)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(n, line)| {
+            (
+                format!("local event {n}"),
+                serde_json::from_str(line).unwrap(),
+            )
+        })
+        .collect();
+    let _ = std::fs::remove_file(&log);
+    let types: Vec<&str> = events
+        .iter()
+        .map(|(_, e)| e["requestContext"]["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["CONNECT", "MESSAGE", "DISCONNECT"]);
+    let connect = &events[0].1;
+    assert_eq!(connect["queryStringParameters"]["room"], "lobby");
+    assert_eq!(
+        connect["queryStringParameters"]["x"], "<y>",
+        "query strings arrive decoded, untouched otherwise"
+    );
+    assert_eq!(
+        connect["multiValueQueryStringParameters"]["room"][0],
+        "lobby"
+    );
+    let disconnect = &events[2].1["requestContext"];
+    assert_eq!(
+        disconnect["disconnectStatusCode"], 1005,
+        "a close frame without a code"
+    );
+    assert_eq!(
+        disconnect["disconnectReason"],
+        "Client-side close frame status not set"
+    );
+    let ids: Vec<&Value> = events
+        .iter()
+        .map(|(_, e)| &e["requestContext"]["connectionId"])
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one connection id throughout"
+    );
+    for (name, json) in events.clone() {
+        check_event(&name, json);
+    }
+    check_shapes(events);
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine, and nothing twice:
+# a project-local Python venv (SAM CLI, cfn-lint, cargo-lambda with zig), the Node tools
+# (dynalite, wscat) and the arm64 Rust target. Safe to run again; each step is skipped
+# when its inputs have not changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+if ! cmp -s requirements-dev.txt .venv/.installed-requirements; then
+  echo "setup: installing Python tools (SAM CLI, cfn-lint, cargo-lambda)"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  cp requirements-dev.txt .venv/.installed-requirements
+fi
+
+if ! cmp -s package.json node_modules/.installed-package.json; then
+  echo "setup: installing Node tools (dynalite, wscat)"
+  npm install --no-audit --no-fund --loglevel=error
+  cp package.json node_modules/.installed-package.json
+fi
+
+if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  echo "setup: adding the aarch64-unknown-linux-gnu Rust target"
+  rustup target add aarch64-unknown-linux-gnu
+fi

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs the tools, starts dynalite,
+# runs the Rust tests (unit, mocked SDK, real dynalite, end-to-end through the local
+# stack), checks the template with cfn-lint and `sam validate --lint`, and builds the
+# arm64 Lambdas with `sam build`. Stops what it started, whatever happens.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export SAM_CLI_TELEMETRY=0 CARGO_TERM_COLOR=never
+# sam build runs cargo-lambda (and its zig) from the project venv.
+export PATH="$PWD/.venv/bin:$PATH"
+
+scripts/setup.sh || exit 1
+
+passed=0
+failed=0
+failures=()
+check() {
+  local name=$1
+  shift
+  echo "==> $name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# One dynalite for the tests that talk to DynamoDB directly; the local stack starts its own.
+port=$(free_port)
+node node_modules/dynalite/cli.js --host 127.0.0.1 --port "$port" >/dev/null 2>&1 &
+pids+=($!)
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+for _ in $(seq 50); do
+  (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+check "cargo build (host, debug)" cargo build --workspace --all-targets
+check "cargo test" cargo test --workspace --no-fail-fast
+check "cfn-lint" .venv/bin/cfn-lint template.yaml
+check "sam validate --lint" .venv/bin/sam validate --lint --region us-east-1
+check "sam build (arm64, cargo-lambda)" .venv/bin/sam build --no-cached
+check "sam build made an arm64 bootstrap per function" scripts/check-artifacts.sh
+
+echo
+for name in "${failures[@]}"; do echo "FAILED: $name"; done
+echo "checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,51 @@
+//! A Lambda that misbehaves on request, for fault tests of the local stack.
+//!
+//! `$connect`: `?status=403` answers that status, `?crash=1` exits mid-invocation.
+//! Messages `{"action":"fault","mode":…}`: `crash` exits, `hang` sleeps past any
+//! Timeout, `error` reports a function error, anything else answers 200.
+//! With `EVENT_LOG` set, every event is appended to that file, one JSON per line.
+
+use std::io::Write;
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::{json, Value};
+
+async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let event = event.payload;
+    if let Some(path) = std::env::var("EVENT_LOG").ok().filter(|p| !p.is_empty()) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{event}")?;
+    }
+    let query = |name: &str| {
+        event
+            .pointer(&format!("/queryStringParameters/{name}"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mode = event
+        .get("body")
+        .and_then(Value::as_str)
+        .and_then(|body| serde_json::from_str::<Value>(body).ok())
+        .and_then(|body| body.get("mode").and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| query("crash").map(|_| "crash".to_owned()));
+    match mode.as_deref() {
+        Some("crash") => std::process::exit(3),
+        Some("hang") => {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            Ok(json!({"statusCode": 200}))
+        }
+        Some("error") => Err("the fault function was asked to fail".into()),
+        _ => {
+            let status: u16 = query("status").and_then(|s| s.parse().ok()).unwrap_or(200);
+            Ok(json!({"statusCode": status}))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::run(service_fn(handle)).await
+}

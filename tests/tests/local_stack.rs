@@ -1,0 +1,217 @@
+//! The local stack end to end: real sockets, real dynalite, real bootstrap processes.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{eventually, Client, Options, Stack};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_client_the_sender_included_exactly_once() {
+    let stack = Stack::start(Options::project()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(stack.client().await);
+    }
+    for (n, client) in clients.iter_mut().enumerate() {
+        client.say(&format!("hello from {n}")).await;
+    }
+    for client in clients.iter_mut() {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for _ in 0..3 {
+            let frame = client.json().await;
+            assert_eq!(frame["type"], "message", "{frame}");
+            assert!(frame["sentAt"].as_str().unwrap().ends_with('Z'));
+            *seen
+                .entry(frame["message"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        assert_eq!(seen.len(), 3, "one of each message: {seen:?}");
+        assert!(seen.values().all(|&count| count == 1));
+        client.expect_silence(Duration::from_millis(300)).await;
+    }
+    let output = stack.output().join("\n");
+    assert!(
+        output.contains("REPORT RequestId:"),
+        "REPORT lines are printed"
+    );
+    assert!(
+        output.contains("Init Duration:"),
+        "cold starts report their init duration"
+    );
+    assert!(
+        output.contains("[OnMessageFunction]"),
+        "function logs are prefixed"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_clients_item_is_removed_from_the_table() {
+    let stack = Stack::start(Options::project()).await;
+    let mut staying = stack.client().await;
+    let mut leaving = stack.client().await;
+    let leaving_id = leaving.own_id().await;
+    let staying_id = staying.own_id().await;
+    assert!(stack.stored_ids().await.contains(&leaving_id));
+    leaving.close().await;
+    eventually("the closed client's id is deleted", || async {
+        !stack.stored_ids().await.contains(&leaving_id)
+    })
+    .await;
+    assert_eq!(stack.stored_ids().await, vec![staying_id]);
+}
+
+#[tokio::test]
+async fn unmatched_and_invalid_requests_go_to_default_and_get_explained() {
+    let stack = Stack::start(Options::project()).await;
+    let mut sender = stack.client().await;
+    let mut bystander = stack.client().await;
+    for (body, code) in [
+        (r#"{"action":"shout","message":"hi"}"#, "unknown_action"),
+        ("not json at all", "invalid_json"),
+        (r#"{"message":"no action"}"#, "missing_action"),
+        (r#"{"action":"onMessage"}"#, "missing_message"),
+        (r#"{"action":"onMessage","message":""}"#, "empty_message"),
+    ] {
+        sender.send_text(body).await;
+        let frame = sender.json().await;
+        assert_eq!(frame["type"], "error", "{body}: {frame}");
+        assert_eq!(frame["code"], code, "{body}");
+        assert!(frame["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"{"action":"onMessage","message":"Hello everyone"}"#));
+    }
+    bystander.expect_silence(Duration::from_millis(300)).await;
+    sender.say("still here").await;
+    assert_eq!(sender.json().await["message"], "still here");
+}
+
+#[tokio::test]
+async fn without_a_default_route_unmatched_messages_are_forbidden() {
+    let stack = Stack::start(Options::faults()).await;
+    let mut client = stack.client().await;
+    client.send_text(r#"{"action":"nothing-here"}"#).await;
+    let frame = client.json().await;
+    assert_eq!(frame["message"], "Forbidden");
+    assert_eq!(frame["connectionId"].as_str().unwrap().len(), 16);
+    assert!(frame["requestId"].is_string());
+    client.send_text("not json").await;
+    assert_eq!(client.json().await["message"], "Forbidden");
+}
+
+#[tokio::test]
+async fn connections_api_posts_describes_deletes_and_answers_gone() {
+    let stack = Stack::start(Options::project()).await;
+    let mut client = stack.client().await;
+    let id = client.own_id().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/@connections/{id}", stack.connections_url);
+
+    let posted = http
+        .post(&url)
+        .body(r#"{"type":"message","message":"from the API"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    assert_eq!(client.json().await["message"], "from the API");
+
+    let described: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert!(
+        described["connectedAt"].as_str().unwrap().ends_with('Z'),
+        "{described}"
+    );
+    assert!(described["lastActiveAt"].is_string());
+    assert_eq!(described["identity"]["sourceIp"], "127.0.0.1");
+
+    let big = "x".repeat(128 * 1024 + 1);
+    assert_eq!(
+        http.post(&url).body(big).send().await.unwrap().status(),
+        413
+    );
+
+    assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
+    match client.next().await {
+        Some(Message::Close(_)) | None => {}
+        other => panic!("expected the socket to close, got {other:?}"),
+    }
+    eventually("the deleted connection is gone", || async {
+        http.post(&url).body("late").send().await.unwrap().status() == 410
+    })
+    .await;
+    let gone = http.post(&url).body("late").send().await.unwrap();
+    assert_eq!(gone.headers()["x-amzn-errortype"], "GoneException");
+    let unknown = format!("{}/@connections/AAAAAAAAAAAAAAA=", stack.connections_url);
+    assert_eq!(http.get(&unknown).send().await.unwrap().status(), 410);
+}
+
+#[tokio::test]
+async fn an_oversize_message_closes_the_connection_with_1009() {
+    let stack = Stack::start(Options::project()).await;
+    let mut client = stack.client().await;
+    let body = format!(
+        r#"{{"action":"onMessage","message":"{}"}}"#,
+        "x".repeat(128 * 1024)
+    );
+    client.send_text(&body).await;
+    match client.next().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    let mut other = stack.client().await;
+    other.say("the stack still serves").await;
+    assert_eq!(other.json().await["message"], "the stack still serves");
+}
+
+#[tokio::test]
+async fn crashing_and_hanging_functions_give_internal_server_error_and_the_stack_keeps_serving() {
+    let stack = Stack::start(Options::faults()).await;
+    let mut client = stack.client().await;
+    for mode in ["crash", "error", "hang"] {
+        client
+            .send_text(&format!(r#"{{"action":"fault","mode":"{mode}"}}"#))
+            .await;
+        let frame = client.json().await;
+        assert_eq!(frame["message"], "Internal server error", "{mode}: {frame}");
+        assert!(frame["connectionId"].is_string() && frame["requestId"].is_string());
+        client.say(&format!("after {mode}")).await;
+        assert_eq!(client.json().await["message"], format!("after {mode}"));
+    }
+    let output = stack.output().join("\n");
+    assert!(
+        output.contains("Task timed out after 2.00 seconds"),
+        "the hang hit its Timeout"
+    );
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    client.expect_silence(Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn a_failing_connect_refuses_the_handshake_with_its_status() {
+    let stack = Stack::start(Options::fault_connect()).await;
+    let refused = Client::connect(&format!("{}/?status=403", stack.ws_url)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        Err(other) => panic!("expected HTTP 403, got {other}"),
+        Ok(_) => panic!("the handshake should have been refused"),
+    }
+    let crashed = Client::connect(&format!("{}/?crash=1", stack.ws_url)).await;
+    match crashed {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 500)
+        }
+        Err(other) => panic!("expected HTTP 500, got {other}"),
+        Ok(_) => panic!("the handshake should have been refused"),
+    }
+    assert!(
+        Client::connect(&stack.ws_url).await.is_ok(),
+        "a good handshake still works"
+    );
+}

@@ -1,0 +1,145 @@
+//! The README's session, for real: the stack started as a user starts it (with its own
+//! dynalite), two `wscat` clients chatting, and Ctrl-C leaving nothing behind.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Options, Stack};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+fn wscat() -> Command {
+    let mut command = Command::new("node");
+    command
+        .arg(common::repo().join("node_modules/wscat/bin/wscat"))
+        .kill_on_drop(true);
+    command
+}
+
+/// Processes whose parent is `pid`, read from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // The fields after the command name (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(pid) {
+            children.push(child);
+        }
+    }
+    children
+}
+
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn two_wscat_clients_chat_and_ctrl_c_leaves_nothing_behind() {
+    let mut options = Options::project();
+    options.shared_dynamodb = false;
+    let stack = Stack::start(options).await;
+    assert!(
+        stack.dynamodb_endpoint.starts_with("http://127.0.0.1:"),
+        "the stack runs its own dynalite"
+    );
+
+    // Terminal 2: a wscat that stays connected and prints what it receives.
+    let mut listener = wscat()
+        .args(["-c", &stack.ws_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs wscat (make setup installs it)");
+    let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
+    common::eventually("the first wscat has connected", || async {
+        stack
+            .output()
+            .iter()
+            .any(|line| line.starts_with("[ConnectFunction] REPORT"))
+    })
+    .await;
+
+    // Terminal 3: a wscat that sends the article's message.
+    // wscat quits when its input ends, so its stdin stays open, as a terminal's would.
+    let mut sender = wscat()
+        .args([
+            "-c",
+            &stack.ws_url,
+            "-x",
+            r#"{"action":"onMessage","message":"Hello everyone"}"#,
+            "-w",
+            "2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _terminal = sender.stdin.take();
+    let sender = tokio::time::timeout(Duration::from_secs(20), sender.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let sent = String::from_utf8_lossy(&sender.stdout);
+    assert!(
+        sent.contains(r#""message":"Hello everyone""#),
+        "the sender sees its own message: {sent}"
+    );
+
+    let received = tokio::time::timeout(common::WAIT, async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("wscat still running");
+            if line.contains("Hello everyone") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the listener sees the message");
+    assert!(received.contains(r#""type":"message""#), "{received}");
+    drop(lines);
+    let _ = listener.kill().await;
+
+    // Ctrl-C: open sockets close with 1001 (running $disconnect), every child process ends.
+    let mut client = stack.client().await;
+    let pid = stack.pid();
+    let children = children_of(pid);
+    assert!(
+        children.len() >= 2,
+        "dynalite and function instances run as children: {children:?}"
+    );
+    let status = stack.stop().await;
+    assert!(status.success(), "a clean exit on Ctrl-C: {status}");
+    match client.next().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected close 1001 on shutdown, got {other:?}"),
+    }
+    common::eventually("every child process has ended", || async {
+        children.iter().all(|&child| !is_running(child))
+    })
+    .await;
+}
