@@ -1,25 +1,5 @@
-//! `chat-local`: the whole SAM template on one machine, with no AWS account and no Docker.
-//!
-//! `start` (the default) serves the template's WebSocket API and `@connections` on
-//! loopback, runs its functions' real `bootstrap` binaries under an emulated Lambda
-//! Runtime API, and gives them a DynamoDB (dynalite) holding the template's tables.
-//! `invoke` runs one function once with an event file: a Docker-free `sam local invoke`.
-//!
-//! Layers, each its own module, with data flowing one way:
-//! [`template`] → [`stack`] → [`dynamodb`] and [`functions`] (over [`runtime_api`]) →
-//! [`gateway`] and [`connections`].
-
-mod connections;
-mod dynamodb;
-mod events;
-mod functions;
-mod gateway;
-mod ids;
-mod process;
-mod runtime_api;
-mod stack;
-mod template;
-mod web;
+//! `chat-local`, the command line of the local stack: `start` (the default) and `invoke`.
+//! See the library's documentation for the layers it wires together.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,9 +10,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::functions::{Functions, Pool};
-use crate::stack::Stack;
-use crate::template::Template;
+use chat_local::functions::{Functions, Pool};
+use chat_local::stack::{self, Stack};
+use chat_local::template::Template;
+use chat_local::{connections, dynamodb, gateway};
 
 #[derive(Parser)]
 #[command(
