@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, and nothing twice:
 # a project-local Python venv (SAM CLI, cfn-lint, cargo-lambda with zig), the Node tools
-# (dynalite, wscat) and the arm64 Rust target. Safe to run again; each step is skipped
+# (dynalite, wscat, playwright-core), Debian's Chromium for the browser tests, and the
+# arm64 Rust target. Safe to run again; each step is skipped
 # when its inputs have not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +18,19 @@ if ! cmp -s requirements-dev.txt .venv/.installed-requirements; then
 fi
 
 if ! cmp -s package.json node_modules/.installed-package.json; then
-  echo "setup: installing Node tools (dynalite, wscat)"
+  echo "setup: installing Node tools (dynalite, wscat, playwright-core)"
   npm install --no-audit --no-fund --loglevel=error
   cp package.json node_modules/.installed-package.json
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: Chromium is missing; install it (Debian: apt-get install chromium) for the browser tests" >&2
+  fi
 fi
 
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then

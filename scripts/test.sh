@@ -49,9 +49,10 @@ done
 
 check "cargo build (host, debug)" cargo build --workspace --all-targets
 check "cargo test" cargo test --workspace --no-fail-fast
+check "browser client (node --test, headless Chromium)" node --test --test-concurrency=1 tests/web/
 check "cfn-lint" .venv/bin/cfn-lint template.yaml
 check "sam validate --lint" .venv/bin/sam validate --lint --region us-east-1
-check "sam build (arm64, cargo-lambda)" .venv/bin/sam build --no-cached
+check "sam build (arm64, cargo-lambda)" .venv/bin/sam build
 check "sam build made an arm64 bootstrap per function" scripts/check-artifacts.sh
 
 echo

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,8 @@ struct Instance {
     kill: Mutex<Option<oneshot::Sender<()>>>,
     server: JoinHandle<()>,
     invocations: u64,
+    /// The pool's generation at spawn; an instance of an older binary is not reused.
+    generation: u64,
 }
 
 impl Instance {
@@ -71,6 +74,7 @@ impl Instance {
         function: &Function,
         binary: &PathBuf,
         environment: &[(String, String)],
+        generation: u64,
     ) -> Result<Instance, InvokeError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -138,6 +142,7 @@ impl Instance {
             kill: Mutex::new(Some(kill)),
             server,
             invocations: 0,
+            generation,
         })
     }
 
@@ -249,6 +254,7 @@ pub struct Pool {
     environment: Vec<(String, String)>,
     idle: Mutex<Vec<Instance>>,
     busy: Semaphore,
+    generation: AtomicU64,
     quiet: bool,
 }
 
@@ -266,6 +272,7 @@ impl Pool {
             environment,
             idle: Mutex::new(Vec::new()),
             busy: Semaphore::new(max_instances.max(1)),
+            generation: AtomicU64::new(0),
             quiet,
         }
     }
@@ -289,7 +296,14 @@ impl Pool {
         let started = Instant::now();
         let mut instance = match warm {
             Some(instance) => instance,
-            None => match Instance::spawn(&self.function, &self.binary, &self.environment).await {
+            None => match Instance::spawn(
+                &self.function,
+                &self.binary,
+                &self.environment,
+                self.generation.load(Ordering::Acquire),
+            )
+            .await
+            {
                 Ok(instance) => instance,
                 Err(error) => {
                     let report = Report {
@@ -320,7 +334,9 @@ impl Pool {
             max_memory_mb: instance.max_memory_mb(),
         };
         self.log_report(&report, result.as_ref().err());
-        if instance.is_alive()
+        let current = instance.generation == self.generation.load(Ordering::Acquire);
+        if current
+            && instance.is_alive()
             && !result
                 .as_ref()
                 .is_err_and(|e| !matches!(e, InvokeError::Function(_)))
@@ -360,6 +376,17 @@ impl Pool {
         }
         self.log(&format!("END RequestId: {id}"));
         self.log(&line);
+    }
+
+    /// Retires every instance: idle ones stop now, busy ones when their invocation ends.
+    /// The next invocation starts a fresh process from the (rebuilt) binary.
+    pub fn restart(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.idle.lock().expect("idle instances").clear();
+    }
+
+    pub fn binary(&self) -> &std::path::Path {
+        &self.binary
     }
 
     /// Stops every idle instance; busy ones stop when their invocation ends or the stack exits.

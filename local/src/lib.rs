@@ -19,4 +19,5 @@ pub mod process;
 pub mod runtime_api;
 pub mod stack;
 pub mod template;
+pub mod watch;
 pub mod web;

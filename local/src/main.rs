@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use chat_local::functions::{Functions, Pool};
 use chat_local::stack::{self, Stack};
 use chat_local::template::Template;
-use chat_local::{connections, dynamodb, gateway};
+use chat_local::{connections, dynamodb, gateway, watch};
 
 #[derive(Parser)]
 #[command(
@@ -86,6 +86,10 @@ struct StartArgs {
     /// Maximum connection duration in seconds (API Gateway: 7200).
     #[arg(long, default_value_t = 7200)]
     max_connection_duration: u64,
+    /// Rebuild when sources change and restart each function whose binary changed
+    /// (with --bin-dir: restart when a binary there changes).
+    #[arg(long)]
+    watch: bool,
     /// Directory of the browser client served on plain GETs.
     #[arg(long, default_value = "web")]
     web_dir: PathBuf,
@@ -143,10 +147,29 @@ fn binaries(common: &CommonArgs, stack: &Stack, dir: &Path) -> Result<PathBuf> {
     if let Some(bin_dir) = &common.bin_dir {
         return Ok(bin_dir.clone());
     }
-    let mut build =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build(common.release, stack, dir)?;
+    let metadata = std::process::Command::new(cargo())
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(dir)
+        .output()
+        .context("cannot run cargo metadata")?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&metadata.stdout).context("cargo metadata output")?;
+    let target = metadata["target_directory"]
+        .as_str()
+        .ok_or_else(|| anyhow!("cargo metadata has no target_directory"))?;
+    Ok(Path::new(target).join(if common.release { "release" } else { "debug" }))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// `cargo build` of every function's binary, for this machine.
+fn build(release: bool, stack: &Stack, dir: &Path) -> Result<()> {
+    let mut build = std::process::Command::new(cargo());
     build.arg("build").current_dir(dir);
-    if common.release {
+    if release {
         build.arg("--release");
     }
     for function in stack.functions.values() {
@@ -160,18 +183,7 @@ fn binaries(common: &CommonArgs, stack: &Stack, dir: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("cargo build failed ({status})");
     }
-    let metadata =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(dir)
-            .output()
-            .context("cannot run cargo metadata")?;
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&metadata.stdout).context("cargo metadata output")?;
-    let target = metadata["target_directory"]
-        .as_str()
-        .ok_or_else(|| anyhow!("cargo metadata has no target_directory"))?;
-    Ok(Path::new(target).join(if common.release { "release" } else { "debug" }))
+    Ok(())
 }
 
 /// DynamoDB for the stack: the given endpoint, or a dynalite this call starts.
@@ -368,6 +380,24 @@ async fn start(args: StartArgs) -> Result<()> {
     }
     if gateway_web(&args, &dir) {
         println!("Web client:      http://{ws_address}/");
+    }
+    if args.watch {
+        let rebuild = common.bin_dir.is_none().then(|| {
+            let (release, stack, dir) = (common.release, stack.clone(), dir.clone());
+            Arc::new(move || build(release, &stack, &dir).is_ok())
+                as Arc<dyn Fn() -> bool + Send + Sync>
+        });
+        let watched = Arc::clone(&functions);
+        let source_dir = dir.clone();
+        tokio::spawn(async move { watch::run(source_dir, watched, rebuild).await });
+        println!(
+            "Watching {} for changes",
+            if common.bin_dir.is_some() {
+                "the binaries"
+            } else {
+                "the sources"
+            }
+        );
     }
     println!("Ready. Ctrl-C stops everything.");
 

@@ -182,9 +182,9 @@ fn parse_object(body: Option<&str>) -> Result<serde_json::Map<String, Value>, Er
                 json_kind(&other)
             ),
         )),
-        Err(_) => Err(ErrorFrame::new(
+        Err(error) => Err(ErrorFrame::new(
             ErrorCode::InvalidJson,
-            format!("Requests must be JSON; send for example {EXAMPLE_REQUEST}."),
+            format!("Requests must be JSON ({error}); send for example {EXAMPLE_REQUEST}."),
         )),
     }
 }

@@ -1,0 +1,497 @@
+//! Reliability through the real local stack: bad input from live clients, faults in the
+//! database, the functions and the network, and least exposure (loopback only, no
+//! client text reaching a log line unescaped).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use common::{eventually, Client, Options, Stack};
+use futures::SinkExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::Message;
+
+const EXAMPLE: &str = r#"{"action":"onMessage","message":"Hello everyone"}"#;
+
+fn no_panics(stack: &Stack) {
+    let output = stack.output();
+    let panics: Vec<&String> = output.iter().filter(|l| l.contains("panicked")).collect();
+    assert!(panics.is_empty(), "a process panicked: {panics:?}");
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_its_documented_answer_and_nobody_else_sees_it() {
+    let stack = Stack::start(Options::project()).await;
+    let mut sender = stack.client().await;
+    let mut bystander = stack.client().await;
+    let nested = format!(
+        r#"{{"action":"onMessage","message":"x","deep":{}{}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let long_action = format!(r#"{{"action":"{}"}}"#, "a".repeat(10_000));
+    let cases: Vec<(String, &str)> = vec![
+        ("this is not JSON".into(), "invalid_json"),
+        ("[1,2,3]".into(), "not_an_object"),
+        ("\"just a string\"".into(), "not_an_object"),
+        (r#"{"message":"hi"}"#.into(), "missing_action"),
+        (r#"{"action":5,"message":"hi"}"#.into(), "unknown_action"),
+        (
+            r#"{"action":"shout","message":"hi"}"#.into(),
+            "unknown_action",
+        ),
+        (r#"{"action":"onMessage"}"#.into(), "missing_message"),
+        (
+            r#"{"action":"onMessage","message":""}"#.into(),
+            "empty_message",
+        ),
+        (
+            r#"{"action":"onMessage","message":42}"#.into(),
+            "invalid_message",
+        ),
+        (
+            r#"{"action":"onMessage","message":null}"#.into(),
+            "missing_message",
+        ),
+        (nested, "invalid_json"),
+        (long_action, "unknown_action"),
+    ];
+    for (body, code) in &cases {
+        sender.send_text(body).await;
+        let frame = sender.json().await;
+        assert_eq!(
+            frame["type"],
+            "error",
+            "{}: {frame}",
+            &body[..body.len().min(60)]
+        );
+        assert_eq!(frame["code"], *code, "{}", &body[..body.len().min(60)]);
+        let message = frame["message"].as_str().unwrap();
+        assert!(
+            message.contains(EXAMPLE),
+            "the error shows a valid request: {message}"
+        );
+        assert!(
+            message.len() < 600,
+            "the error frame stays small: {} bytes",
+            message.len()
+        );
+    }
+
+    // A binary frame reaches $default base64-encoded and is explained.
+    sender
+        .socket
+        .send(Message::binary(vec![0u8, 159, 146, 150]))
+        .await
+        .unwrap();
+    assert_eq!(sender.json().await["code"], "binary_frame");
+
+    // Just under 128 KB is accepted by the gateway, but the broadcast frame would pass the quota.
+    let overhead = r#"{"action":"onMessage","message":""}"#.len();
+    let under = format!(
+        r#"{{"action":"onMessage","message":"{}"}}"#,
+        "x".repeat(128 * 1024 - overhead)
+    );
+    assert_eq!(under.len(), 128 * 1024);
+    sender.send_text(&under).await;
+    assert_eq!(sender.json().await["code"], "message_too_large");
+
+    // The sender is still connected and served after all of that.
+    sender.say("still here").await;
+    assert_eq!(sender.json().await["message"], "still here");
+    assert_eq!(
+        bystander.json().await["message"],
+        "still here",
+        "the bystander saw only the valid message"
+    );
+    bystander.expect_silence(Duration::from_millis(300)).await;
+
+    // Just over 128 KB: close 1009, as API Gateway does.
+    let over = format!(
+        r#"{{"action":"onMessage","message":"{}"}}"#,
+        "x".repeat(128 * 1024 - overhead + 1)
+    );
+    sender.send_text(&over).await;
+    match sender.next().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+
+    // Invalid UTF-8 in a text frame: the connection is closed with 1007.
+    let mut broken = stack.client().await;
+    let frame = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    broken.socket.send(Message::Frame(frame)).await.unwrap();
+    match broken.next().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Invalid),
+        None => {}
+        other => panic!("expected close 1007, got {other:?}"),
+    }
+    bystander.expect_silence(Duration::from_millis(300)).await;
+    no_panics(&stack);
+}
+
+/// A dynalite of the test's own, on a fixed port with data on disk, so it can be stopped
+/// and started again under a running stack.
+struct Dynalite {
+    child: tokio::process::Child,
+}
+
+impl Dynalite {
+    async fn start(port: u16, dir: &std::path::Path) -> Dynalite {
+        let child = tokio::process::Command::new("node")
+            .arg(common::repo().join("node_modules/dynalite/cli.js"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--path"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs dynalite");
+        eventually("dynalite listens", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        Dynalite { child }
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_refuses_new_connections_answers_errors_and_heals() {
+    let dir = std::env::temp_dir().join(common::unique("dynalite"));
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dynalite = Dynalite::start(port, &dir).await;
+    let mut options = Options::project();
+    options.shared_dynamodb = false;
+    options.extra = vec![
+        "--dynamodb-endpoint".into(),
+        format!("http://127.0.0.1:{port}"),
+    ];
+    let stack = Stack::start(options).await;
+    let mut client = stack.client().await;
+    client.say("before").await;
+    assert_eq!(client.json().await["message"], "before");
+
+    dynalite.stop().await;
+    match Client::connect(&stack.ws_url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 500)
+        }
+        Err(other) => panic!("expected HTTP 500, got {other}"),
+        Ok(_) => panic!("a handshake must be refused while the table is unreachable"),
+    }
+    client.say("during").await;
+    let frame = client.json().await;
+    assert_eq!(frame["code"], "unavailable", "{frame}");
+
+    let _dynalite = Dynalite::start(port, &dir).await;
+    let mut newcomer = stack.client().await;
+    client.say("after").await;
+    assert_eq!(client.json().await["message"], "after");
+    assert_eq!(newcomer.json().await["message"], "after");
+    no_panics(&stack);
+    drop(stack);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Function processes of the stack running `binary`, from /proc.
+fn instances_of(stack: &Stack, binary: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((name, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(')')) else {
+            continue;
+        };
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(stack.pid()) && binary.starts_with(name) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
+    let stack = Stack::start(Options::faults()).await;
+    let mut client = stack.client().await;
+    client
+        .send_text(r#"{"action":"fault","mode":"hang"}"#)
+        .await;
+    eventually("the hanging instance runs", || async {
+        !instances_of(&stack, "chat-fault").is_empty()
+    })
+    .await;
+    let victims = instances_of(&stack, "chat-fault");
+    for pid in &victims {
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    assert_eq!(client.json().await["message"], "Internal server error");
+    let cold_starts = || {
+        stack
+            .output()
+            .iter()
+            .filter(|l| l.starts_with("[FaultFunction] REPORT") && l.contains("Init Duration"))
+            .count()
+    };
+    eventually("the failed invocation is reported", || async {
+        cold_starts() >= 1
+    })
+    .await;
+    let before = cold_starts();
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    eventually("a new instance served the next invocation", || async {
+        cold_starts() > before
+    })
+    .await;
+    client.expect_silence(Duration::from_millis(200)).await;
+
+    client
+        .send_text(r#"{"action":"fault","mode":"hang"}"#)
+        .await;
+    assert_eq!(
+        client.json().await["message"],
+        "Internal server error",
+        "the Timeout (2 s) fails the invocation"
+    );
+    assert!(stack
+        .output()
+        .iter()
+        .any(|l| l.contains("Task timed out after 2.00 seconds")));
+    eventually("the timed-out instance is gone", || async {
+        instances_of(&stack, "chat-fault").len() <= 1
+    })
+    .await;
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    eventually("another new instance served", || async {
+        cold_starts() > before + 1
+    })
+    .await;
+    client.say("all good").await;
+    assert_eq!(client.json().await["message"], "all good");
+    no_panics(&stack);
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_without_a_close_frame_is_disconnected_and_removed() {
+    let log = std::env::temp_dir().join(format!("{}.jsonl", common::unique("vanish")));
+    let mut options = Options::fault_connect();
+    options
+        .overrides
+        .push(format!("EventLog={}", log.display()));
+    let stack = Stack::start(options).await;
+    let client = stack.client().await;
+    // Dropping the stream closes the TCP connection without a WebSocket close frame.
+    drop(client);
+    eventually("$disconnect ran", || async {
+        std::fs::read_to_string(&log)
+            .map(|t| t.contains("DISCONNECT"))
+            .unwrap_or(false)
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let disconnect: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .last()
+        .unwrap();
+    assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1006);
+    let _ = std::fs::remove_file(&log);
+
+    let stack = Stack::start(Options::project()).await;
+    let mut vanishing = stack.client().await;
+    let id = vanishing.own_id().await;
+    drop(vanishing);
+    eventually("the vanished client's item is removed", || async {
+        !stack.stored_ids().await.contains(&id)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_broadcast_prunes_more_than_a_megabyte_of_stale_ids_and_reaches_every_live_client() {
+    const STALE: usize = 6_000;
+    let stack = Stack::start(Options::project()).await;
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        live.push(stack.client().await);
+    }
+    let mut live_ids = Vec::new();
+    for client in live.iter_mut() {
+        live_ids.push(client.own_id().await);
+    }
+    // Drain the "who am I" broadcasts each client saw of the others.
+    for client in live.iter_mut() {
+        while tokio::time::timeout(
+            Duration::from_millis(200),
+            futures::StreamExt::next(&mut client.socket),
+        )
+        .await
+        .is_ok()
+        {}
+    }
+    let dynamodb = stack.dynamodb().await;
+    let table = stack.table.clone().unwrap();
+    let padding = "stale connection from an old session ".repeat(6);
+    let stale: Vec<String> = (0..STALE).map(|n| format!("stale{n:010}=")).collect();
+    for chunk in stale.chunks(25) {
+        let writes: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|id| {
+                let item = PutRequest::builder()
+                    .item("connectionid", AttributeValue::S(id.clone()))
+                    .item("userAgent", AttributeValue::S(padding.clone()))
+                    .build()
+                    .unwrap();
+                WriteRequest::builder().put_request(item).build()
+            })
+            .collect();
+        dynamodb
+            .batch_write_item()
+            .request_items(&table, writes)
+            .send()
+            .await
+            .unwrap();
+    }
+    let first_page = dynamodb.scan().table_name(&table).send().await.unwrap();
+    assert!(
+        first_page.last_evaluated_key.is_some(),
+        "the table is more than one 1 MB scan page"
+    );
+
+    live[0].say("prune").await;
+    for client in live.iter_mut() {
+        let frame = tokio::time::timeout(Duration::from_secs(60), client.json())
+            .await
+            .expect("the broadcast arrives");
+        assert_eq!(frame["message"], "prune");
+    }
+    // The live clients may be served before the fan-out has finished pruning: wait for its summary.
+    let summary = format!("\"gone\":{STALE}");
+    common::eventually_within(
+        Duration::from_secs(60),
+        "the broadcast summary reports every stale id gone",
+        || async { stack.output().iter().any(|l| l.contains(&summary)) },
+    )
+    .await;
+    live_ids.sort();
+    assert_eq!(
+        stack.stored_ids().await,
+        live_ids,
+        "every stale id is gone, every live id stays"
+    );
+}
+
+/// Addresses listening on `port`, from /proc/net/tcp and tcp6 (hex, as the kernel writes them).
+fn listeners_on(port: u16) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(table) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let Some((address, hex_port)) = local.rsplit_once(':') else {
+                continue;
+            };
+            if *state == "0A" && u16::from_str_radix(hex_port, 16).ok() == Some(port) {
+                found.push(address.to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn management_and_runtime_apis_listen_on_loopback_only_and_client_text_stays_escaped() {
+    let mut options = Options::project();
+    options.extra = vec!["--host".into(), "0.0.0.0".into()];
+    let stack = Stack::start(options).await;
+    let connections_port: u16 = stack
+        .connections_url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        listeners_on(connections_port),
+        vec!["0100007F"],
+        "@connections binds 127.0.0.1 even with --host 0.0.0.0"
+    );
+
+    let mut client = stack.client().await;
+    let injected =
+        "hi\n[ConnectFunction] REPORT RequestId: forged\u{1b}[31m`touch /tmp/pwned`$(id)";
+    client.say(injected).await;
+    assert_eq!(
+        client.json().await["message"],
+        injected,
+        "delivered byte for byte"
+    );
+    client
+        .send_text(&format!(
+            r#"{{"action":"{}"}}"#,
+            injected.replace('\n', "\\n").replace('\u{1b}', "\\u001b")
+        ))
+        .await;
+    assert_eq!(client.json().await["code"], "unknown_action");
+
+    let runtime_apis: Vec<String> = instances_of(&stack, "chat-on-message")
+        .into_iter()
+        .chain(instances_of(&stack, "chat-default"))
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            environ.split(|b| *b == 0).find_map(|var| {
+                String::from_utf8_lossy(var)
+                    .strip_prefix("AWS_LAMBDA_RUNTIME_API=")
+                    .map(str::to_owned)
+            })
+        })
+        .collect();
+    assert!(!runtime_apis.is_empty(), "function instances are running");
+    for api in runtime_apis {
+        assert!(api.starts_with("127.0.0.1:"), "{api}");
+        let port: u16 = api.rsplit_once(':').unwrap().1.parse().unwrap();
+        assert_eq!(
+            listeners_on(port),
+            vec!["0100007F"],
+            "the Runtime API on {port} binds loopback only"
+        );
+    }
+    let output = stack.output();
+    assert!(
+        !output.iter().any(|l| l.contains('\u{1b}')),
+        "no raw escape sequence reached the log"
+    );
+    assert!(
+        !output.iter().any(|l| l.contains("forged")),
+        "client text is not logged"
+    );
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+}
