@@ -215,3 +215,58 @@ async fn a_failing_connect_refuses_the_handshake_with_its_status() {
         "a good handshake still works"
     );
 }
+
+#[tokio::test]
+async fn watch_restarts_a_function_whose_binary_changed() {
+    let dir = std::env::temp_dir().join(common::unique("watch-bin"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join("chat-fault");
+    std::fs::copy(common::bin_dir().join("chat-fault"), &binary).unwrap();
+    let mut options = Options::fault_connect();
+    options.bin_dir = dir.clone();
+    options.extra = vec!["--watch".into()];
+    let stack = Stack::start(options).await;
+    let cold_starts = || {
+        stack
+            .output()
+            .iter()
+            .filter(|l| l.starts_with("[FaultFunction] REPORT") && l.contains("Init Duration"))
+            .count()
+    };
+    let mut client = stack.client().await;
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    common::eventually("two invocations, one cold start", || async {
+        stack
+            .output()
+            .iter()
+            .filter(|l| l.starts_with("[FaultFunction] REPORT"))
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(
+        cold_starts(),
+        1,
+        "the second invocation reused the warm instance"
+    );
+
+    // Replace the binary the way a build does: a new file renamed over the old one.
+    let fresh = dir.join("chat-fault.new");
+    std::fs::copy(common::bin_dir().join("chat-fault"), &fresh).unwrap();
+    std::fs::rename(&fresh, &binary).unwrap();
+    common::eventually("the watcher restarts FaultFunction", || async {
+        stack
+            .output()
+            .iter()
+            .any(|l| l.contains("FaultFunction: new binary, restarting its instances"))
+    })
+    .await;
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    common::eventually(
+        "the next invocation is a cold start of the new binary",
+        || async { cold_starts() == 2 },
+    )
+    .await;
+    drop(stack);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,6 +43,8 @@ pub fn unique(prefix: &str) -> String {
 
 pub struct Options {
     pub template: PathBuf,
+    /// Where the function binaries come from (`--bin-dir`).
+    pub bin_dir: PathBuf,
     pub overrides: Vec<String>,
     pub extra: Vec<String>,
     /// Use the shared `DYNAMODB_ENDPOINT` (when set) rather than a dynalite of its own.
@@ -55,6 +57,7 @@ impl Options {
             template: repo().join("template.yaml"),
             overrides: vec![format!("TableName={}", unique("chat"))],
             extra: Vec::new(),
+            bin_dir: bin_dir(),
             shared_dynamodb: true,
         }
     }
@@ -65,6 +68,7 @@ impl Options {
             template: repo().join("tests/fixtures/fault-connect.yaml"),
             overrides: Vec::new(),
             extra: Vec::new(),
+            bin_dir: bin_dir(),
             shared_dynamodb: true,
         }
     }
@@ -74,6 +78,7 @@ impl Options {
             template: repo().join("tests/fixtures/faults.yaml"),
             overrides: vec![format!("TableName={}", unique("faults"))],
             extra: Vec::new(),
+            bin_dir: bin_dir(),
             shared_dynamodb: true,
         }
     }
@@ -106,7 +111,7 @@ impl Stack {
                 "4",
             ])
             .arg("--bin-dir")
-            .arg(bin_dir())
+            .arg(&options.bin_dir)
             .args(&options.extra)
             .current_dir(repo())
             .stdin(Stdio::null())
