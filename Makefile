@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make local   runs the chat locally (WebSocket API, Lambdas, DynamoDB), no AWS, no Docker
 #   make test    runs every test
-.PHONY: local test setup build sam-build invoke
+.PHONY: local test setup sam-build bench
 
 ARGS ?=
 
@@ -17,3 +17,8 @@ setup:
 
 sam-build: setup
 	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build
+
+# Benchmarks against the real local stack, in release builds; writes BENCHMARKS.md.
+bench: setup sam-build
+	cargo build --release --workspace --bins
+	target/release/chat-bench

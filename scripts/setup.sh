@@ -23,6 +23,13 @@ if ! cmp -s package.json node_modules/.installed-package.json; then
   cp package.json node_modules/.installed-package.json
 fi
 
+# The benchmark's Node.js peer (AWS SDK v3), also run by the benchmark's smoke test.
+if ! cmp -s tests/node-peer/package.json tests/node-peer/node_modules/.installed-package.json; then
+  echo "setup: installing the Node.js benchmark peer (AWS SDK v3)"
+  (cd tests/node-peer && npm install --no-audit --no-fund --loglevel=error)
+  cp tests/node-peer/package.json tests/node-peer/node_modules/.installed-package.json
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Chromium for the browser tests"

@@ -100,6 +100,7 @@ struct ApiState {
 
 pub fn router(registry: Arc<Registry>, stage: String) -> Router {
     Router::new()
+        .route("/@local/broadcast", post(broadcast_all))
         .route(
             "/{stage}/@connections/{id}",
             post(post_to_connection)
@@ -175,6 +176,28 @@ async fn post_to_connection(
             &format!("Connection {id} is gone"),
         ),
     }
+}
+
+/// A local extension, not part of API Gateway: writes the body to every open connection
+/// with no function, table or per-connection request involved. The benchmarks use it to
+/// measure the gateway's own fan-out limit.
+async fn broadcast_all(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let all: Vec<Arc<Connection>> = state
+        .registry
+        .connections
+        .read()
+        .expect("registry")
+        .values()
+        .cloned()
+        .collect();
+    let mut delivered = 0usize;
+    for connection in all {
+        if connection.send(Outgoing::Text(text.clone())).await.is_ok() {
+            delivered += 1;
+        }
+    }
+    Json(json!({ "delivered": delivered })).into_response()
 }
 
 async fn get_connection(

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use chat_local::functions::{Functions, Pool};
-use chat_local::stack::{self, Stack};
+use chat_local::functions::{self, Functions, Pool};
+use chat_local::stack::Stack;
 use chat_local::template::Template;
 use chat_local::{connections, dynamodb, gateway, watch};
 
@@ -197,57 +197,6 @@ async fn database(common: &CommonArgs, dir: &Path) -> Result<(String, Option<dyn
     }
 }
 
-/// The environment Lambda gives every function, plus the template's variables.
-fn environment(
-    function: &stack::Function,
-    stack: &Stack,
-    dynamodb: &str,
-    connections: &str,
-) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    let mut set = |k: &str, v: String| {
-        env.insert(k.to_owned(), v);
-    };
-    set("PATH", "/usr/local/bin:/usr/bin:/bin".into());
-    set("LANG", "en_US.UTF-8".into());
-    set("TZ", ":UTC".into());
-    set("_HANDLER", "bootstrap".into());
-    set("AWS_LAMBDA_FUNCTION_NAME", function.name.clone());
-    set(
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        function.memory_mb.to_string(),
-    );
-    set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into());
-    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
-    set(
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        format!("/aws/lambda/{}", function.name),
-    );
-    set("AWS_REGION", stack.region.clone());
-    set("AWS_DEFAULT_REGION", stack.region.clone());
-    set("AWS_ACCESS_KEY_ID", "local".into());
-    set("AWS_SECRET_ACCESS_KEY", "local".into());
-    set("AWS_SESSION_TOKEN", "local".into());
-    set("AWS_EC2_METADATA_DISABLED", "true".into());
-    set("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.to_owned());
-    set(
-        "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
-        connections.to_owned(),
-    );
-    if let Some(format) = &function.log_format {
-        set("AWS_LAMBDA_LOG_FORMAT", format.clone());
-    }
-    for name in ["RUST_LOG", "RUST_BACKTRACE", "AWS_LAMBDA_LOG_LEVEL"] {
-        if let Ok(value) = std::env::var(name) {
-            set(name, value);
-        }
-    }
-    for (name, value) in &function.environment {
-        set(name, value.clone());
-    }
-    env.into_iter().collect()
-}
-
 fn pools(
     common: &CommonArgs,
     stack: &Stack,
@@ -267,7 +216,7 @@ fn pools(
                     binary.display()
                 )
             })?;
-        let env = environment(function, stack, dynamodb, connections);
+        let env = functions::lambda_environment(function, &stack.region, dynamodb, connections);
         pools.insert(
             id.clone(),
             Pool::new(

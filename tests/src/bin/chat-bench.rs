@@ -1,0 +1,585 @@
+//! `chat-bench`: the project's figures, measured side by side in one run against the real
+//! local stack, written to BENCHMARKS.md.
+//!
+//! 1. Fan-out: N clients, one sends; time until all N have the message, next to the raw
+//!    limit (the gateway writing the same frame to the same sockets, no Lambda, no
+//!    DynamoDB, no per-recipient HTTP request).
+//! 2. Cold start of every bootstrap, next to the Node.js peer (AWS SDK v3).
+//! 3. Warm latency per route through the gateway.
+//! 4. Capacity: idle connections, gateway memory, new connections per second.
+//! 5. Artifacts: the arm64 bootstraps `sam build` made, raw and zipped.
+//!
+//! `--quick` runs everything with tiny numbers: the test suite does that so the
+//! benchmark cannot rot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chat_local::functions::{lambda_environment, Pool};
+use chat_local::stack::Stack as TemplateStack;
+use chat_local::template::Template;
+use e2e::harness::{self, Client, Options, Stack};
+use futures::stream::{self, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Settings {
+    sizes: Vec<usize>,
+    messages: usize,
+    cold_runs: usize,
+    warm_runs: usize,
+    idle: Vec<usize>,
+    out: PathBuf,
+}
+
+impl Settings {
+    fn from_args() -> Settings {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let quick = args.iter().any(|a| a == "--quick");
+        let out = args
+            .iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| harness::repo().join("BENCHMARKS.md"));
+        if quick {
+            Settings {
+                sizes: vec![3, 10],
+                messages: 3,
+                cold_runs: 2,
+                warm_runs: 3,
+                idle: vec![20],
+                out,
+            }
+        } else {
+            Settings {
+                sizes: vec![10, 100, 1000, 5000],
+                messages: 20,
+                cold_runs: 20,
+                warm_runs: 50,
+                idle: vec![1000, 10000],
+                out,
+            }
+        }
+    }
+}
+
+/// p50 and p95 of a sample, in milliseconds.
+fn percentiles(samples: &[Duration]) -> (f64, f64) {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    (at(0.50), at(0.95))
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Connects `n` clients, `concurrency` handshakes at a time; returns them and the elapsed time.
+async fn connect_many(url: &str, n: usize, concurrency: usize) -> (Vec<Client>, Duration) {
+    let started = Instant::now();
+    let clients: Vec<Client> = stream::iter(0..n)
+        .map(|_| async { Client::connect(url).await.expect("handshake") })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    (clients, started.elapsed())
+}
+
+/// Keeps the first client as the sender and turns the others into reader tasks that
+/// report each text frame's arrival; the readers close their sockets when `stop` fires.
+fn listen(
+    clients: Vec<Client>,
+) -> (
+    Client,
+    mpsc::UnboundedReceiver<(String, Instant)>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut clients = clients.into_iter();
+    let sender = clients.next().expect("at least one client");
+    for client in clients {
+        let tx = tx.clone();
+        let mut stopped = stopped.clone();
+        let mut socket = client.socket;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    message = socket.next() => match message {
+                        Some(Ok(Message::Text(text))) => { let _ = tx.send((text.to_string(), Instant::now())); }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    },
+                    _ = stopped.changed() => {
+                        let _ = socket.close(None).await;
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    (sender, rx, stop)
+}
+
+/// Waits until `count` frames containing `marker` arrived; returns when the last did.
+async fn await_all(
+    rx: &mut mpsc::UnboundedReceiver<(String, Instant)>,
+    marker: &str,
+    count: usize,
+) -> Instant {
+    let mut seen = 0;
+    let mut last = Instant::now();
+    while seen < count {
+        let (text, at) = tokio::time::timeout(Duration::from_secs(120), rx.recv())
+            .await
+            .expect("every client receives within 120 s")
+            .expect("readers alive");
+        if text.contains(marker) {
+            seen += 1;
+            last = at;
+        }
+    }
+    last
+}
+
+struct FanOut {
+    n: usize,
+    lambda: (f64, f64),
+    raw: (f64, f64),
+}
+
+async fn fan_out(stack: &Stack, n: usize, messages: usize) -> FanOut {
+    let (clients, _) = connect_many(&stack.ws_url, n + 1, 64).await;
+    // Client 0 sends and is not timed (it also gets its own message); the other n are timed.
+    let (mut sender, mut rx, stop) = listen(clients);
+    let http = RawBroadcast::new(&stack.connections_url);
+    let mut lambda = Vec::new();
+    let mut raw = Vec::new();
+    for i in 0..messages {
+        let marker = format!("bench-{n}-{i}-");
+        let started = Instant::now();
+        sender.say(&marker).await;
+        lambda.push(await_all(&mut rx, &marker, n).await - started);
+        let _ = sender.json().await;
+
+        let marker = format!("raw-{n}-{i}-");
+        let started = Instant::now();
+        http.send(&format!(r#"{{"type":"message","message":"{marker}"}}"#))
+            .await;
+        raw.push(await_all(&mut rx, &marker, n).await - started);
+        let _ = sender.json().await;
+    }
+    let _ = sender.socket.close(None).await;
+    let _ = stop.send(true);
+    FanOut {
+        n,
+        lambda: percentiles(&lambda),
+        raw: percentiles(&raw),
+    }
+}
+
+/// Triggers the local stack's raw broadcast (`POST /@local/broadcast`) over plain HTTP/1.1.
+struct RawBroadcast {
+    address: String,
+}
+
+impl RawBroadcast {
+    fn new(connections_url: &str) -> RawBroadcast {
+        let address = connections_url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        RawBroadcast { address }
+    }
+
+    async fn send(&self, body: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.address)
+            .await
+            .expect("@connections listener");
+        let request = format!(
+            "POST /@local/broadcast HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.address,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+}
+
+struct ColdStart {
+    name: String,
+    init: f64,
+    first_response: f64,
+}
+
+/// Median init (spawn → first `next`) and spawn → first response over `runs` fresh instances.
+async fn cold_start(name: &str, pool: &Pool, event: &[u8], runs: usize) -> ColdStart {
+    let mut init = Vec::new();
+    let mut total = Vec::new();
+    for _ in 0..runs {
+        pool.restart();
+        let (result, report) = pool.invoke(event.to_vec()).await;
+        result.unwrap_or_else(|e| panic!("{name} failed: {e}"));
+        let init_duration = report
+            .init_duration
+            .expect("a cold start reports its init duration");
+        init.push(init_duration);
+        total.push(init_duration + report.duration);
+    }
+    pool.restart();
+    ColdStart {
+        name: name.to_owned(),
+        init: percentiles(&init).0,
+        first_response: percentiles(&total).0,
+    }
+}
+
+async fn cold_starts(stack: &Stack, table: &str, runs: usize) -> Vec<ColdStart> {
+    let repo = harness::repo();
+    let template = Template::load(&repo.join("template.yaml")).unwrap();
+    let overrides = BTreeMap::from([("TableName".to_owned(), table.to_owned())]);
+    let local = TemplateStack::from_template(&template, &repo, "us-east-1", &overrides).unwrap();
+    let event = |file: &str| std::fs::read(repo.join("events").join(file)).unwrap();
+    let mut results = Vec::new();
+    let cases = [
+        ("ConnectFunction", "connect.json"),
+        ("DisconnectFunction", "disconnect.json"),
+        ("OnMessageFunction", "on_message.json"),
+        ("DefaultFunction", "default.json"),
+    ];
+    for (id, file) in cases {
+        let function = local.functions[id].clone();
+        let env = lambda_environment(
+            &function,
+            "us-east-1",
+            &stack.dynamodb_endpoint,
+            &stack.connections_url,
+        );
+        let binary = harness::bin_dir().join(&function.binary);
+        let pool = Pool::new(function, binary, env, 1, true);
+        results.push(cold_start(&format!("{id} (Rust)"), &pool, &event(file), runs).await);
+    }
+    let peer = repo.join("tests/node-peer/bootstrap");
+    let mut function = local.functions["ConnectFunction"].clone();
+    function.name = "NodeConnectFunction".into();
+    let env = lambda_environment(
+        &function,
+        "us-east-1",
+        &stack.dynamodb_endpoint,
+        &stack.connections_url,
+    );
+    let pool = Pool::new(function, peer, env, 1, true);
+    results.push(
+        cold_start(
+            "ConnectFunction (Node.js 20 peer, AWS SDK v3)",
+            &pool,
+            &event("connect.json"),
+            runs,
+        )
+        .await,
+    );
+    results
+}
+
+struct Warm {
+    route: &'static str,
+    p: (f64, f64),
+}
+
+async fn warm_latency(stack: &Stack, runs: usize) -> Vec<Warm> {
+    let mut connect = Vec::new();
+    let mut message = Vec::new();
+    let mut disconnect = Vec::new();
+    for i in 0..runs {
+        let started = Instant::now();
+        let mut client = stack.client().await;
+        connect.push(started.elapsed());
+        let marker = format!("warm-{i}");
+        let started = Instant::now();
+        client.say(&marker).await;
+        assert_eq!(client.json().await["message"], marker.as_str());
+        message.push(started.elapsed());
+        let started = Instant::now();
+        client.socket.close(None).await.unwrap();
+        while let Some(Ok(_)) = client.socket.next().await {}
+        disconnect.push(started.elapsed());
+    }
+    vec![
+        Warm {
+            route: "$connect (handshake incl. $connect invocation)",
+            p: percentiles(&connect),
+        },
+        Warm {
+            route: "onMessage (send → own broadcast received, 1 client)",
+            p: percentiles(&message),
+        },
+        Warm {
+            route: "close handshake (then $disconnect runs)",
+            p: percentiles(&disconnect),
+        },
+    ]
+}
+
+struct Capacity {
+    n: usize,
+    rss_before_kb: u64,
+    rss_after_kb: u64,
+    per_second: f64,
+}
+
+async fn capacity(stack: &Stack, n: usize) -> Capacity {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before_kb = rss_kb(stack.pid());
+    let (clients, elapsed) = connect_many(&stack.ws_url, n, 128).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after_kb = rss_kb(stack.pid());
+    for mut client in clients {
+        let _ = client.socket.close(None).await;
+    }
+    Capacity {
+        n,
+        rss_before_kb,
+        rss_after_kb,
+        per_second: n as f64 / elapsed.as_secs_f64(),
+    }
+}
+
+fn artifacts(repo: &Path) -> Vec<(String, u64, Option<u64>)> {
+    let mut rows = Vec::new();
+    for id in [
+        "ConnectFunction",
+        "DisconnectFunction",
+        "OnMessageFunction",
+        "DefaultFunction",
+    ] {
+        let bootstrap = repo.join(".aws-sam/build").join(id).join("bootstrap");
+        let Ok(meta) = std::fs::metadata(&bootstrap) else {
+            continue;
+        };
+        let zipped = std::process::Command::new("python3")
+            .args(["-c", "import io,sys,zipfile; b=io.BytesIO(); z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED); z.write(sys.argv[1],'bootstrap'); z.close(); print(len(b.getvalue()))"])
+            .arg(&bootstrap)
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
+        rows.push((id.to_owned(), meta.len(), zipped));
+    }
+    rows
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gb = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{cores} cores ({cpu}), {mem_gb:.1} GB RAM, {}",
+        std::env::consts::ARCH
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let settings = Settings::from_args();
+    let mut report = String::new();
+    let out = |report: &mut String, line: String| {
+        println!("{line}");
+        report.push_str(&line);
+        report.push('\n');
+    };
+    let profile = harness::bin_dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out(&mut report, "# Benchmarks".into());
+    out(&mut report, String::new());
+    out(&mut report, format!("Machine: {}. Binaries: `{profile}` build, measured against the real local stack (loopback, dynalite).", machine()));
+    let arguments: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a.starts_with("--") && a != "--out")
+        .collect();
+    out(
+        &mut report,
+        format!(
+            "Command: `make bench` (`target/{profile}/chat-bench {}`).",
+            arguments.join(" ")
+        )
+        .replace(" `)", "`)"),
+    );
+    out(&mut report, String::new());
+
+    let mut options = Options::project();
+    options.shared_dynamodb = false;
+    options.extra = vec!["--quiet".into()];
+    options.max_instances = 10;
+    let table = options.overrides[0]
+        .trim_start_matches("TableName=")
+        .to_owned();
+    let stack = Stack::start(options).await;
+
+    out(&mut report, "## Fan-out: one message to N clients".into());
+    out(&mut report, String::new());
+    out(&mut report, format!("Time from send until all N clients received it ({} messages each). Raw limit: the gateway writing the same frame to the same N sockets (no Lambda, no DynamoDB, no per-recipient HTTP).", settings.messages));
+    out(&mut report, String::new());
+    out(&mut report, "| N | fan-out p50 ms | p95 ms | deliveries/s (p50) | raw limit p50 ms | p95 ms | raw ÷ fan-out |".into());
+    out(&mut report, "|---|---|---|---|---|---|---|".into());
+    for &n in &settings.sizes {
+        let f = fan_out(&stack, n, settings.messages).await;
+        out(
+            &mut report,
+            format!(
+                "| {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} % |",
+                f.n,
+                f.lambda.0,
+                f.lambda.1,
+                f.n as f64 / (f.lambda.0 / 1000.0),
+                f.raw.0,
+                f.raw.1,
+                100.0 * f.raw.0 / f.lambda.0
+            ),
+        );
+        harness::eventually_within(
+            Duration::from_secs(60),
+            "the fan-out clients are gone",
+            || async { stack.stored_ids().await.is_empty() },
+        )
+        .await;
+    }
+    out(&mut report, String::new());
+
+    out(
+        &mut report,
+        format!("## Cold start (median of {})", settings.cold_runs),
+    );
+    out(&mut report, String::new());
+    out(&mut report, "Init = process spawn → first Runtime API `next`; first response = spawn → the first invocation's response (its sample event from `events/`).".into());
+    out(&mut report, String::new());
+    out(
+        &mut report,
+        "| function | init ms | first response ms |".into(),
+    );
+    out(&mut report, "|---|---|---|".into());
+    let colds = cold_starts(&stack, &table, settings.cold_runs).await;
+    for c in &colds {
+        out(
+            &mut report,
+            format!("| {} | {:.2} | {:.2} |", c.name, c.init, c.first_response),
+        );
+    }
+    if let (Some(rust), Some(node)) = (colds.first(), colds.last()) {
+        out(&mut report, String::new());
+        out(
+            &mut report,
+            format!(
+                "Node.js peer ÷ Rust ConnectFunction: init {:.1}×, first response {:.1}×.",
+                node.init / rust.init,
+                node.first_response / rust.first_response
+            ),
+        );
+    }
+    out(&mut report, String::new());
+
+    out(
+        &mut report,
+        format!(
+            "## Warm latency through the gateway ({} runs)",
+            settings.warm_runs
+        ),
+    );
+    out(&mut report, String::new());
+    out(&mut report, "| route | p50 ms | p95 ms |".into());
+    out(&mut report, "|---|---|---|".into());
+    for w in warm_latency(&stack, settings.warm_runs).await {
+        out(
+            &mut report,
+            format!("| {} | {:.2} | {:.2} |", w.route, w.p.0, w.p.1),
+        );
+    }
+    out(&mut report, String::new());
+
+    out(&mut report, "## Capacity: idle connections".into());
+    out(&mut report, String::new());
+    out(&mut report, "Gateway = the `chat-local` process (WebSocket front, @connections, Runtime API); dynalite and function processes not included.".into());
+    out(&mut report, String::new());
+    out(&mut report, "| connections | gateway RSS before MB | after MB | bytes per connection | new connections/s |".into());
+    out(&mut report, "|---|---|---|---|---|".into());
+    for &n in &settings.idle {
+        let c = capacity(&stack, n).await;
+        out(
+            &mut report,
+            format!(
+                "| {} | {:.1} | {:.1} | {:.0} | {:.0} |",
+                c.n,
+                c.rss_before_kb as f64 / 1024.0,
+                c.rss_after_kb as f64 / 1024.0,
+                (c.rss_after_kb.saturating_sub(c.rss_before_kb) * 1024) as f64 / c.n as f64,
+                c.per_second
+            ),
+        );
+        harness::eventually_within(
+            Duration::from_secs(120),
+            "the idle clients are gone",
+            || async { stack.stored_ids().await.is_empty() },
+        )
+        .await;
+    }
+    out(&mut report, String::new());
+
+    out(&mut report, "## Artifacts (`sam build`, arm64)".into());
+    out(&mut report, String::new());
+    let rows = artifacts(&harness::repo());
+    if rows.is_empty() {
+        out(
+            &mut report,
+            "No `.aws-sam/build` here: run `make sam-build` first.".into(),
+        );
+    } else {
+        out(
+            &mut report,
+            "| function | bootstrap bytes | zipped bytes |".into(),
+        );
+        out(&mut report, "|---|---|---|".into());
+        for (id, size, zipped) in rows {
+            out(
+                &mut report,
+                format!(
+                    "| {id} | {size} | {} |",
+                    zipped.map_or("?".into(), |z| z.to_string())
+                ),
+            );
+        }
+    }
+    drop(stack);
+    std::fs::write(&settings.out, report).expect("write the report");
+    println!("Wrote {}", settings.out.display());
+}

@@ -1,0 +1,367 @@
+//! Starts `chat-local` on free loopback ports with the real function binaries, and talks
+//! to it with real WebSocket clients. Every wait is bounded.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where `chat-local` and the function binaries are: `E2E_BIN_DIR`, else the directory
+/// of the running test or benchmark binary (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("E2E_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current executable");
+    let dir = exe.parent().expect("executable directory");
+    if dir.ends_with("deps") {
+        dir.parent().expect("profile directory").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// A unique name for this test's table, so tests can share one DynamoDB endpoint.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct Options {
+    pub template: PathBuf,
+    /// Where the function binaries come from (`--bin-dir`).
+    pub bin_dir: PathBuf,
+    /// `--max-instances` per function.
+    pub max_instances: usize,
+    pub overrides: Vec<String>,
+    pub extra: Vec<String>,
+    /// Use the shared `DYNAMODB_ENDPOINT` (when set) rather than a dynalite of its own.
+    pub shared_dynamodb: bool,
+}
+
+impl Options {
+    pub fn project() -> Options {
+        Options {
+            template: repo().join("template.yaml"),
+            overrides: vec![format!("TableName={}", unique("chat"))],
+            extra: Vec::new(),
+            bin_dir: bin_dir(),
+            max_instances: 4,
+            shared_dynamodb: true,
+        }
+    }
+
+    /// Every route, `$connect` included, is the fault function; no tables.
+    pub fn fault_connect() -> Options {
+        Options {
+            template: repo().join("tests/fixtures/fault-connect.yaml"),
+            overrides: Vec::new(),
+            extra: Vec::new(),
+            bin_dir: bin_dir(),
+            max_instances: 4,
+            shared_dynamodb: true,
+        }
+    }
+
+    pub fn faults() -> Options {
+        Options {
+            template: repo().join("tests/fixtures/faults.yaml"),
+            overrides: vec![format!("TableName={}", unique("faults"))],
+            extra: Vec::new(),
+            bin_dir: bin_dir(),
+            max_instances: 4,
+            shared_dynamodb: true,
+        }
+    }
+}
+
+/// A running `chat-local start`, stopped (SIGTERM, then kill) when dropped.
+pub struct Stack {
+    child: Child,
+    pub ws_url: String,
+    /// `http://127.0.0.1:<port>/<stage>`
+    pub connections_url: String,
+    pub dynamodb_endpoint: String,
+    pub table: Option<String>,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stack {
+    pub async fn start(options: Options) -> Stack {
+        let mut command = Command::new(bin_dir().join("chat-local"));
+        command
+            .arg("start")
+            .arg("--template")
+            .arg(&options.template)
+            .args([
+                "--port",
+                "0",
+                "--connections-port",
+                "0",
+                "--max-instances",
+                "4",
+            ])
+            .arg("--bin-dir")
+            .arg(&options.bin_dir)
+            .args(&options.extra)
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if !options.overrides.is_empty() {
+            command
+                .arg("--parameter-overrides")
+                .args(&options.overrides);
+        }
+        if options.shared_dynamodb {
+            if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
+                command.args(["--dynamodb-endpoint", &endpoint]);
+            }
+        }
+        let mut child = command
+            .spawn()
+            .expect("start chat-local (cargo build --workspace first)");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = Arc::clone(&output);
+            let ready_tx = ready_tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if std::env::var("E2E_VERBOSE").is_ok() {
+                        eprintln!("stack| {line}");
+                    }
+                    output.lock().unwrap().push(line.clone());
+                    let _ = ready_tx.send(line);
+                }
+            });
+        }
+        drop(ready_tx);
+        let mut ws_url = None;
+        let mut connections_url = None;
+        let mut dynamodb_endpoint = None;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = tokio::time::timeout_at(deadline, ready_rx.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "the stack did not get ready in 30 s: {:?}",
+                        output.lock().unwrap()
+                    )
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the stack exited before it was ready: {:?}",
+                        output.lock().unwrap()
+                    )
+                });
+            let word = |prefix: &str| {
+                line.strip_prefix(prefix)
+                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+            };
+            if let Some(url) = word("WebSocket API:") {
+                ws_url = Some(url);
+            } else if let Some(url) = word("@connections:") {
+                connections_url = Some(
+                    url.trim_end_matches("/@connections/{connectionId}")
+                        .to_owned(),
+                );
+            } else if let Some(url) = word("DynamoDB:") {
+                dynamodb_endpoint = Some(url);
+            } else if line.starts_with("Ready.") {
+                break;
+            }
+        }
+        let table = options
+            .overrides
+            .iter()
+            .find_map(|o| o.strip_prefix("TableName=").map(str::to_owned));
+        Stack {
+            child,
+            ws_url: ws_url.expect("WebSocket URL printed"),
+            connections_url: connections_url.expect("@connections URL printed"),
+            dynamodb_endpoint: dynamodb_endpoint.expect("DynamoDB endpoint printed"),
+            table,
+            output,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Stops the stack like Ctrl-C does and waits for it to exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        }
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the stack stops within 20 s of Ctrl-C")
+            .expect("wait")
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.ws_url)
+            .await
+            .expect("WebSocket handshake")
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.dynamodb_endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "e2e",
+            ))
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&config)
+    }
+
+    /// Every connection id in the stack's table.
+    pub async fn stored_ids(&self) -> Vec<String> {
+        let client = self.dynamodb().await;
+        let table = self.table.clone().unwrap_or_else(|| "Chat".into());
+        let store = chat::store::ConnectionStore::new(client, table);
+        let mut ids = store.all_ids().await.expect("scan");
+        ids.sort();
+        ids
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+    }
+}
+
+/// A real WebSocket client.
+pub struct Client {
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let (socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("handshake within 10 s")?;
+        Ok(Client { socket })
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn say(&mut self, message: &str) {
+        let body = serde_json::json!({"action": "onMessage", "message": message}).to_string();
+        self.send_text(&body).await;
+    }
+
+    /// The next message, or None if the socket closed; panics after `WAIT`.
+    pub async fn next(&mut self) -> Option<Message> {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a frame within 10 s")?
+                .ok()?;
+            match message {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// The next text frame as JSON.
+    pub async fn json(&mut self) -> Value {
+        match self.next().await {
+            Some(Message::Text(text)) => {
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+            }
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// Asserts that nothing arrives for `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Ok(Some(message)) = tokio::time::timeout(quiet, self.socket.next()).await {
+            panic!("expected no frame, got {message:?}");
+        }
+    }
+
+    /// Says something and returns this client's connection id, read from its own broadcast.
+    pub async fn own_id(&mut self) -> String {
+        let question = format!("who am I? ({})", unique("ask"));
+        self.say(&question).await;
+        loop {
+            let frame = self.json().await;
+            if frame["type"] == "message" && frame["message"] == question.as_str() {
+                return frame["from"].as_str().unwrap().to_owned();
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+        let _ = tokio::time::timeout(WAIT, async {
+            while let Some(Ok(_)) = self.socket.next().await {}
+        })
+        .await;
+    }
+}
+
+/// Waits until `check` holds, polling; panics with `what` after `WAIT`.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_within(WAIT, what, check).await
+}
+
+/// Waits until `check` holds, polling; panics with `what` after `limit`.
+pub async fn eventually_within<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}

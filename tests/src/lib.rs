@@ -1,0 +1,3 @@
+//! Drives the real local stack from outside, for the end-to-end tests and the benchmarks.
+
+pub mod harness;
