@@ -40,8 +40,7 @@ impl Dynalite {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             command.arg("--path").arg(dir);
         }
-        let child =
-            process::spawn_owned(&mut command).context("cannot start dynalite with node")?;
+        let child = process::spawn_tied(&mut command).context("cannot start dynalite with node")?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(address).await.is_ok() {

@@ -55,6 +55,44 @@ pub struct Gateway {
     pub limits: Limits,
     pub web_dir: Option<PathBuf>,
     pub shutdown: watch::Receiver<bool>,
+    pub sessions: Arc<Sessions>,
+}
+
+/// Connection tasks still running, their `$disconnect` included, so that shutdown can
+/// wait for the last `$disconnect` before it stops the functions.
+#[derive(Default)]
+pub struct Sessions {
+    running: std::sync::atomic::AtomicUsize,
+}
+
+struct Session(Arc<Sessions>);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl Sessions {
+    fn enter(self: &Arc<Self>) -> Session {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Session(Arc::clone(self))
+    }
+
+    /// Waits until no connection task runs, for at most `limit`; says whether they all ended.
+    pub async fn wait_until_closed(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.running.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
 }
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -180,6 +218,7 @@ impl Closed {
 }
 
 async fn serve(gateway: Arc<Gateway>, socket: WebSocket, info: ConnectionInfo) {
+    let _session = gateway.sessions.enter();
     let (outgoing, mut queued) = mpsc::channel(256);
     let connection = Arc::new(Connection::new(info.clone(), outgoing));
     gateway.registry.insert(Arc::clone(&connection));

@@ -259,6 +259,7 @@ async fn start(args: StartArgs) -> Result<()> {
     )?);
     let registry = Arc::new(connections::Registry::default());
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let sessions = Arc::new(gateway::Sessions::default());
     let web_dir = dir.join(&args.web_dir);
     let gateway = Arc::new(gateway::Gateway {
         api_id: stack.api_id.clone(),
@@ -273,6 +274,7 @@ async fn start(args: StartArgs) -> Result<()> {
         },
         web_dir: web_dir.is_dir().then_some(web_dir),
         shutdown: stopping.clone(),
+        sessions: Arc::clone(&sessions),
     });
 
     let ws_server = tokio::spawn({
@@ -356,14 +358,10 @@ async fn start(args: StartArgs) -> Result<()> {
     }
     println!("Stopping: closing {} connection(s)", registry.len());
     let _ = stop.send(true);
-    for _ in 0..200 {
-        if registry.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    // Every connection closes with 1001 and runs its $disconnect before the functions stop.
+    if !sessions.wait_until_closed(Duration::from_secs(15)).await {
+        println!("Some connections did not finish their $disconnect within 15 s");
     }
-    // Let the last $disconnect invocations finish before the functions stop.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), ws_server).await;
     functions.shutdown();
     if let Some(dynalite) = dynalite {

@@ -5,9 +5,21 @@ use std::net::TcpListener;
 
 use tokio::process::{Child, Command};
 
-/// Spawns `command` so that it is killed when the stack exits, however the stack exits:
-/// on drop (`kill_on_drop`) and, on Linux, when the stack process dies (`PR_SET_PDEATHSIG`).
+/// Spawns `command` so that it is killed when its handle is dropped (`kill_on_drop`).
+///
+/// Function instances need nothing more: if the stack dies, their next Runtime API call
+/// fails and the Lambda runtime exits. Spawning them without a `pre_exec` hook keeps the
+/// spawn on `posix_spawn`, which does not copy the (large) stack process the way `fork`
+/// does, and that is a visible share of a cold start.
 pub fn spawn_owned(command: &mut Command) -> io::Result<Child> {
+    command.kill_on_drop(true);
+    command.spawn()
+}
+
+/// Like [`spawn_owned`], and on Linux the child is also killed when the stack process dies
+/// however it dies (`PR_SET_PDEATHSIG`): for servers such as dynalite that would otherwise
+/// outlive a stack killed with SIGKILL.
+pub fn spawn_tied(command: &mut Command) -> io::Result<Child> {
     command.kill_on_drop(true);
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe and touches only the child being set up.

@@ -105,7 +105,9 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     });
     let invocation = state.queue.lock().await.recv().await;
     let Some(invocation) = invocation else {
-        return (StatusCode::GONE, "the instance is shutting down").into_response();
+        // The instance is being retired and its process killed. `next` must only ever answer
+        // with an event (the Lambda runtime treats any answer as one), so it never answers.
+        return std::future::pending().await;
     };
     let deadline = chrono::Utc::now().timestamp_millis() as u128 + state.timeout.as_millis();
     let mut headers = HeaderMap::new();

@@ -43,6 +43,21 @@ impl Settings {
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from)
             .unwrap_or_else(|| harness::repo().join("BENCHMARKS.md"));
+        let sizes = std::env::var("BENCH_SIZES").ok().map(|v| {
+            v.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        });
+        if let Some(sizes) = sizes.filter(|s| !s.is_empty()) {
+            return Settings {
+                sizes,
+                messages: 20,
+                cold_runs: 20,
+                warm_runs: 50,
+                idle: vec![1000, 10000],
+                out,
+            };
+        }
         if quick {
             Settings {
                 sizes: vec![3, 10],
@@ -408,6 +423,24 @@ fn machine() -> String {
     )
 }
 
+/// A fresh local stack with its own dynalite, as the benchmark runs it.
+async fn bench_stack() -> (Stack, String) {
+    let mut options = Options::project();
+    options.shared_dynamodb = false;
+    options.extra = vec!["--quiet".into()];
+    options.max_instances = 10;
+    // Extra template parameters for experiments, e.g. BENCH_PARAMETERS="FanoutConcurrency=256".
+    if let Ok(extra) = std::env::var("BENCH_PARAMETERS") {
+        options
+            .overrides
+            .extend(extra.split_whitespace().map(str::to_owned));
+    }
+    let table = options.overrides[0]
+        .trim_start_matches("TableName=")
+        .to_owned();
+    (Stack::start(options).await, table)
+}
+
 #[tokio::main]
 async fn main() {
     let settings = Settings::from_args();
@@ -438,22 +471,18 @@ async fn main() {
     );
     out(&mut report, String::new());
 
-    let mut options = Options::project();
-    options.shared_dynamodb = false;
-    options.extra = vec!["--quiet".into()];
-    options.max_instances = 10;
-    let table = options.overrides[0]
-        .trim_start_matches("TableName=")
-        .to_owned();
-    let stack = Stack::start(options).await;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
+    let (stack, table) = bench_stack().await;
 
     out(&mut report, "## Fan-out: one message to N clients".into());
     out(&mut report, String::new());
     out(&mut report, format!("Time from send until all N clients received it ({} messages each). Raw limit: the gateway writing the same frame to the same N sockets (no Lambda, no DynamoDB, no per-recipient HTTP).", settings.messages));
     out(&mut report, String::new());
-    out(&mut report, "| N | fan-out p50 ms | p95 ms | deliveries/s (p50) | raw limit p50 ms | p95 ms | raw ÷ fan-out |".into());
+    out(&mut report, "| N | fan-out p50 ms | p95 ms | deliveries/s (p50) | raw limit p50 ms | p95 ms | fan-out ÷ limit (throughput) |".into());
     out(&mut report, "|---|---|---|---|---|---|---|".into());
-    for &n in &settings.sizes {
+    let mut fanouts: Vec<FanOut> = Vec::new();
+    for &n in settings.sizes.iter().filter(|_| wanted("fanout")) {
         let f = fan_out(&stack, n, settings.messages).await;
         out(
             &mut report,
@@ -468,6 +497,7 @@ async fn main() {
                 100.0 * f.raw.0 / f.lambda.0
             ),
         );
+        fanouts.push(f);
         harness::eventually_within(
             Duration::from_secs(60),
             "the fan-out clients are gone",
@@ -489,7 +519,11 @@ async fn main() {
         "| function | init ms | first response ms |".into(),
     );
     out(&mut report, "|---|---|---|".into());
-    let colds = cold_starts(&stack, &table, settings.cold_runs).await;
+    let colds = if wanted("cold") {
+        cold_starts(&stack, &table, settings.cold_runs).await
+    } else {
+        Vec::new()
+    };
     for c in &colds {
         out(
             &mut report,
@@ -519,7 +553,12 @@ async fn main() {
     out(&mut report, String::new());
     out(&mut report, "| route | p50 ms | p95 ms |".into());
     out(&mut report, "|---|---|---|".into());
-    for w in warm_latency(&stack, settings.warm_runs).await {
+    let warm = if wanted("warm") {
+        warm_latency(&stack, settings.warm_runs).await
+    } else {
+        Vec::new()
+    };
+    for w in warm {
         out(
             &mut report,
             format!("| {} | {:.2} | {:.2} |", w.route, w.p.0, w.p.1),
@@ -529,11 +568,14 @@ async fn main() {
 
     out(&mut report, "## Capacity: idle connections".into());
     out(&mut report, String::new());
-    out(&mut report, "Gateway = the `chat-local` process (WebSocket front, @connections, Runtime API); dynalite and function processes not included.".into());
+    out(&mut report, "Gateway = the `chat-local` process (WebSocket front, @connections, Runtime API), started fresh for this section; dynalite and function processes not included.".into());
     out(&mut report, String::new());
     out(&mut report, "| connections | gateway RSS before MB | after MB | bytes per connection | new connections/s |".into());
     out(&mut report, "|---|---|---|---|---|".into());
-    for &n in &settings.idle {
+    drop(stack);
+    let (stack, _) = bench_stack().await;
+    let mut capacities: Vec<Capacity> = Vec::new();
+    for &n in settings.idle.iter().filter(|_| wanted("capacity")) {
         let c = capacity(&stack, n).await;
         out(
             &mut report,
@@ -546,6 +588,7 @@ async fn main() {
                 c.per_second
             ),
         );
+        capacities.push(c);
         harness::eventually_within(
             Duration::from_secs(120),
             "the idle clients are gone",
@@ -578,6 +621,80 @@ async fn main() {
                 ),
             );
         }
+    }
+    out(&mut report, String::new());
+    out(&mut report, "## Targets".into());
+    out(&mut report, String::new());
+    out(&mut report, "| target | measured | |".into());
+    out(&mut report, "|---|---|---|".into());
+    let target = |report: &mut String, name: &str, measured: Option<(f64, bool)>, unit: &str| {
+        if let Some((value, met)) = measured {
+            out(
+                report,
+                format!(
+                    "| {name} | {value:.1} {unit} | {} |",
+                    if met { "met" } else { "missed" }
+                ),
+            );
+        }
+    };
+    let rust_init = colds
+        .iter()
+        .filter(|c| c.name.contains("(Rust)"))
+        .map(|c| c.init)
+        .fold(f64::NAN, f64::max);
+    let node = colds.iter().find(|c| c.name.contains("Node"));
+    let rust_connect = colds
+        .iter()
+        .find(|c| c.name.starts_with("ConnectFunction (Rust)"));
+    target(
+        &mut report,
+        "cold init median ≤ 10 ms (slowest Rust function)",
+        (!rust_init.is_nan()).then(|| (rust_init, rust_init <= 10.0)),
+        "ms",
+    );
+    target(
+        &mut report,
+        "cold init ≥ 15× faster than the Node.js peer",
+        node.zip(rust_connect)
+            .map(|(n, r)| (n.init / r.init, n.init / r.init >= 15.0)),
+        "×",
+    );
+    let fanout_of = |n: usize| fanouts.iter().find(|f| f.n == n);
+    target(
+        &mut report,
+        "1 000-client broadcast p50 < 100 ms",
+        fanout_of(1000).map(|f| (f.lambda.0, f.lambda.0 < 100.0)),
+        "ms",
+    );
+    target(
+        &mut report,
+        "5 000-client broadcast p50 < 500 ms",
+        fanout_of(5000).map(|f| (f.lambda.0, f.lambda.0 < 500.0)),
+        "ms",
+    );
+    target(
+        &mut report,
+        "5 000-client broadcast ≥ 50 % of the raw limit",
+        fanout_of(5000).map(|f| (100.0 * f.raw.0 / f.lambda.0, f.raw.0 / f.lambda.0 >= 0.5)),
+        "%",
+    );
+    let idle = capacities
+        .iter()
+        .find(|c| c.n == 10_000)
+        .map(|c| c.rss_after_kb as f64 / 1024.0);
+    target(
+        &mut report,
+        "10 000 idle connections in < 200 MB gateway RSS",
+        idle.map(|mb| (mb, mb < 200.0)),
+        "MB",
+    );
+    out(&mut report, String::new());
+    for doc in ["docs/bench-findings.md", "docs/aws-costs.md"] {
+        let text = std::fs::read_to_string(harness::repo().join(doc))
+            .unwrap_or_else(|e| panic!("{doc}: {e}"));
+        report.push_str(&text);
+        report.push('\n');
     }
     drop(stack);
     std::fs::write(&settings.out, report).expect("write the report");
