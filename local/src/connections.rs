@@ -22,6 +22,9 @@ use crate::events::ConnectionInfo;
 /// API Gateway's limit on one WebSocket message, in either direction.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
+/// How long a post may wait for room in a client's queue.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the gateway is asked to write to one client.
 #[derive(Debug)]
 pub enum Outgoing {
@@ -56,8 +59,14 @@ impl Connection {
             .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 
+    /// Queues a frame for the client. A client whose queue stays full for
+    /// [`SEND_TIMEOUT`] is not reading: it is treated as gone, so that one stalled client
+    /// cannot hold up a broadcast to everyone else.
     pub async fn send(&self, message: Outgoing) -> Result<(), Gone> {
-        self.outgoing.send(message).await.map_err(|_| Gone)
+        match self.outgoing.send_timeout(message, SEND_TIMEOUT).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Gone),
+        }
     }
 }
 
@@ -128,6 +137,15 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
+fn gone(id: &str) -> Response {
+    error(
+        StatusCode::GONE,
+        "GoneException",
+        &format!("Connection {id} is gone"),
+    )
+}
+
+/// The open connection `id` on `stage`, or the error API Gateway answers.
 fn find(state: &ApiState, stage: &str, id: &str) -> Result<Arc<Connection>, Response> {
     if stage != state.stage {
         return Err(error(
@@ -136,46 +154,31 @@ fn find(state: &ApiState, stage: &str, id: &str) -> Result<Arc<Connection>, Resp
             &format!("Forbidden: the stage is {}", state.stage),
         ));
     }
-    state.registry.get(id).ok_or_else(|| {
-        error(
-            StatusCode::GONE,
-            "GoneException",
-            &format!("Connection {id} is gone"),
-        )
-    })
+    state.registry.get(id).ok_or_else(|| gone(id))
 }
 
 async fn post_to_connection(
     State(state): State<Arc<ApiState>>,
     Path((stage, id)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
-    let connection = match find(&state, &stage, &id) {
-        Ok(connection) => connection,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let connection = find(&state, &stage, &id)?;
     if body.len() > MAX_MESSAGE_BYTES {
-        return error(
+        return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeException",
             &format!(
                 "Message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
                 body.len()
             ),
-        );
+        ));
     }
     let message = match String::from_utf8(body.to_vec()) {
         Ok(text) => Outgoing::Text(text),
         Err(bytes) => Outgoing::Binary(bytes.into_bytes()),
     };
-    match connection.send(message).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(Gone) => error(
-            StatusCode::GONE,
-            "GoneException",
-            &format!("Connection {id} is gone"),
-        ),
-    }
+    connection.send(message).await.map_err(|Gone| gone(&id))?;
+    Ok(StatusCode::OK.into_response())
 }
 
 /// A local extension, not part of API Gateway: writes the body to every open connection
@@ -203,11 +206,8 @@ async fn broadcast_all(State(state): State<Arc<ApiState>>, body: Bytes) -> Respo
 async fn get_connection(
     State(state): State<Arc<ApiState>>,
     Path((stage, id)): Path<(String, String)>,
-) -> Response {
-    let connection = match find(&state, &stage, &id) {
-        Ok(connection) => connection,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let connection = find(&state, &stage, &id)?;
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .unwrap_or_default()
@@ -218,28 +218,22 @@ async fn get_connection(
     if let Some(agent) = &connection.info.user_agent {
         identity.insert("userAgent".into(), json!(agent));
     }
-    Json(json!({
+    Ok(Json(json!({
         "connectedAt": iso(connection.info.connected_at_ms),
         "identity": identity,
         "lastActiveAt": iso(connection.last_active_ms.load(Ordering::Relaxed)),
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn delete_connection(
     State(state): State<Arc<ApiState>>,
     Path((stage, id)): Path<(String, String)>,
-) -> Response {
-    let connection = match find(&state, &stage, &id) {
-        Ok(connection) => connection,
-        Err(response) => return response,
-    };
-    match connection.send(Outgoing::Close(1000, String::new())).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(Gone) => error(
-            StatusCode::GONE,
-            "GoneException",
-            &format!("Connection {id} is gone"),
-        ),
-    }
+) -> Result<Response, Response> {
+    let connection = find(&state, &stage, &id)?;
+    connection
+        .send(Outgoing::Close(1000, String::new()))
+        .await
+        .map_err(|Gone| gone(&id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -41,6 +41,14 @@ pub enum InvokeError {
     NoSuchFunction(String),
 }
 
+impl InvokeError {
+    /// Whether the instance that produced this error is unusable and must be killed. A
+    /// function error is not fatal: the runtime reported it and asks for the next event.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, InvokeError::Function(_))
+    }
+}
+
 impl std::fmt::Display for InvokeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -255,10 +263,7 @@ impl Instance {
             },
             _ = tokio::time::sleep(budget) => Err(InvokeError::Timeout(timeout)),
         };
-        if result
-            .as_ref()
-            .is_err_and(|e| !matches!(e, InvokeError::Function(_)))
-        {
+        if result.as_ref().is_err_and(InvokeError::is_fatal) {
             self.kill();
         }
         result
@@ -386,12 +391,7 @@ impl Pool {
         };
         self.log_report(&report, result.as_ref().err());
         let current = instance.generation == self.generation.load(Ordering::Acquire);
-        if current
-            && instance.is_alive()
-            && !result
-                .as_ref()
-                .is_err_and(|e| !matches!(e, InvokeError::Function(_)))
-        {
+        if current && instance.is_alive() && !result.as_ref().is_err_and(InvokeError::is_fatal) {
             self.idle.lock().expect("idle instances").push(instance);
         }
         (result, report)
@@ -448,16 +448,20 @@ impl Pool {
 
 /// Every function of the stack, by logical id.
 pub struct Functions {
-    pools: BTreeMap<String, Pool>,
+    pools: BTreeMap<String, Arc<Pool>>,
 }
 
 impl Functions {
     pub fn new(pools: BTreeMap<String, Pool>) -> Functions {
+        let pools = pools
+            .into_iter()
+            .map(|(id, pool)| (id, Arc::new(pool)))
+            .collect();
         Functions { pools }
     }
 
     pub fn pools(&self) -> impl Iterator<Item = &Pool> {
-        self.pools.values()
+        self.pools.values().map(Arc::as_ref)
     }
 
     /// Invokes one function with a JSON event and parses its JSON response.
@@ -467,7 +471,12 @@ impl Functions {
             .get(logical_id)
             .ok_or_else(|| InvokeError::NoSuchFunction(logical_id.to_owned()))?;
         let payload = serde_json::to_vec(event).expect("events serialise");
-        let (result, _) = pool.invoke(payload).await;
+        // The invocation runs in a task of its own: if the caller goes away (a client that
+        // hangs up during its handshake), the instance still finishes and stays warm.
+        let pool = Arc::clone(pool);
+        let (result, _) = tokio::spawn(async move { pool.invoke(payload).await })
+            .await
+            .map_err(|e| InvokeError::Crashed(format!("the invocation task failed: {e}")))?;
         let body = result?;
         Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
     }

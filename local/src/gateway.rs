@@ -27,6 +27,9 @@ use crate::connections::{Connection, Outgoing, Registry, MAX_MESSAGE_BYTES};
 use crate::events::{self, ConnectionInfo};
 use crate::functions::Functions;
 
+/// How long one frame may take to reach a client before the connection is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// API Gateway's connection limits; tests shorten them.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -123,6 +126,11 @@ async fn handshake(
         Ok(upgrade) => upgrade,
         Err(_) => return crate::web::serve(gateway.web_dir.as_deref(), uri.path()).await,
     };
+    // The API answers at its root (the local default) and at /{stage}, as on AWS.
+    let path = uri.path().trim_end_matches('/');
+    if !path.is_empty() && path.trim_start_matches('/') != gateway.stage {
+        return (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#).into_response();
+    }
     let header_text = |name: header::HeaderName| {
         headers
             .get(name)
@@ -160,8 +168,11 @@ async fn handshake(
                     .and_then(Value::as_u64)
                     .unwrap_or(200);
                 if !(200..300).contains(&status) {
-                    let status = StatusCode::from_u16(status as u16)
-                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let status = u16::try_from(status)
+                        .ok()
+                        .and_then(|code| StatusCode::from_u16(code).ok())
+                        .filter(|code| code.as_u16() >= 300)
+                        .unwrap_or(StatusCode::BAD_GATEWAY);
                     return (
                         status,
                         gateway_error(
@@ -253,6 +264,8 @@ async fn serve(gateway: Arc<Gateway>, socket: WebSocket, info: ConnectionInfo) {
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(frame))) => {
+                        // The codec has queued its answering close frame; send it before leaving.
+                        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
                         break match frame {
                             Some(frame) => Closed::new(frame.code, &frame.reason),
                             None => Closed::new(1005, "Client-side close frame status not set"),
@@ -273,13 +286,16 @@ async fn serve(gateway: Arc<Gateway>, socket: WebSocket, info: ConnectionInfo) {
             }
             Some(message) = queued.recv() => {
                 idle_deadline = Instant::now() + gateway.limits.idle_timeout;
-                let sent = match message {
-                    Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
-                    Outgoing::Binary(bytes) => sink.send(Message::Binary(bytes.into())).await,
+                let frame = match message {
+                    Outgoing::Text(text) => Message::Text(text.into()),
+                    Outgoing::Binary(bytes) => Message::Binary(bytes.into()),
                     Outgoing::Close(code, reason) => break close(&mut sink, code, &reason).await,
                 };
-                if sent.is_err() {
-                    break Closed::new(1006, "Connection was closed abnormally");
+                // A client that stops reading must not stall this loop (and with it its
+                // timers and everyone posting to it): it is dropped after WRITE_TIMEOUT.
+                match tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)).await {
+                    Ok(Ok(())) => {}
+                    _ => break Closed::new(1006, "Connection was closed abnormally"),
                 }
             }
             _ = tokio::time::sleep_until(idle_deadline) => break close(&mut sink, 1001, "Going away").await,

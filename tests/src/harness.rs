@@ -59,38 +59,36 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn project() -> Options {
+    fn with_template(template: &str, overrides: Vec<String>) -> Options {
         Options {
-            template: repo().join("template.yaml"),
-            overrides: vec![format!("TableName={}", unique("chat"))],
-            extra: Vec::new(),
+            template: repo().join(template),
             bin_dir: bin_dir(),
             max_instances: 4,
+            overrides,
+            extra: Vec::new(),
             shared_dynamodb: true,
         }
+    }
+
+    /// The project's own template, with a table of the test's own.
+    pub fn project() -> Options {
+        Options::with_template(
+            "template.yaml",
+            vec![format!("TableName={}", unique("chat"))],
+        )
     }
 
     /// Every route, `$connect` included, is the fault function; no tables.
     pub fn fault_connect() -> Options {
-        Options {
-            template: repo().join("tests/fixtures/fault-connect.yaml"),
-            overrides: Vec::new(),
-            extra: Vec::new(),
-            bin_dir: bin_dir(),
-            max_instances: 4,
-            shared_dynamodb: true,
-        }
+        Options::with_template("tests/fixtures/fault-connect.yaml", Vec::new())
     }
 
+    /// The real chat functions plus a `fault` route, and no `$default`.
     pub fn faults() -> Options {
-        Options {
-            template: repo().join("tests/fixtures/faults.yaml"),
-            overrides: vec![format!("TableName={}", unique("faults"))],
-            extra: Vec::new(),
-            bin_dir: bin_dir(),
-            max_instances: 4,
-            shared_dynamodb: true,
-        }
+        Options::with_template(
+            "tests/fixtures/faults.yaml",
+            vec![format!("TableName={}", unique("faults"))],
+        )
     }
 }
 
@@ -112,14 +110,8 @@ impl Stack {
             .arg("start")
             .arg("--template")
             .arg(&options.template)
-            .args([
-                "--port",
-                "0",
-                "--connections-port",
-                "0",
-                "--max-instances",
-                "4",
-            ])
+            .args(["--port", "0", "--connections-port", "0", "--max-instances"])
+            .arg(options.max_instances.to_string())
             .arg("--bin-dir")
             .arg(&options.bin_dir)
             .args(&options.extra)
@@ -260,9 +252,17 @@ impl Stack {
 }
 
 impl Drop for Stack {
+    /// Stops the stack as Ctrl-C would, so it stops its functions and dynalite itself;
+    /// `kill_on_drop` ends it only if it has not exited within five seconds.
     fn drop(&mut self) {
         if let Some(pid) = self.child.id() {
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            for _ in 0..100 {
+                if !is_running(pid) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
@@ -291,10 +291,16 @@ impl Client {
 
     /// The next message, or None if the socket closed; panics after `WAIT`.
     pub async fn next(&mut self) -> Option<Message> {
+        self.next_within(WAIT).await
+    }
+
+    /// The next message, or None if the socket closed; panics after `limit`.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<Message> {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let message = tokio::time::timeout(WAIT, self.socket.next())
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
-                .expect("a frame within 10 s")?
+                .unwrap_or_else(|_| panic!("no frame within {limit:?}"))?
                 .ok()?;
             match message {
                 Message::Ping(_) | Message::Pong(_) => continue,
@@ -305,7 +311,12 @@ impl Client {
 
     /// The next text frame as JSON.
     pub async fn json(&mut self) -> Value {
-        match self.next().await {
+        self.json_within(WAIT).await
+    }
+
+    /// The next text frame as JSON, waiting at most `limit`.
+    pub async fn json_within(&mut self, limit: Duration) -> Value {
+        match self.next_within(limit).await {
             Some(Message::Text(text)) => {
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
             }
@@ -364,4 +375,70 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting until {what}");
+}
+
+/// One process's `/proc/<pid>/stat` fields after the command name, and the name itself.
+fn stat(pid: u32) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name sits in parentheses and may itself hold spaces or parentheses.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
+    Some((name, rest.split_whitespace().map(str::to_owned).collect()))
+}
+
+/// Processes whose parent is `pid`, with their command names, from /proc.
+pub fn children_of(pid: u32) -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| {
+                    let child: u32 = entry.file_name().to_string_lossy().parse().ok()?;
+                    let (name, fields) = stat(child)?;
+                    (fields.get(1)?.parse::<u32>().ok()? == pid).then_some((child, name))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    stat(pid).is_some_and(|(_, fields)| fields.first().map(String::as_str) != Some("Z"))
+}
+
+/// Resident memory of `pid` in KiB.
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+impl Stack {
+    /// Running instances of the function binary `binary` (process names are cut at 15 bytes).
+    pub fn instances(&self, binary: &str) -> Vec<u32> {
+        children_of(self.pid())
+            .into_iter()
+            .filter(|(_, name)| binary.starts_with(name.as_str()))
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Cold starts of `function` so far: its REPORT lines that carry an init duration.
+    pub fn cold_starts(&self, function: &str) -> usize {
+        let prefix = format!("[{function}] REPORT");
+        self.output()
+            .iter()
+            .filter(|l| l.starts_with(&prefix) && l.contains("Init Duration"))
+            .count()
+    }
 }

@@ -17,40 +17,15 @@ use futures::stream::{self, StreamExt};
 use futures::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
+fn rss_mb(pid: u32) -> f64 {
+    common::rss_kb(pid) as f64 / 1024.0
+}
+
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let child: u32 = entry.file_name().to_string_lossy().parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
-            let ppid: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (ppid == pid).then_some(child)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -158,7 +133,10 @@ async fn every_client_receives_every_message_exactly_once_under_load() {
     assert_eq!(duplicated, 0, "and none twice");
 
     drop(sinks);
-    let children = children_of(pid);
+    let children: Vec<u32> = common::children_of(pid)
+        .into_iter()
+        .map(|(child, _)| child)
+        .collect();
     let status = stack.stop().await;
     assert!(status.success());
     common::eventually("no function process outlives the stack", || async {

@@ -226,13 +226,7 @@ async fn watch_restarts_a_function_whose_binary_changed() {
     options.bin_dir = dir.clone();
     options.extra = vec!["--watch".into()];
     let stack = Stack::start(options).await;
-    let cold_starts = || {
-        stack
-            .output()
-            .iter()
-            .filter(|l| l.starts_with("[FaultFunction] REPORT") && l.contains("Init Duration"))
-            .count()
-    };
+    let cold_starts = || stack.cold_starts("FaultFunction");
     let mut client = stack.client().await;
     client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
     common::eventually("two invocations, one cold start", || async {

@@ -206,30 +206,6 @@ async fn a_database_outage_refuses_new_connections_answers_errors_and_heals() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Function processes of the stack running `binary`, from /proc.
-fn instances_of(stack: &Stack, binary: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((name, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(')')) else {
-            continue;
-        };
-        let ppid = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(stack.pid()) && binary.starts_with(name) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 #[tokio::test]
 async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
     let stack = Stack::start(Options::faults()).await;
@@ -238,21 +214,15 @@ async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
         .send_text(r#"{"action":"fault","mode":"hang"}"#)
         .await;
     eventually("the hanging instance runs", || async {
-        !instances_of(&stack, "chat-fault").is_empty()
+        !stack.instances("chat-fault").is_empty()
     })
     .await;
-    let victims = instances_of(&stack, "chat-fault");
+    let victims = stack.instances("chat-fault");
     for pid in &victims {
-        unsafe { libc::kill(*pid, libc::SIGKILL) };
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
     }
     assert_eq!(client.json().await["message"], "Internal server error");
-    let cold_starts = || {
-        stack
-            .output()
-            .iter()
-            .filter(|l| l.starts_with("[FaultFunction] REPORT") && l.contains("Init Duration"))
-            .count()
-    };
+    let cold_starts = || stack.cold_starts("FaultFunction");
     eventually("the failed invocation is reported", || async {
         cold_starts() >= 1
     })
@@ -273,12 +243,15 @@ async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
         "Internal server error",
         "the Timeout (2 s) fails the invocation"
     );
-    assert!(stack
-        .output()
-        .iter()
-        .any(|l| l.contains("Task timed out after 2.00 seconds")));
+    eventually("the timeout is reported", || async {
+        stack
+            .output()
+            .iter()
+            .any(|l| l.contains("Task timed out after 2.00 seconds"))
+    })
+    .await;
     eventually("the timed-out instance is gone", || async {
-        instances_of(&stack, "chat-fault").len() <= 1
+        stack.instances("chat-fault").len() <= 1
     })
     .await;
     client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
@@ -329,7 +302,7 @@ async fn a_client_that_vanishes_without_a_close_frame_is_disconnected_and_remove
 
 #[tokio::test]
 async fn one_broadcast_prunes_more_than_a_megabyte_of_stale_ids_and_reaches_every_live_client() {
-    const STALE: usize = 6_000;
+    const STALE: usize = 3_000;
     let stack = Stack::start(Options::project()).await;
     let mut live = Vec::new();
     for _ in 0..3 {
@@ -351,7 +324,7 @@ async fn one_broadcast_prunes_more_than_a_megabyte_of_stale_ids_and_reaches_ever
     }
     let dynamodb = stack.dynamodb().await;
     let table = stack.table.clone().unwrap();
-    let padding = "stale connection from an old session ".repeat(6);
+    let padding = "stale connection from an old session ".repeat(12);
     let stale: Vec<String> = (0..STALE).map(|n| format!("stale{n:010}=")).collect();
     for chunk in stale.chunks(25) {
         let writes: Vec<WriteRequest> = chunk
@@ -379,10 +352,9 @@ async fn one_broadcast_prunes_more_than_a_megabyte_of_stale_ids_and_reaches_ever
     );
 
     live[0].say("prune").await;
+    // One invocation posts to 3 003 ids in arbitrary order: allow it the function's Timeout.
     for client in live.iter_mut() {
-        let frame = tokio::time::timeout(Duration::from_secs(60), client.json())
-            .await
-            .expect("the broadcast arrives");
+        let frame = client.json_within(Duration::from_secs(30)).await;
         assert_eq!(frame["message"], "prune");
     }
     // The live clients may be served before the fan-out has finished pruning: wait for its summary.
@@ -462,9 +434,10 @@ async fn management_and_runtime_apis_listen_on_loopback_only_and_client_text_sta
         .await;
     assert_eq!(client.json().await["code"], "unknown_action");
 
-    let runtime_apis: Vec<String> = instances_of(&stack, "chat-on-message")
+    let runtime_apis: Vec<String> = stack
+        .instances("chat-on-message")
         .into_iter()
-        .chain(instances_of(&stack, "chat-default"))
+        .chain(stack.instances("chat-default"))
         .filter_map(|pid| {
             let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
             environ.split(|b| *b == 0).find_map(|var| {

@@ -20,38 +20,6 @@ fn wscat() -> Command {
     command
 }
 
-/// Processes whose parent is `pid`, read from /proc.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // The fields after the command name (which may hold spaces) start after the last ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        if fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(pid) {
-            children.push(child);
-        }
-    }
-    children
-}
-
-fn is_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
 #[tokio::test]
 async fn two_wscat_clients_chat_and_ctrl_c_leaves_nothing_behind() {
     let mut options = Options::project();
@@ -127,7 +95,10 @@ async fn two_wscat_clients_chat_and_ctrl_c_leaves_nothing_behind() {
     // Ctrl-C: open sockets close with 1001 (running $disconnect), every child process ends.
     let mut client = stack.client().await;
     let pid = stack.pid();
-    let children = children_of(pid);
+    let children: Vec<u32> = common::children_of(pid)
+        .into_iter()
+        .map(|(child, _)| child)
+        .collect();
     assert!(
         children.len() >= 2,
         "dynalite and function instances run as children: {children:?}"
@@ -139,7 +110,7 @@ async fn two_wscat_clients_chat_and_ctrl_c_leaves_nothing_behind() {
         other => panic!("expected close 1001 on shutdown, got {other:?}"),
     }
     common::eventually("every child process has ended", || async {
-        children.iter().all(|&child| !is_running(child))
+        children.iter().all(|&child| !common::is_running(child))
     })
     .await;
 }

@@ -77,7 +77,8 @@ pub async fn fan_out(
         .map(|id| async move {
             let delivery = post(client, &id, frame).await;
             if let Delivery::Gone = delivery {
-                if let Err(error) = store.remove(&id).await {
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                if let Err(error) = store.remove_stale(&id, now_ms).await {
                     tracing::warn!(connection_id = %id, %error, "could not delete stale connection");
                 }
             }

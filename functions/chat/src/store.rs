@@ -16,6 +16,9 @@ pub const KEY: &str = "connectionid";
 /// API Gateway closes every WebSocket connection after two hours.
 pub const MAX_CONNECTION_SECS: i64 = 2 * 60 * 60;
 
+/// A connection this young is never pruned on a 410: its handshake may still be running.
+pub const GONE_GRACE_MS: i64 = 30_000;
+
 /// Extra time before TTL may remove an item, so a live connection is never expired.
 pub const EXPIRY_MARGIN_SECS: i64 = 10 * 60;
 
@@ -100,6 +103,36 @@ impl ConnectionStore {
             .await
             .map_err(store_error("DeleteItem"))?;
         Ok(())
+    }
+
+    /// Forgets a connection that API Gateway reported gone (410), unless it connected
+    /// less than [`GONE_GRACE_MS`] before `now_ms`. A post can meet 410 while the
+    /// connection's `$connect` is still running; that id is about to become live and must
+    /// stay. Returns whether the item was deleted.
+    pub async fn remove_stale(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .condition_expression("attribute_not_exists(connectedAt) OR connectedAt < :cutoff")
+            .expression_attribute_values(
+                ":cutoff",
+                AttributeValue::N((now_ms - GONE_GRACE_MS).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(store_error("DeleteItem")(error)),
+        }
     }
 
     /// Every connection id in the table.

@@ -112,7 +112,7 @@ async fn broadcast_pages_through_every_scan_page() {
 async fn gone_connection_is_deleted_and_the_sender_is_not() {
     let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER, "stale", "live"], None));
     let delete_stale = mock!(Dynamo::delete_item)
-        .match_requests(|req| key_of(req) == "stale")
+        .match_requests(|req| key_of(req) == "stale" && req.condition_expression().is_some())
         .then_output(|| DeleteItemOutput::builder().build());
     let delete_other =
         mock!(Dynamo::delete_item).then_output(|| DeleteItemOutput::builder().build());
@@ -327,4 +327,38 @@ async fn an_event_without_a_connection_id_is_a_bad_request() {
     event.request_context.connection_id = None;
     let app = app(&[], &[]);
     assert_eq!(app.handle(Route::OnMessage, event).await.status_code, 400);
+}
+
+#[tokio::test]
+async fn a_gone_id_that_is_still_connecting_is_kept() {
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER, "connecting"], None));
+    let young = mock!(Dynamo::delete_item).then_error(|| {
+        DeleteItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let gone = mock!(Management::post_to_connection)
+        .match_requests(|req| req.connection_id() == Some("connecting"))
+        .then_error(|| PostToConnectionError::GoneException(GoneException::builder().build()));
+    let posts = Arc::new(Mutex::new(Vec::new()));
+    let app = app(&[&scan, &young], &[&gone, &recording_post(&posts)]);
+
+    let response = app.handle(Route::OnMessage, event("on_message.json")).await;
+
+    assert_eq!(
+        response.status_code, 200,
+        "a failed condition is not an error"
+    );
+    assert_eq!(
+        young.num_calls(),
+        1,
+        "the delete was conditional and refused"
+    );
+    assert_eq!(
+        posts.lock().unwrap().len(),
+        1,
+        "the sender still got the message"
+    );
 }

@@ -88,18 +88,6 @@ fn percentiles(samples: &[Duration]) -> (f64, f64) {
     (at(0.50), at(0.95))
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Connects `n` clients, `concurrency` handshakes at a time; returns them and the elapsed time.
 async fn connect_many(url: &str, n: usize, concurrency: usize) -> (Vec<Client>, Duration) {
     let started = Instant::now();
@@ -360,10 +348,10 @@ struct Capacity {
 
 async fn capacity(stack: &Stack, n: usize) -> Capacity {
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before_kb = rss_kb(stack.pid());
+    let rss_before_kb = harness::rss_kb(stack.pid());
     let (clients, elapsed) = connect_many(&stack.ws_url, n, 128).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_after_kb = rss_kb(stack.pid());
+    let rss_after_kb = harness::rss_kb(stack.pid());
     for mut client in clients {
         let _ = client.socket.close(None).await;
     }
