@@ -92,7 +92,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
-        .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES))
+        // Oversize responses are read and then failed, as Lambda fails them, rather than
+        // refused at the HTTP layer (which would leave the invocation to time out).
+        .layer(DefaultBodyLimit::max(4 * MAX_RESPONSE_BYTES))
         .with_state(state)
 }
 
@@ -158,6 +160,16 @@ async fn response(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    if body.len() > MAX_RESPONSE_BYTES {
+        let error = FunctionError {
+            error_type: "Function.ResponseSizeTooLarge".to_owned(),
+            error_message: format!(
+                "Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                body.len()
+            ),
+        };
+        return finish(&state, &id, Outcome::Error(error));
+    }
     finish(&state, &id, Outcome::Response(body.to_vec()))
 }
 

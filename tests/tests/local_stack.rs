@@ -172,7 +172,7 @@ async fn an_oversize_message_closes_the_connection_with_1009() {
 async fn crashing_and_hanging_functions_give_internal_server_error_and_the_stack_keeps_serving() {
     let stack = Stack::start(Options::faults()).await;
     let mut client = stack.client().await;
-    for mode in ["crash", "error", "hang"] {
+    for mode in ["crash", "error", "hang", "big"] {
         client
             .send_text(&format!(r#"{{"action":"fault","mode":"{mode}"}}"#))
             .await;
@@ -186,6 +186,10 @@ async fn crashing_and_hanging_functions_give_internal_server_error_and_the_stack
     assert!(
         output.contains("Task timed out after 2.00 seconds"),
         "the hang hit its Timeout"
+    );
+    assert!(
+        output.contains("Function.ResponseSizeTooLarge"),
+        "a response over 6 MB fails at once, as on Lambda"
     );
     client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
     client.expect_silence(Duration::from_millis(500)).await;

@@ -2,7 +2,8 @@
 //!
 //! `$connect`: `?status=403` answers that status, `?crash=1` exits mid-invocation.
 //! Messages `{"action":"fault","mode":…}`: `crash` exits, `hang` sleeps past any
-//! Timeout, `error` reports a function error, anything else answers 200.
+//! Timeout, `error` reports a function error, `big` answers past Lambda's 6 MB response
+//! limit, anything else answers 200.
 //! With `EVENT_LOG` set, every event is appended to that file, one JSON per line.
 
 use std::io::Write;
@@ -38,6 +39,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             Ok(json!({"statusCode": 200}))
         }
         Some("error") => Err("the fault function was asked to fail".into()),
+        Some("big") => Ok(json!({"statusCode": 200, "body": "x".repeat(7 * 1024 * 1024)})),
         _ => {
             let status: u16 = query("status").and_then(|s| s.parse().ok()).unwrap_or(200);
             Ok(json!({"statusCode": status}))
