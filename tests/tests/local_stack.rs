@@ -268,3 +268,49 @@ async fn watch_restarts_a_function_whose_binary_changed() {
     drop(stack);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn persist_keeps_the_tables_and_their_items_across_restarts() {
+    let dir = std::env::temp_dir().join(common::unique("persist"));
+    let persisted = |dir: &std::path::Path| {
+        let mut options = Options::project();
+        options.shared_dynamodb = false;
+        options.overrides = vec!["TableName=Persisted".into()];
+        options.extra = vec!["--persist".into(), dir.display().to_string()];
+        options
+    };
+    let stack = Stack::start(persisted(&dir)).await;
+    assert!(stack
+        .output()
+        .iter()
+        .any(|l| l.contains("table Persisted (ChatTable, created)")));
+    let mut client = stack.client().await;
+    let id = client.own_id().await;
+    // Stopping the stack runs $disconnect, so add a second item directly to look for later.
+    let dynamodb = stack.dynamodb().await;
+    dynamodb
+        .put_item()
+        .table_name("Persisted")
+        .item(
+            "connectionid",
+            aws_sdk_dynamodb::types::AttributeValue::S("kept".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(stack.stop().await.success());
+
+    let stack = Stack::start(persisted(&dir)).await;
+    assert!(stack
+        .output()
+        .iter()
+        .any(|l| l.contains("table Persisted (ChatTable, exists)")));
+    let ids = stack.stored_ids().await;
+    assert_eq!(
+        ids,
+        vec!["kept".to_owned()],
+        "the data survived; {id} was removed by its $disconnect"
+    );
+    drop(stack);
+    let _ = std::fs::remove_dir_all(&dir);
+}
