@@ -468,3 +468,31 @@ async fn management_and_runtime_apis_listen_on_loopback_only_and_client_text_sta
     );
     assert!(!std::path::Path::new("/tmp/pwned").exists());
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_hold_up_anyone_else() {
+    const MESSAGES: usize = 60;
+    let stack = Stack::start(Options::project()).await;
+    let mut staller = stack.client().await;
+    let staller_id = staller.own_id().await;
+    let mut reader = stack.client().await;
+    let mut sender = stack.client().await;
+    // From here on nobody reads the staller's socket: its buffers fill and stay full.
+    let big = "x".repeat(100_000);
+    for n in 0..MESSAGES {
+        sender.say(&format!("{n} {big}")).await;
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < MESSAGES {
+        let frame = reader.json_within(Duration::from_secs(60)).await;
+        let text = frame["message"].as_str().unwrap();
+        seen.insert(text.split_once(' ').unwrap().0.to_owned());
+    }
+    common::eventually_within(
+        Duration::from_secs(60),
+        "the stalled client is dropped and its item removed",
+        || async { !stack.stored_ids().await.contains(&staller_id) },
+    )
+    .await;
+    drop(staller);
+}

@@ -105,6 +105,22 @@ async fn add_remove_and_list() {
         .await
         .expect("deleting an absent id is fine");
     assert_eq!(store.all_ids().await.unwrap(), ["R1kmxc2VNjMCFIB="]);
+
+    // A 410 prunes an old id but keeps one whose handshake may still be running.
+    let now_ms = 1_700_000_100_000;
+    store
+        .add("young", now_ms - 1_000, now_ms / 1000)
+        .await
+        .unwrap();
+    store
+        .add("old", now_ms - 120_000, now_ms / 1000)
+        .await
+        .unwrap();
+    assert!(!store.remove_stale("young", now_ms).await.unwrap());
+    assert!(store.remove_stale("old", now_ms).await.unwrap());
+    let mut ids = store.all_ids().await.unwrap();
+    ids.sort();
+    assert_eq!(ids, ["R1kmxc2VNjMCFIB=", "young"]);
     client
         .delete_table()
         .table_name(&table)
