@@ -146,6 +146,7 @@ fn gone(id: &str) -> Response {
 }
 
 /// The open connection `id` on `stage`, or the error API Gateway answers.
+#[allow(clippy::result_large_err)] // the error is the handler's own answer, returned at once
 fn find(state: &ApiState, stage: &str, id: &str) -> Result<Arc<Connection>, Response> {
     if stage != state.stage {
         return Err(error(

@@ -282,11 +282,7 @@ async fn a_client_that_vanishes_without_a_close_frame_is_disconnected_and_remove
     })
     .await;
     let text = std::fs::read_to_string(&log).unwrap();
-    let disconnect: Value = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .last()
-        .unwrap();
+    let disconnect: Value = serde_json::from_str(text.lines().next_back().unwrap()).unwrap();
     assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1006);
     let _ = std::fs::remove_file(&log);
 

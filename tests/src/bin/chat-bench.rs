@@ -638,7 +638,7 @@ async fn main() {
     target(
         &mut report,
         "cold init median ≤ 10 ms (slowest Rust function)",
-        (!rust_init.is_nan()).then(|| (rust_init, rust_init <= 10.0)),
+        (!rust_init.is_nan()).then_some((rust_init, rust_init <= 10.0)),
         "ms",
     );
     target(
