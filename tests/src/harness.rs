@@ -442,3 +442,61 @@ impl Stack {
             .count()
     }
 }
+
+impl Stack {
+    /// Whether any line the stack printed so far contains `needle`.
+    pub fn printed(&self, needle: &str) -> bool {
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(needle))
+    }
+}
+
+/// The file the fault function appends every event it receives to (`EventLog` parameter of
+/// `tests/fixtures/fault-connect.yaml`); removed when dropped.
+pub struct EventLog {
+    pub path: PathBuf,
+}
+
+impl EventLog {
+    pub fn new(prefix: &str) -> EventLog {
+        EventLog {
+            path: std::env::temp_dir().join(format!("{}.jsonl", unique(prefix))),
+        }
+    }
+
+    /// Options for a fault-connect stack that logs to this file.
+    pub fn options(&self) -> Options {
+        let mut options = Options::fault_connect();
+        options
+            .overrides
+            .push(format!("EventLog={}", self.path.display()));
+        options
+    }
+
+    /// The events logged so far, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("the fault function logs JSON"))
+            .collect()
+    }
+
+    /// Waits until `count` events are logged and returns them.
+    pub async fn wait_for(&self, count: usize) -> Vec<Value> {
+        eventually(&format!("{count} events are logged"), || async {
+            self.events().len() >= count
+        })
+        .await;
+        self.events()
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Options, Stack};
+use common::Stack;
 
 use chat::ApiGatewayWebsocketProxyRequest;
 use serde_json::Value;
@@ -178,36 +178,21 @@ fn check_shapes(events: Vec<(String, Value)>) {
 
 #[tokio::test]
 async fn the_local_stack_delivers_events_in_the_aws_shape() {
-    let log = std::env::temp_dir().join(format!("{}.jsonl", common::unique("events")));
-    let mut options = Options::fault_connect();
-    options
-        .overrides
-        .push(format!("EventLog={}", log.display()));
-    let stack = Stack::start(options).await;
+    let log = common::EventLog::new("events");
+    let stack = Stack::start(log.options()).await;
     let mut client = common::Client::connect(&format!("{}/?room=lobby&x=%3Cy%3E", stack.ws_url))
         .await
         .unwrap();
     client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
     client.expect_silence(Duration::from_millis(300)).await;
     client.close().await;
-    common::eventually("three events are logged", || async {
-        std::fs::read_to_string(&log)
-            .map(|t| t.lines().count() >= 3)
-            .unwrap_or(false)
-    })
-    .await;
-    let events: Vec<(String, Value)> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
+    let events: Vec<(String, Value)> = log
+        .wait_for(3)
+        .await
+        .into_iter()
         .enumerate()
-        .map(|(n, line)| {
-            (
-                format!("local event {n}"),
-                serde_json::from_str(line).unwrap(),
-            )
-        })
+        .map(|(n, event)| (format!("local event {n}"), event))
         .collect();
-    let _ = std::fs::remove_file(&log);
     let types: Vec<&str> = events
         .iter()
         .map(|(_, e)| e["requestContext"]["eventType"].as_str().unwrap())

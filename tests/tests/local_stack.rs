@@ -253,10 +253,7 @@ async fn watch_restarts_a_function_whose_binary_changed() {
     std::fs::copy(common::bin_dir().join("chat-fault"), &fresh).unwrap();
     std::fs::rename(&fresh, &binary).unwrap();
     common::eventually("the watcher restarts FaultFunction", || async {
-        stack
-            .output()
-            .iter()
-            .any(|l| l.contains("FaultFunction: new binary, restarting its instances"))
+        stack.printed("FaultFunction: new binary, restarting its instances")
     })
     .await;
     client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
@@ -280,10 +277,7 @@ async fn persist_keeps_the_tables_and_their_items_across_restarts() {
         options
     };
     let stack = Stack::start(persisted(&dir)).await;
-    assert!(stack
-        .output()
-        .iter()
-        .any(|l| l.contains("table Persisted (ChatTable, created)")));
+    assert!(stack.printed("table Persisted (ChatTable, created)"));
     let mut client = stack.client().await;
     let id = client.own_id().await;
     // Stopping the stack runs $disconnect, so add a second item directly to look for later.
@@ -301,10 +295,7 @@ async fn persist_keeps_the_tables_and_their_items_across_restarts() {
     assert!(stack.stop().await.success());
 
     let stack = Stack::start(persisted(&dir)).await;
-    assert!(stack
-        .output()
-        .iter()
-        .any(|l| l.contains("table Persisted (ChatTable, exists)")));
+    assert!(stack.printed("table Persisted (ChatTable, exists)"));
     let ids = stack.stored_ids().await;
     assert_eq!(
         ids,

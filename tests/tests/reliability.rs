@@ -10,7 +10,6 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use common::{eventually, Client, Options, Stack};
 use futures::SinkExt;
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
@@ -244,10 +243,7 @@ async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
         "the Timeout (2 s) fails the invocation"
     );
     eventually("the timeout is reported", || async {
-        stack
-            .output()
-            .iter()
-            .any(|l| l.contains("Task timed out after 2.00 seconds"))
+        stack.printed("Task timed out after 2.00 seconds")
     })
     .await;
     eventually("the timed-out instance is gone", || async {
@@ -266,25 +262,15 @@ async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
 
 #[tokio::test]
 async fn a_client_that_vanishes_without_a_close_frame_is_disconnected_and_removed() {
-    let log = std::env::temp_dir().join(format!("{}.jsonl", common::unique("vanish")));
-    let mut options = Options::fault_connect();
-    options
-        .overrides
-        .push(format!("EventLog={}", log.display()));
-    let stack = Stack::start(options).await;
+    let log = common::EventLog::new("vanish");
+    let stack = Stack::start(log.options()).await;
     let client = stack.client().await;
     // Dropping the stream closes the TCP connection without a WebSocket close frame.
     drop(client);
-    eventually("$disconnect ran", || async {
-        std::fs::read_to_string(&log)
-            .map(|t| t.contains("DISCONNECT"))
-            .unwrap_or(false)
-    })
-    .await;
-    let text = std::fs::read_to_string(&log).unwrap();
-    let disconnect: Value = serde_json::from_str(text.lines().next_back().unwrap()).unwrap();
+    let events = log.wait_for(2).await;
+    let disconnect = events.last().unwrap();
+    assert_eq!(disconnect["requestContext"]["eventType"], "DISCONNECT");
     assert_eq!(disconnect["requestContext"]["disconnectStatusCode"], 1006);
-    let _ = std::fs::remove_file(&log);
 
     let stack = Stack::start(Options::project()).await;
     let mut vanishing = stack.client().await;
@@ -358,7 +344,7 @@ async fn one_broadcast_prunes_more_than_a_megabyte_of_stale_ids_and_reaches_ever
     common::eventually_within(
         Duration::from_secs(60),
         "the broadcast summary reports every stale id gone",
-        || async { stack.output().iter().any(|l| l.contains(&summary)) },
+        || async { stack.printed(&summary) },
     )
     .await;
     live_ids.sort();

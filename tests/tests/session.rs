@@ -40,10 +40,7 @@ async fn two_wscat_clients_chat_and_ctrl_c_leaves_nothing_behind() {
         .expect("node runs wscat (make setup installs it)");
     let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
     common::eventually("the first wscat has connected", || async {
-        stack
-            .output()
-            .iter()
-            .any(|line| line.starts_with("[ConnectFunction] REPORT"))
+        stack.printed("[ConnectFunction] REPORT")
     })
     .await;
 

@@ -67,6 +67,15 @@ async fn fresh_table(client: &Client, prefix: &str) -> String {
     panic!("table {name} never became active");
 }
 
+async fn drop_table(client: &Client, table: &str) {
+    client
+        .delete_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("delete table");
+}
+
 #[tokio::test]
 async fn add_remove_and_list() {
     let client = client().await;
@@ -121,12 +130,7 @@ async fn add_remove_and_list() {
     let mut ids = store.all_ids().await.unwrap();
     ids.sort();
     assert_eq!(ids, ["R1kmxc2VNjMCFIB=", "young"]);
-    client
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
+    drop_table(&client, &table).await;
 }
 
 #[tokio::test]
@@ -176,10 +180,5 @@ async fn scan_returns_every_id_of_a_multi_megabyte_table_exactly_once() {
     let unique: HashSet<&String> = found.iter().collect();
     assert_eq!(unique.len(), COUNT);
     assert!(ids.iter().all(|id| unique.contains(id)));
-    client
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap();
+    drop_table(&client, &table).await;
 }

@@ -411,6 +411,14 @@ fn machine() -> String {
     )
 }
 
+/// Waits until every client of the last section has disconnected, so the next starts clean.
+async fn all_disconnected(stack: &Stack, limit: Duration) {
+    harness::eventually_within(limit, "every client has disconnected", || async {
+        stack.stored_ids().await.is_empty()
+    })
+    .await;
+}
+
 /// A fresh local stack with its own dynalite, as the benchmark runs it.
 async fn bench_stack() -> (Stack, String) {
     let mut options = Options::project();
@@ -486,12 +494,7 @@ async fn main() {
             ),
         );
         fanouts.push(f);
-        harness::eventually_within(
-            Duration::from_secs(60),
-            "the fan-out clients are gone",
-            || async { stack.stored_ids().await.is_empty() },
-        )
-        .await;
+        all_disconnected(&stack, Duration::from_secs(60)).await;
     }
     out(&mut report, String::new());
 
@@ -577,12 +580,7 @@ async fn main() {
             ),
         );
         capacities.push(c);
-        harness::eventually_within(
-            Duration::from_secs(120),
-            "the idle clients are gone",
-            || async { stack.stored_ids().await.is_empty() },
-        )
-        .await;
+        all_disconnected(&stack, Duration::from_secs(120)).await;
     }
     out(&mut report, String::new());
 
