@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, and nothing twice:
 # a project-local Python venv (SAM CLI, cfn-lint, cargo-lambda with zig), the Node tools
-# (dynalite, wscat, playwright-core), Debian's Chromium for the browser tests, and the
-# arm64 Rust target. Safe to run again; each step is skipped
-# when its inputs have not changed.
+# (dynalite, wscat, playwright-core), Debian's Chromium for the browser tests, qemu-user
+# with the arm64 glibc for the arm64 end-to-end test, and the arm64 Rust target. Safe to
+# run again; each step is skipped when its inputs have not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,18 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "setup: Chromium is missing; install it (Debian: apt-get install chromium) for the browser tests" >&2
+  fi
+fi
+
+# qemu-user and Debian's arm64 glibc let the arm64 end-to-end test run the deployed
+# (arm64) bootstraps on this machine.
+if ! command -v qemu-aarch64 >/dev/null 2>&1 || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing qemu-user and the arm64 glibc to run the arm64 bootstraps"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user libc6-arm64-cross >/dev/null
+  else
+    echo "setup: qemu-aarch64 or the arm64 glibc is missing (Debian: apt-get install qemu-user libc6-arm64-cross); the arm64 end-to-end test will be skipped" >&2
   fi
 fi
 

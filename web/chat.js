@@ -1,12 +1,16 @@
 // The chat client's logic, free of the DOM so it can be tested on its own: where to
-// connect, how big a message may be, how long to wait before reconnecting, and what a
-// server frame means.
+// connect, how big a message may be (one 32 KB frame), how long to wait before
+// reconnecting, and what a server frame means.
 
-/** API Gateway's limit on one WebSocket message. */
-export const MAX_MESSAGE_BYTES = 128 * 1024;
+/**
+ * API Gateway's limit on one WebSocket frame: a bigger frame closes the connection with 1009.
+ * Browsers send each message as one frame, so this caps a message; the 128 KB message quota
+ * and the broadcast's few hundred bytes of "type", "from" and "sentAt" stay well under it.
+ */
+export const MAX_FRAME_BYTES = 32 * 1024;
 
-/** Room the server needs around the text for "type", "from" and "sentAt" in the broadcast. */
-export const FRAME_OVERHEAD_BYTES = 256;
+/** From this many bytes on the composer shows how much of the frame a message uses. */
+export const HINT_FROM_BYTES = 24 * 1024;
 
 const encoder = new TextEncoder();
 
@@ -15,16 +19,31 @@ export function chatRequest(text) {
   return JSON.stringify({ action: 'onMessage', message: text });
 }
 
+/** The bytes on the wire for `text`: its request as UTF-8, JSON escapes included. */
+export function frameBytes(text) {
+  return encoder.encode(chatRequest(text)).length;
+}
+
+/** `bytes` in KB with one decimal, rounded up so that anything over the limit never reads as 32.0. */
+export function kb(bytes) {
+  return (Math.ceil((bytes * 10) / 1024) / 10).toFixed(1);
+}
+
 /** Why `text` cannot be sent, or null when it can. */
 export function refusal(text) {
   if (text.trim() === '') return 'Write something first.';
-  const bytes = encoder.encode(chatRequest(text)).length;
-  const limit = MAX_MESSAGE_BYTES - FRAME_OVERHEAD_BYTES;
-  if (bytes > limit) {
-    const kb = (n) => (n / 1024).toFixed(1);
-    return `Too long to send: ${kb(bytes)} KB, and a chat message may be at most ${kb(limit)} KB. Split it into smaller parts.`;
+  const bytes = frameBytes(text);
+  if (bytes > MAX_FRAME_BYTES) {
+    return `This message is ${kb(bytes)} KB; API Gateway takes at most ${MAX_FRAME_BYTES / 1024} KB in one frame. Shorten it.`;
   }
   return null;
+}
+
+/** The composer's size indicator for `text`: null while it is small, else {text, over}. */
+export function sizeHint(text) {
+  const bytes = frameBytes(text);
+  if (bytes < HINT_FROM_BYTES) return null;
+  return { text: `${kb(bytes)} of ${MAX_FRAME_BYTES / 1024} KB`, over: bytes > MAX_FRAME_BYTES };
 }
 
 /** The WebSocket URL to use: `?ws=` wins, else the page's own host when served over HTTP. */

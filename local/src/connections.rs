@@ -1,12 +1,10 @@
-//! The registry of open WebSocket connections and the `@connections` management API over it.
+//! The `@connections` management API over the [registry](crate::registry) of open connections.
 //!
 //! `POST /{stage}/@connections/{id}` sends a frame, `GET` describes the connection,
 //! `DELETE` closes it; an unknown or closed id is `410 GoneException`, as on AWS. The API
 //! listens on loopback only and does not check SigV4 signatures.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -15,92 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
-use tokio::sync::mpsc;
 
-use crate::events::ConnectionInfo;
-
-/// API Gateway's limit on one WebSocket message, in either direction.
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
-
-/// How long a post may wait for room in a client's queue.
-pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What the gateway is asked to write to one client.
-#[derive(Debug)]
-pub enum Outgoing {
-    Text(String),
-    Binary(Vec<u8>),
-    Close(u16, String),
-}
-
-/// One open connection, as the management API sees it.
-pub struct Connection {
-    pub info: ConnectionInfo,
-    outgoing: mpsc::Sender<Outgoing>,
-    last_active_ms: AtomicI64,
-}
-
-/// The connection is closed (or closing): API Gateway's `GoneException`.
-#[derive(Debug)]
-pub struct Gone;
-
-impl Connection {
-    pub fn new(info: ConnectionInfo, outgoing: mpsc::Sender<Outgoing>) -> Connection {
-        let now = info.connected_at_ms;
-        Connection {
-            info,
-            outgoing,
-            last_active_ms: AtomicI64::new(now),
-        }
-    }
-
-    pub fn touch(&self) {
-        self.last_active_ms
-            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-    }
-
-    /// Queues a frame for the client. A client whose queue stays full for
-    /// [`SEND_TIMEOUT`] is not reading: it is treated as gone, so that one stalled client
-    /// cannot hold up a broadcast to everyone else.
-    pub async fn send(&self, message: Outgoing) -> Result<(), Gone> {
-        match self.outgoing.send_timeout(message, SEND_TIMEOUT).await {
-            Ok(()) => Ok(()),
-            Err(_) => Err(Gone),
-        }
-    }
-}
-
-/// Open connections by id.
-#[derive(Default)]
-pub struct Registry {
-    connections: RwLock<HashMap<String, Arc<Connection>>>,
-}
-
-impl Registry {
-    pub fn insert(&self, connection: Arc<Connection>) {
-        let id = connection.info.connection_id.clone();
-        self.connections
-            .write()
-            .expect("registry")
-            .insert(id, connection);
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.connections.write().expect("registry").remove(id);
-    }
-
-    pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
-        self.connections.read().expect("registry").get(id).cloned()
-    }
-
-    pub fn len(&self) -> usize {
-        self.connections.read().expect("registry").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+use crate::registry::{Connection, Gone, Outgoing, Registry, MAX_MESSAGE_BYTES};
 
 struct ApiState {
     registry: Arc<Registry>,
@@ -187,14 +101,7 @@ async fn post_to_connection(
 /// measure the gateway's own fan-out limit.
 async fn broadcast_all(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body).into_owned();
-    let all: Vec<Arc<Connection>> = state
-        .registry
-        .connections
-        .read()
-        .expect("registry")
-        .values()
-        .cloned()
-        .collect();
+    let all = state.registry.all();
     let mut delivered = 0usize;
     for connection in all {
         if connection.send(Outgoing::Text(text.clone())).await.is_ok() {
@@ -222,7 +129,7 @@ async fn get_connection(
     Ok(Json(json!({
         "connectedAt": iso(connection.info.connected_at_ms),
         "identity": identity,
-        "lastActiveAt": iso(connection.last_active_ms.load(Ordering::Relaxed)),
+        "lastActiveAt": iso(connection.last_active_ms()),
     }))
     .into_response())
 }

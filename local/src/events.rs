@@ -1,5 +1,5 @@
 //! API Gateway WebSocket events in the exact shape AWS delivers them to Lambda (see the
-//! captures in `shared/aws-events/`): CONNECT with headers and query string, MESSAGE
+//! captures in `tests/fixtures/aws-events/`): CONNECT with headers and query string, MESSAGE
 //! with `messageId` and `body`, DISCONNECT with `disconnectStatusCode`/`disconnectReason`.
 
 use serde_json::{json, Map, Value};

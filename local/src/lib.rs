@@ -1,23 +1,32 @@
 //! The local stack: the whole SAM template on one machine, with no AWS account and no Docker.
 //!
-//! `start` (the default) serves the template's WebSocket API and `@connections` on
-//! loopback, runs its functions' real `bootstrap` binaries under an emulated Lambda
-//! Runtime API, and gives them a DynamoDB (dynalite) holding the template's tables.
-//! `invoke` runs one function once with an event file: a Docker-free `sam local invoke`.
+//! [`start`] serves the template's WebSocket API and `@connections` on loopback, runs its
+//! functions' real `bootstrap` binaries under an emulated Lambda Runtime API, and gives
+//! them a DynamoDB (dynalite) holding the template's tables; [`server::invoke`] runs one
+//! function once with an event: a Docker-free `sam local invoke`.
 //!
 //! Layers, each its own module, with data flowing one way:
 //! [`template`] → [`stack`] → [`dynamodb`] and [`functions`] (over [`runtime_api`]) →
-//! [`gateway`] and [`connections`].
+//! [`registry`], [`throttle`] → [`gateway`] and [`connections`] → [`server`] (the wiring)
+//! → the `chat-local` command line.
 
+pub mod cargo;
 pub mod connections;
 pub mod dynamodb;
 pub mod events;
 pub mod functions;
 pub mod gateway;
 pub mod ids;
+pub mod log;
 pub mod process;
+pub mod registry;
 pub mod runtime_api;
+pub mod server;
 pub mod stack;
 pub mod template;
+pub mod throttle;
 pub mod watch;
 pub mod web;
+
+pub use log::Log;
+pub use server::{start, Database, Options, Running};

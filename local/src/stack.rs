@@ -10,9 +10,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::template::{scalar_string, Scope, Template};
+use crate::throttle;
 
 pub const ACCOUNT_ID: &str = "123456789012";
 pub const STACK_NAME: &str = "local";
+
+/// The Lambda runtimes whose functions this stack can run: OS-only ones, with a Rust `bootstrap`.
+pub const RUNTIMES: &[&str] = &["provided.al2023", "provided.al2"];
 
 /// A Lambda function of the template, ready to run locally.
 #[derive(Debug, Clone)]
@@ -49,6 +53,8 @@ pub struct Stack {
     pub routes: BTreeMap<String, String>,
     pub functions: BTreeMap<String, Function>,
     pub tables: Vec<Table>,
+    /// The stage's throttling, from its route settings.
+    pub throttle: throttle::Settings,
 }
 
 impl Stack {
@@ -62,35 +68,7 @@ impl Stack {
         region: &str,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Stack> {
-        for name in overrides.keys() {
-            if !template.parameters.contains_key(name) {
-                bail!("--parameter-overrides names {name}, which the template does not declare");
-            }
-        }
-        let mut scope = Scope::default();
-        for (name, value) in [
-            ("AWS::Region", region),
-            ("AWS::AccountId", ACCOUNT_ID),
-            ("AWS::Partition", "aws"),
-            ("AWS::StackName", STACK_NAME),
-            ("AWS::URLSuffix", "amazonaws.com"),
-        ] {
-            scope.refs.insert(name.into(), value.into());
-        }
-        for (name, default) in &template.parameters {
-            let value = overrides
-                .get(name)
-                .cloned()
-                .or_else(|| default.clone())
-                .ok_or_else(|| {
-                    anyhow!("parameter {name} has no Default; pass --parameter-overrides {name}=…")
-                })?;
-            scope.refs.insert(name.clone(), value);
-        }
-        for id in template.resources.keys() {
-            scope.refs.insert(id.clone(), id.clone());
-        }
-
+        let mut scope = pseudo_parameters(template, region, overrides)?;
         let (api_logical_id, api) = template
             .of_type("AWS::ApiGatewayV2::Api")
             .find(|(_, api)| api.properties["ProtocolType"] == "WEBSOCKET")
@@ -101,98 +79,17 @@ impl Stack {
             })?;
         let api_id = local_api_id(api_logical_id);
         scope.refs.insert(api_logical_id.clone(), api_id.clone());
-
-        let mut tables = Vec::new();
-        for (id, table) in template.of_type("AWS::DynamoDB::Table") {
-            let name = match table.properties.get("TableName") {
-                Some(name) => scope
-                    .resolve_string(name)
-                    .with_context(|| format!("{id}.TableName"))?,
-                None => format!("{STACK_NAME}-{id}"),
-            };
-            scope.refs.insert(id.clone(), name.clone());
-            scope.attributes.insert(
-                format!("{id}.Arn"),
-                format!("arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"),
-            );
-            tables.push((id.clone(), name));
-        }
-        let function_ids: Vec<&String> = template
-            .resources
-            .iter()
-            .filter(|(_, r)| {
-                r.kind == "AWS::Serverless::Function" || r.kind == "AWS::Lambda::Function"
-            })
-            .map(|(id, _)| id)
-            .collect();
-        for id in &function_ids {
-            let properties = &template.resources[*id].properties;
-            let name = match properties.get("FunctionName") {
-                Some(name) => scope.resolve_string(name)?,
-                None => (*id).clone(),
-            };
-            scope.attributes.insert(
-                format!("{id}.Arn"),
-                format!("arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"),
-            );
-            scope.refs.insert((*id).clone(), name);
-        }
-
-        let stage = template
-            .of_type("AWS::ApiGatewayV2::Stage")
-            .filter(|(_, stage)| {
-                scope
-                    .resolve_string(&stage.properties["ApiId"])
-                    .ok()
-                    .as_ref()
-                    == Some(&api_id)
-            })
-            .map(|(id, stage)| {
-                scope
-                    .resolve_string(&stage.properties["StageName"])
-                    .with_context(|| format!("{id}.StageName"))
-            })
-            .next()
-            .transpose()?
-            .unwrap_or_else(|| "local".to_owned());
-
+        let tables = name_tables(template, &mut scope, region)?;
+        let function_ids = name_functions(template, &mut scope, region)?;
+        let (stage, throttle) = stage(template, &scope, &api_id)?;
         let functions = function_ids
             .iter()
-            .map(|id| Ok(((*id).clone(), function(template, id, &scope, template_dir)?)))
+            .map(|id| Ok((id.clone(), function(template, id, &scope, template_dir)?)))
             .collect::<Result<BTreeMap<_, _>>>()?;
-
-        let mut routes = BTreeMap::new();
-        for (id, route) in template.of_type("AWS::ApiGatewayV2::Route") {
-            if scope.resolve_string(&route.properties["ApiId"])? != api_id {
-                continue;
-            }
-            let key = scope
-                .resolve_string(&route.properties["RouteKey"])
-                .with_context(|| format!("{id}.RouteKey"))?;
-            let target = scope
-                .resolve_string(&route.properties["Target"])
-                .with_context(|| format!("{id}.Target"))?;
-            let integration_id = target
-                .strip_prefix("integrations/")
-                .ok_or_else(|| anyhow!("{id}.Target should be integrations/<id>, is {target}"))?;
-            let integration = template.resources.get(integration_id).ok_or_else(|| {
-                anyhow!("{id} targets {integration_id}, which is not in the template")
-            })?;
-            let uri = scope.resolve_string(&integration.properties["IntegrationUri"])?;
-            let function = functions
-                .values()
-                .find(|f| uri.contains(&format!("{}/invocations", f.arn)) || uri == f.arn)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "{integration_id} integrates {uri}, which is no function of the template"
-                    )
-                })?;
-            routes.insert(key, function.logical_id.clone());
-        }
+        let routes = routes(template, &scope, &api_id, &functions)?;
         if routes.is_empty() {
             bail!("the WebSocket API {api_logical_id} has no routes");
         }
-
         let tables = tables
             .into_iter()
             .map(|(id, name)| {
@@ -204,7 +101,6 @@ impl Stack {
                 })
             })
             .collect::<Result<_>>()?;
-
         Ok(Stack {
             region: region.to_owned(),
             api_id,
@@ -216,8 +112,191 @@ impl Stack {
             routes,
             functions,
             tables,
+            throttle,
         })
     }
+}
+
+/// The partition and its DNS suffix (`AWS::Partition`, `AWS::URLSuffix`) of a region.
+pub fn partition(region: &str) -> (&'static str, &'static str) {
+    if region.starts_with("cn-") {
+        ("aws-cn", "amazonaws.com.cn")
+    } else if region.starts_with("us-gov-") {
+        ("aws-us-gov", "amazonaws.com")
+    } else {
+        ("aws", "amazonaws.com")
+    }
+}
+
+/// The pseudo parameters and the template's parameters (defaults or overrides).
+fn pseudo_parameters(
+    template: &Template,
+    region: &str,
+    overrides: &BTreeMap<String, String>,
+) -> Result<Scope> {
+    for name in overrides.keys() {
+        if !template.parameters.contains_key(name) {
+            bail!("--parameter-overrides names {name}, which the template does not declare");
+        }
+    }
+    let mut scope = Scope::default();
+    let (partition, url_suffix) = partition(region);
+    for (name, value) in [
+        ("AWS::Region", region),
+        ("AWS::AccountId", ACCOUNT_ID),
+        ("AWS::Partition", partition),
+        ("AWS::StackName", STACK_NAME),
+        ("AWS::URLSuffix", url_suffix),
+    ] {
+        scope.refs.insert(name.into(), value.into());
+    }
+    for (name, default) in &template.parameters {
+        let value = overrides
+            .get(name)
+            .cloned()
+            .or_else(|| default.clone())
+            .ok_or_else(|| {
+                anyhow!("parameter {name} has no Default; pass --parameter-overrides {name}=…")
+            })?;
+        scope.refs.insert(name.clone(), value);
+    }
+    for id in template.resources.keys() {
+        scope.refs.insert(id.clone(), id.clone());
+    }
+    Ok(scope)
+}
+
+/// Each table's name (`TableName`, else CloudFormation's generated one) and ARN in `scope`.
+fn name_tables(
+    template: &Template,
+    scope: &mut Scope,
+    region: &str,
+) -> Result<Vec<(String, String)>> {
+    let partition = partition(region).0;
+    let mut tables = Vec::new();
+    for (id, table) in template.of_type("AWS::DynamoDB::Table") {
+        let name = match table.properties.get("TableName") {
+            Some(name) => scope
+                .resolve_string(name)
+                .with_context(|| format!("{id}.TableName"))?,
+            None => format!("{STACK_NAME}-{id}"),
+        };
+        scope.refs.insert(id.clone(), name.clone());
+        scope.attributes.insert(
+            format!("{id}.Arn"),
+            format!("arn:{partition}:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"),
+        );
+        tables.push((id.clone(), name));
+    }
+    Ok(tables)
+}
+
+/// Each function's name and ARN in `scope`; returns the functions' logical ids.
+fn name_functions(template: &Template, scope: &mut Scope, region: &str) -> Result<Vec<String>> {
+    let partition = partition(region).0;
+    let ids: Vec<String> = template
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == "AWS::Serverless::Function" || r.kind == "AWS::Lambda::Function")
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in &ids {
+        let properties = &template.resources[id].properties;
+        let name = match properties.get("FunctionName") {
+            Some(name) => scope.resolve_string(name)?,
+            None => id.clone(),
+        };
+        scope.attributes.insert(
+            format!("{id}.Arn"),
+            format!("arn:{partition}:lambda:{region}:{ACCOUNT_ID}:function:{name}"),
+        );
+        scope.refs.insert(id.clone(), name);
+    }
+    Ok(ids)
+}
+
+/// The API's stage name and its throttling (`DefaultRouteSettings`, `RouteSettings`).
+fn stage(template: &Template, scope: &Scope, api_id: &str) -> Result<(String, throttle::Settings)> {
+    let stage = template.of_type("AWS::ApiGatewayV2::Stage").find(|(_, stage)| {
+        scope.resolve_string(&stage.properties["ApiId"]).ok().as_deref() == Some(api_id)
+    });
+    let Some((id, stage)) = stage else {
+        return Ok(("local".to_owned(), throttle::Settings::default()));
+    };
+    let name = scope
+        .resolve_string(&stage.properties["StageName"])
+        .with_context(|| format!("{id}.StageName"))?;
+    let limit = |settings: Option<&Value>, path: &str| -> Result<Option<throttle::Limit>> {
+        let Some(settings) = settings else {
+            return Ok(None);
+        };
+        let number = |key: &str| -> Result<Option<f64>> {
+            settings
+                .get(key)
+                .map(|value| {
+                    scope.resolve_string(value)?.parse::<f64>().with_context(|| {
+                        format!("{id}.{path}.{key} is not a number")
+                    })
+                })
+                .transpose()
+        };
+        Ok(match (number("ThrottlingRateLimit")?, number("ThrottlingBurstLimit")?) {
+            (Some(rate), Some(burst)) => Some(throttle::Limit {
+                rate_per_second: rate.max(0.0),
+                burst: burst.max(0.0) as u32,
+            }),
+            _ => None,
+        })
+    };
+    let mut settings = throttle::Settings {
+        stage: limit(stage.properties.get("DefaultRouteSettings"), "DefaultRouteSettings")?,
+        routes: BTreeMap::new(),
+    };
+    if let Some(routes) = stage.properties.get("RouteSettings").and_then(Value::as_object) {
+        for (route, route_settings) in routes {
+            let path = format!("RouteSettings.{route}");
+            if let Some(limit) = limit(Some(route_settings), &path)? {
+                settings.routes.insert(route.clone(), limit);
+            }
+        }
+    }
+    Ok((name, settings))
+}
+
+/// Route key to the logical id of the function its integration invokes.
+fn routes(
+    template: &Template,
+    scope: &Scope,
+    api_id: &str,
+    functions: &BTreeMap<String, Function>,
+) -> Result<BTreeMap<String, String>> {
+    let mut routes = BTreeMap::new();
+    for (id, route) in template.of_type("AWS::ApiGatewayV2::Route") {
+        if scope.resolve_string(&route.properties["ApiId"])? != api_id {
+            continue;
+        }
+        let key = scope
+            .resolve_string(&route.properties["RouteKey"])
+            .with_context(|| format!("{id}.RouteKey"))?;
+        let target = scope
+            .resolve_string(&route.properties["Target"])
+            .with_context(|| format!("{id}.Target"))?;
+        let integration_id = target
+            .strip_prefix("integrations/")
+            .ok_or_else(|| anyhow!("{id}.Target should be integrations/<id>, is {target}"))?;
+        let integration = template.resources.get(integration_id).ok_or_else(|| {
+            anyhow!("{id} targets {integration_id}, which is not in the template")
+        })?;
+        let uri = scope.resolve_string(&integration.properties["IntegrationUri"])?;
+        let function = functions
+            .values()
+            .find(|f| uri.contains(&format!("{}/invocations", f.arn)) || uri == f.arn)
+            .ok_or_else(|| {
+                anyhow!("{integration_id} integrates {uri}, which is no function of the template")
+            })?;
+        routes.insert(key, function.logical_id.clone());
+    }
+    Ok(routes)
 }
 
 fn function(template: &Template, id: &str, scope: &Scope, template_dir: &Path) -> Result<Function> {
@@ -242,12 +321,23 @@ fn function(template: &Template, id: &str, scope: &Scope, template_dir: &Path) -
         .map(|uri| scope.resolve_string(&uri))
         .transpose()?
         .unwrap_or_else(|| ".".to_owned());
-    let code_uri = template_dir.join(code_uri);
+    let runtime = setting("Runtime")
+        .map(|runtime| scope.resolve_string(&runtime))
+        .transpose()?
+        .unwrap_or_else(|| "(none)".to_owned());
+    let runs = "chat-local runs Rust functions on provided.al2023 or provided.al2, \
+                built from a cargo package at their CodeUri";
+    if !RUNTIMES.contains(&runtime.as_str()) {
+        bail!("{id}: Runtime {runtime} cannot run here; {runs}");
+    }
+    let manifest = template_dir.join(&code_uri).join("Cargo.toml");
     let binary = match resource.metadata.pointer("/BuildProperties/Binary") {
         Some(binary) => scalar_string(binary),
-        None => package_name(&code_uri.join("Cargo.toml")).with_context(|| {
-            format!("{id}: no Metadata.BuildProperties.Binary and no package name")
-        })?,
+        None if !manifest.is_file() => {
+            bail!("{id}: Runtime {runtime}, but there is no Rust package at CodeUri {code_uri} (no Cargo.toml); {runs}")
+        }
+        None => package_name(&manifest)
+            .with_context(|| format!("{id}: no Metadata.BuildProperties.Binary"))?,
     };
     let mut environment = BTreeMap::new();
     for source in [
@@ -341,7 +431,14 @@ mod tests {
         assert_eq!(on_message.binary, "chat-on-message");
         assert_eq!(on_message.environment["TABLE_NAME"], "Chat");
         assert_eq!(on_message.environment["FANOUT_CONCURRENCY"], "64");
-        assert_eq!(on_message.timeout, Duration::from_secs(30));
+        assert_eq!(on_message.timeout, Duration::from_secs(29));
+        assert_eq!(
+            stack.throttle.stage,
+            Some(throttle::Limit {
+                rate_per_second: 50.0,
+                burst: 100
+            })
+        );
         assert_eq!(
             stack.functions["ConnectFunction"].timeout,
             Duration::from_secs(10)
@@ -361,5 +458,78 @@ mod tests {
         );
         assert_eq!(stack.stage, "dev");
         assert!(project_stack(&[("Nope", "x")]).is_err());
+    }
+
+    /// A one-function template: a WebSocket API with `$default` and `function` as its body.
+    fn tiny(function: &str, extra: &str) -> Result<Stack> {
+        let text = format!(
+            r#"
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {{ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}}
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {{ApiId: !Ref Api, RouteKey: $default, Target: !Join ['/', [integrations, !Ref Integration]]}}
+  Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Api
+      IntegrationUri: !Sub arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{Fn.Arn}}/invocations
+  Fn:
+    Type: AWS::Serverless::Function
+{function}
+{extra}
+"#
+        );
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let template = Template::parse(&text)?;
+        Stack::from_template(&template, &root, "cn-north-1", &BTreeMap::new())
+    }
+
+    #[test]
+    fn functions_the_stack_cannot_run_are_refused_in_one_line_naming_them() {
+        let node = tiny(
+            "    Properties: {Runtime: nodejs20.x, CodeUri: functions/connect, Handler: index.handler}",
+            "",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(node.starts_with("Fn: Runtime nodejs20.x cannot run here"), "{node}");
+        assert!(node.contains("provided.al2023") && !node.contains('\n'), "{node}");
+        let missing = tiny("    Properties: {Runtime: provided.al2023, CodeUri: nowhere/}", "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("Fn: Runtime provided.al2023, but there is no Rust package at CodeUri nowhere/"),
+            "{missing}"
+        );
+        let rust = tiny("    Properties: {Runtime: provided.al2023, CodeUri: functions/connect}", "").unwrap();
+        assert_eq!(rust.functions["Fn"].binary, "chat-connect");
+    }
+
+    #[test]
+    fn china_regions_get_their_partition_and_dns_suffix_and_route_throttles_are_read() {
+        let stack = tiny(
+            "    Properties: {Runtime: provided.al2023, CodeUri: functions/connect}",
+            r#"  Stage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties:
+      ApiId: !Ref Api
+      StageName: dev
+      DefaultRouteSettings: {ThrottlingBurstLimit: 10, ThrottlingRateLimit: 5}
+      RouteSettings:
+        $default: {ThrottlingBurstLimit: 2, ThrottlingRateLimit: 1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            stack.functions["Fn"].arn,
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:Fn"
+        );
+        assert_eq!(partition("cn-north-1"), ("aws-cn", "amazonaws.com.cn"));
+        assert_eq!(partition("eu-west-1"), ("aws", "amazonaws.com"));
+        assert_eq!(stack.stage, "dev");
+        assert_eq!(stack.throttle.stage.unwrap().burst, 10);
+        assert_eq!(stack.throttle.routes["$default"].rate_per_second, 1.0);
     }
 }

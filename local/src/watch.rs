@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::functions::Functions;
+use crate::log::Log;
 
 /// Directories never scanned for sources.
 const SKIPPED: &[&str] = &["target", "node_modules", ".git", ".aws-sam", ".venv"];
@@ -39,6 +40,9 @@ pub fn newest_source(dir: &Path) -> Option<SystemTime> {
     newest
 }
 
+/// Runs the build and says whether it succeeded.
+pub type Rebuild = Arc<dyn Fn() -> bool + Send + Sync>;
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -48,7 +52,8 @@ fn modified(path: &Path) -> Option<SystemTime> {
 pub async fn run(
     source_dir: PathBuf,
     functions: Arc<Functions>,
-    rebuild: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    rebuild: Option<Rebuild>,
+    log: Log,
 ) {
     let mut sources = newest_source(&source_dir);
     let mut binaries: BTreeMap<String, Option<SystemTime>> = functions
@@ -61,13 +66,13 @@ pub async fn run(
             let now = newest_source(&source_dir);
             if now != sources {
                 sources = now;
-                println!("Sources changed: rebuilding");
+                log.line("Sources changed: rebuilding");
                 let rebuild = Arc::clone(rebuild);
                 let built = tokio::task::spawn_blocking(move || rebuild())
                     .await
                     .unwrap_or(false);
                 if !built {
-                    println!("Build failed: the functions keep running the previous binaries");
+                    log.line("Build failed: the functions keep running the previous binaries");
                     continue;
                 }
             }
@@ -77,7 +82,7 @@ pub async fn run(
             let now = modified(pool.binary());
             if binaries.get(id) != Some(&now) {
                 binaries.insert(id.clone(), now);
-                println!("{id}: new binary, restarting its instances");
+                log.line(&format!("{id}: new binary, restarting its instances"));
                 pool.restart();
             }
         }

@@ -1,5 +1,6 @@
-//! Starts `chat-local` on free loopback ports with the real function binaries, and talks
-//! to it with real WebSocket clients. Every wait is bounded.
+//! Starts the local stack on free loopback ports with the real function binaries, in the
+//! test's process through the library or as the `chat-local` command, and talks to it with
+//! real WebSocket clients. Every wait is bounded.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,6 +14,9 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use chat_local::functions::Binaries;
+use chat_local::{Database, Log, Running};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -48,25 +52,43 @@ pub fn unique(prefix: &str) -> String {
 
 pub struct Options {
     pub template: PathBuf,
-    /// Where the function binaries come from (`--bin-dir`).
-    pub bin_dir: PathBuf,
+    /// Where the function binaries come from (`--bin-dir` or `--sam-build`).
+    pub binaries: Binaries,
     /// `--max-instances` per function.
     pub max_instances: usize,
     pub overrides: Vec<String>,
-    pub extra: Vec<String>,
     /// Use the shared `DYNAMODB_ENDPOINT` (when set) rather than a dynalite of its own.
     pub shared_dynamodb: bool,
+    /// Another DynamoDB endpoint (wins over `shared_dynamodb`).
+    pub dynamodb_endpoint: Option<String>,
+    /// Keep dynalite's data here.
+    pub persist: Option<PathBuf>,
+    pub quiet: bool,
+    /// Emulate the stage's throttling, as `chat-local` does by default.
+    pub throttle: bool,
+    /// Restart functions whose binary changes.
+    pub watch: bool,
+    /// Address of the WebSocket API (loopback unless set).
+    pub host: Option<String>,
+    /// API Gateway's idle timeout, when a test shortens it.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Options {
     fn with_template(template: &str, overrides: Vec<String>) -> Options {
         Options {
             template: repo().join(template),
-            bin_dir: bin_dir(),
+            binaries: Binaries::Dir(bin_dir()),
             max_instances: 4,
             overrides,
-            extra: Vec::new(),
             shared_dynamodb: true,
+            dynamodb_endpoint: None,
+            persist: None,
+            quiet: false,
+            throttle: true,
+            watch: false,
+            host: None,
+            idle_timeout: None,
         }
     }
 
@@ -90,11 +112,98 @@ impl Options {
             vec![format!("TableName={}", unique("faults"))],
         )
     }
+
+    fn endpoint(&self) -> Option<String> {
+        self.dynamodb_endpoint.clone().or_else(|| {
+            self.shared_dynamodb
+                .then(|| std::env::var("DYNAMODB_ENDPOINT").ok())
+                .flatten()
+        })
+    }
+
+    /// The library's options for the same stack, on free ports, logging to `log`.
+    fn library(&self, log: Log) -> chat_local::Options {
+        let mut options = chat_local::Options::new(&self.template, self.binaries.clone());
+        options.parameter_overrides = self
+            .overrides
+            .iter()
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').expect("overrides are Name=Value");
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        options.database = match self.endpoint() {
+            Some(endpoint) => Database::Endpoint(endpoint),
+            None => Database::Dynalite {
+                persist: self.persist.clone(),
+            },
+        };
+        options.port = 0;
+        options.connections_port = 0;
+        options.max_instances = self.max_instances;
+        options.quiet = self.quiet;
+        options.throttle = self.throttle;
+        options.watch = self.watch.then_some(None);
+        if let Some(host) = &self.host {
+            options.host = host.clone();
+        }
+        if let Some(idle) = self.idle_timeout {
+            options.limits.idle_timeout = idle;
+        }
+        options.log = log;
+        options
+    }
+
+    /// The same stack as `chat-local start` arguments.
+    fn arguments(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["start".into(), "--template".into()];
+        args.push(self.template.display().to_string());
+        args.extend(["--port", "0", "--connections-port", "0"].map(String::from));
+        args.extend(["--max-instances".into(), self.max_instances.to_string()]);
+        match &self.binaries {
+            Binaries::Dir(dir) => args.extend(["--bin-dir".into(), dir.display().to_string()]),
+            Binaries::SamBuild(dir) => {
+                args.extend(["--sam-build".into(), dir.display().to_string()])
+            }
+        }
+        let flags = [
+            (self.quiet, "--quiet"),
+            (!self.throttle, "--no-throttle"),
+            (self.watch, "--watch"),
+        ];
+        args.extend(flags.iter().filter(|(on, _)| *on).map(|(_, flag)| flag.to_string()));
+        if let Some(endpoint) = self.endpoint() {
+            args.extend(["--dynamodb-endpoint".into(), endpoint]);
+        }
+        if let Some(dir) = &self.persist {
+            args.extend(["--persist".into(), dir.display().to_string()]);
+        }
+        if let Some(host) = &self.host {
+            args.extend(["--host".into(), host.clone()]);
+        }
+        if let Some(idle) = self.idle_timeout {
+            args.extend(["--idle-timeout".into(), idle.as_secs().to_string()]);
+        }
+        if !self.overrides.is_empty() {
+            args.push("--parameter-overrides".into());
+            args.extend(self.overrides.iter().cloned());
+        }
+        args
+    }
 }
 
-/// A running `chat-local start`, stopped (SIGTERM, then kill) when dropped.
+/// How a test's stack runs.
+enum Runs {
+    /// In the test's own process, started through the library (`chat_local::start`).
+    Library(Option<Running>),
+    /// As the `chat-local` command, for tests of the command itself and for measuring the
+    /// stack's memory apart from the clients'.
+    Command(Child),
+}
+
+/// A running local stack, stopped when dropped.
 pub struct Stack {
-    child: Child,
+    runs: Runs,
     pub ws_url: String,
     /// `http://127.0.0.1:<port>/<stage>`
     pub connections_url: String,
@@ -103,34 +212,56 @@ pub struct Stack {
     pub output: Arc<Mutex<Vec<String>>>,
 }
 
+/// A log that keeps every line (and echoes it with `E2E_VERBOSE`).
+fn collecting_log() -> (Log, Arc<Mutex<Vec<String>>>) {
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&output);
+    let verbose = std::env::var("E2E_VERBOSE").is_ok();
+    let log = Log::new(move |line| {
+        if verbose {
+            eprintln!("stack| {line}");
+        }
+        kept.lock().unwrap().push(line.to_owned());
+    });
+    (log, output)
+}
+
+fn table_of(options: &Options) -> Option<String> {
+    options
+        .overrides
+        .iter()
+        .find_map(|o| o.strip_prefix("TableName=").map(str::to_owned))
+}
+
 impl Stack {
+    /// Starts the stack in this process through the library.
     pub async fn start(options: Options) -> Stack {
-        let mut command = Command::new(bin_dir().join("chat-local"));
-        command
-            .arg("start")
-            .arg("--template")
-            .arg(&options.template)
-            .args(["--port", "0", "--connections-port", "0", "--max-instances"])
-            .arg(options.max_instances.to_string())
-            .arg("--bin-dir")
-            .arg(&options.bin_dir)
-            .args(&options.extra)
+        let (log, output) = collecting_log();
+        let running = chat_local::start(options.library(log))
+            .await
+            .unwrap_or_else(|e| panic!("the stack did not start: {e:#}"));
+        for line in running.banner() {
+            output.lock().unwrap().push(line);
+        }
+        Stack {
+            ws_url: running.ws_url(),
+            connections_url: running.connections_url.clone(),
+            dynamodb_endpoint: running.dynamodb_endpoint.clone(),
+            table: table_of(&options),
+            output,
+            runs: Runs::Library(Some(running)),
+        }
+    }
+
+    /// Starts `chat-local start` as a process and reads its addresses from its banner.
+    pub async fn command(options: Options) -> Stack {
+        let mut child = Command::new(bin_dir().join("chat-local"))
+            .args(options.arguments())
             .current_dir(repo())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if !options.overrides.is_empty() {
-            command
-                .arg("--parameter-overrides")
-                .args(&options.overrides);
-        }
-        if options.shared_dynamodb {
-            if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
-                command.args(["--dynamodb-endpoint", &endpoint]);
-            }
-        }
-        let mut child = command
+            .kill_on_drop(true)
             .spawn()
             .expect("start chat-local (cargo build --workspace first)");
         let output = Arc::new(Mutex::new(Vec::new()));
@@ -153,69 +284,47 @@ impl Stack {
             });
         }
         drop(ready_tx);
-        let mut ws_url = None;
-        let mut connections_url = None;
-        let mut dynamodb_endpoint = None;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = tokio::time::timeout_at(deadline, ready_rx.recv())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "the stack did not get ready in 30 s: {:?}",
-                        output.lock().unwrap()
-                    )
-                })
-                .unwrap_or_else(|| {
-                    panic!(
-                        "the stack exited before it was ready: {:?}",
-                        output.lock().unwrap()
-                    )
-                });
-            let word = |prefix: &str| {
-                line.strip_prefix(prefix)
-                    .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
-            };
-            if let Some(url) = word("WebSocket API:") {
-                ws_url = Some(url);
-            } else if let Some(url) = word("@connections:") {
-                connections_url = Some(
-                    url.trim_end_matches("/@connections/{connectionId}")
-                        .to_owned(),
-                );
-            } else if let Some(url) = word("DynamoDB:") {
-                dynamodb_endpoint = Some(url);
-            } else if line.starts_with("Ready.") {
-                break;
+        let banner = read_banner(&mut ready_rx, &output).await;
+        Stack {
+            ws_url: banner[0].clone(),
+            connections_url: banner[1]
+                .trim_end_matches("/@connections/{connectionId}")
+                .to_owned(),
+            dynamodb_endpoint: banner[2].clone(),
+            table: table_of(&options),
+            output,
+            runs: Runs::Command(child),
+        }
+    }
+
+    /// The stack's process id: this process for a library stack.
+    pub fn pid(&self) -> u32 {
+        match &self.runs {
+            Runs::Command(child) => child.id().expect("running"),
+            Runs::Library(_) => std::process::id(),
+        }
+    }
+
+    /// Stops the stack like Ctrl-C does; says whether it stopped cleanly.
+    pub async fn stop(mut self) -> bool {
+        match &mut self.runs {
+            Runs::Library(running) => {
+                let running = running.take().expect("running");
+                tokio::time::timeout(Duration::from_secs(20), running.shutdown())
+                    .await
+                    .is_ok()
+            }
+            Runs::Command(child) => {
+                if let Some(pid) = child.id() {
+                    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+                }
+                tokio::time::timeout(Duration::from_secs(20), child.wait())
+                    .await
+                    .expect("the stack stops within 20 s of Ctrl-C")
+                    .expect("wait")
+                    .success()
             }
         }
-        let table = options
-            .overrides
-            .iter()
-            .find_map(|o| o.strip_prefix("TableName=").map(str::to_owned));
-        Stack {
-            child,
-            ws_url: ws_url.expect("WebSocket URL printed"),
-            connections_url: connections_url.expect("@connections URL printed"),
-            dynamodb_endpoint: dynamodb_endpoint.expect("DynamoDB endpoint printed"),
-            table,
-            output,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("running")
-    }
-
-    /// Stops the stack like Ctrl-C does and waits for it to exit.
-    pub async fn stop(mut self) -> std::process::ExitStatus {
-        if let Some(pid) = self.child.id() {
-            unsafe { libc::kill(pid as i32, libc::SIGINT) };
-        }
-        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("the stack stops within 20 s of Ctrl-C")
-            .expect("wait")
     }
 
     pub fn output(&self) -> Vec<String> {
@@ -252,10 +361,14 @@ impl Stack {
 }
 
 impl Drop for Stack {
-    /// Stops the stack as Ctrl-C would, so it stops its functions and dynalite itself;
-    /// `kill_on_drop` ends it only if it has not exited within five seconds.
+    /// A command stack is stopped as Ctrl-C would stop it, so it stops its functions and
+    /// dynalite itself; `kill_on_drop` ends it only if it has not exited within five
+    /// seconds. A library stack stops its processes when dropped.
     fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
+        let Runs::Command(child) = &self.runs else {
+            return;
+        };
+        if let Some(pid) = child.id() {
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
             for _ in 0..100 {
                 if !is_running(pid) {
@@ -263,6 +376,29 @@ impl Drop for Stack {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+    }
+}
+
+/// The WebSocket URL, `@connections` URL and DynamoDB endpoint from `chat-local`'s banner.
+async fn read_banner(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    output: &Mutex<Vec<String>>,
+) -> [String; 3] {
+    let mut found: [Option<String>; 3] = [None, None, None];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the stack did not get ready in 30 s: {:?}", output.lock().unwrap()))
+            .unwrap_or_else(|| panic!("the stack exited before it was ready: {:?}", output.lock().unwrap()));
+        for (slot, prefix) in ["WebSocket API:", "@connections:", "DynamoDB:"].iter().enumerate() {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                found[slot] = rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        if line.starts_with("Ready.") {
+            return found.map(|value| value.expect("the banner names every address"));
         }
     }
 }
@@ -426,11 +562,20 @@ pub fn rss_kb(pid: u32) -> u64 {
 impl Stack {
     /// Running instances of the function binary `binary` (process names are cut at 15 bytes).
     pub fn instances(&self, binary: &str) -> Vec<u32> {
-        children_of(self.pid())
-            .into_iter()
-            .filter(|(_, name)| binary.starts_with(name.as_str()))
-            .map(|(pid, _)| pid)
-            .collect()
+        match &self.runs {
+            Runs::Library(Some(running)) => running
+                .stack
+                .functions
+                .values()
+                .filter(|f| f.binary == binary)
+                .flat_map(|f| running.instance_pids(&f.logical_id))
+                .collect(),
+            _ => children_of(self.pid())
+                .into_iter()
+                .filter(|(_, name)| binary.starts_with(name.as_str()))
+                .map(|(pid, _)| pid)
+                .collect(),
+        }
     }
 
     /// Cold starts of `function` so far: its REPORT lines that carry an init duration.

@@ -1,7 +1,7 @@
 //! Events in AWS's real shape: the samples in `events/` and the events the local stack
 //! delivers each deserialise into `ApiGatewayWebsocketProxyRequest`, their route agrees
 //! with their event type, and their fields carry the same names and JSON types as the
-//! captures in `../shared/aws-events/`.
+//! captures in `tests/fixtures/aws-events/`.
 
 mod common;
 
@@ -123,7 +123,7 @@ fn samples_have_the_field_names_and_types_of_real_aws_events() {
 }
 
 fn check_shapes(events: Vec<(String, Value)>) {
-    let captures = repo().join("../shared/aws-events");
+    let captures = repo().join("tests/fixtures/aws-events");
     let websocket_captures = [
         ("MESSAGE", "go-apigw-websocket-request-send-message.json"),
         ("DISCONNECT", "go-apigw-websocket-request-disconnect.json"),
@@ -176,7 +176,7 @@ fn check_shapes(events: Vec<(String, Value)>) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_delivers_events_in_the_aws_shape() {
     let log = common::EventLog::new("events");
     let stack = Stack::start(log.options()).await;

@@ -37,9 +37,11 @@ async fn every_client_receives_every_message_exactly_once_under_load() {
     let total = senders * rounds;
 
     let mut options = Options::project();
-    options.extra = vec!["--quiet".into()];
+    options.quiet = true;
+    options.throttle = false;
     options.max_instances = 10;
-    let stack = Stack::start(options).await;
+    // As a process of its own, so its memory is measured apart from the clients'.
+    let stack = Stack::command(options).await;
     let pid = stack.pid();
     let rss_start = rss_mb(pid);
 
@@ -137,8 +139,7 @@ async fn every_client_receives_every_message_exactly_once_under_load() {
         .into_iter()
         .map(|(child, _)| child)
         .collect();
-    let status = stack.stop().await;
-    assert!(status.success());
+    assert!(stack.stop().await, "a clean exit on Ctrl-C");
     common::eventually("no function process outlives the stack", || async {
         children.iter().all(|child| {
             std::fs::read_to_string(format!("/proc/{child}/stat"))

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_reaches_every_client_the_sender_included_exactly_once() {
     let stack = Stack::start(Options::project()).await;
     let mut clients = Vec::new();
@@ -49,7 +49,7 @@ async fn a_broadcast_reaches_every_client_the_sender_included_exactly_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_clients_item_is_removed_from_the_table() {
     let stack = Stack::start(Options::project()).await;
     let mut staying = stack.client().await;
@@ -65,7 +65,7 @@ async fn a_closed_clients_item_is_removed_from_the_table() {
     assert_eq!(stack.stored_ids().await, vec![staying_id]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_and_invalid_requests_go_to_default_and_get_explained() {
     let stack = Stack::start(Options::project()).await;
     let mut sender = stack.client().await;
@@ -91,7 +91,7 @@ async fn unmatched_and_invalid_requests_go_to_default_and_get_explained() {
     assert_eq!(sender.json().await["message"], "still here");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_default_route_unmatched_messages_are_forbidden() {
     let stack = Stack::start(Options::faults()).await;
     let mut client = stack.client().await;
@@ -104,7 +104,7 @@ async fn without_a_default_route_unmatched_messages_are_forbidden() {
     assert_eq!(client.json().await["message"], "Forbidden");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_api_posts_describes_deletes_and_answers_gone() {
     let stack = Stack::start(Options::project()).await;
     let mut client = stack.client().await;
@@ -150,7 +150,7 @@ async fn connections_api_posts_describes_deletes_and_answers_gone() {
     assert_eq!(http.get(&unknown).send().await.unwrap().status(), 410);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_message_closes_the_connection_with_1009() {
     let stack = Stack::start(Options::project()).await;
     let mut client = stack.client().await;
@@ -168,7 +168,7 @@ async fn an_oversize_message_closes_the_connection_with_1009() {
     assert_eq!(other.json().await["message"], "the stack still serves");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashing_and_hanging_functions_give_internal_server_error_and_the_stack_keeps_serving() {
     let stack = Stack::start(Options::faults()).await;
     let mut client = stack.client().await;
@@ -195,7 +195,7 @@ async fn crashing_and_hanging_functions_give_internal_server_error_and_the_stack
     client.expect_silence(Duration::from_millis(500)).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_connect_refuses_the_handshake_with_its_status() {
     let stack = Stack::start(Options::fault_connect()).await;
     let refused = Client::connect(&format!("{}/?status=403", stack.ws_url)).await;
@@ -220,15 +220,15 @@ async fn a_failing_connect_refuses_the_handshake_with_its_status() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_restarts_a_function_whose_binary_changed() {
     let dir = std::env::temp_dir().join(common::unique("watch-bin"));
     std::fs::create_dir_all(&dir).unwrap();
     let binary = dir.join("chat-fault");
     std::fs::copy(common::bin_dir().join("chat-fault"), &binary).unwrap();
     let mut options = Options::fault_connect();
-    options.bin_dir = dir.clone();
-    options.extra = vec!["--watch".into()];
+    options.binaries = chat_local::functions::Binaries::Dir(dir.clone());
+    options.watch = true;
     let stack = Stack::start(options).await;
     let cold_starts = || stack.cold_starts("FaultFunction");
     let mut client = stack.client().await;
@@ -266,14 +266,14 @@ async fn watch_restarts_a_function_whose_binary_changed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persist_keeps_the_tables_and_their_items_across_restarts() {
     let dir = std::env::temp_dir().join(common::unique("persist"));
     let persisted = |dir: &std::path::Path| {
         let mut options = Options::project();
         options.shared_dynamodb = false;
         options.overrides = vec!["TableName=Persisted".into()];
-        options.extra = vec!["--persist".into(), dir.display().to_string()];
+        options.persist = Some(dir.to_path_buf());
         options
     };
     let stack = Stack::start(persisted(&dir)).await;
@@ -292,7 +292,7 @@ async fn persist_keeps_the_tables_and_their_items_across_restarts() {
         .send()
         .await
         .unwrap();
-    assert!(stack.stop().await.success());
+    assert!(stack.stop().await);
 
     let stack = Stack::start(persisted(&dir)).await;
     assert!(stack.printed("table Persisted (ChatTable, exists)"));

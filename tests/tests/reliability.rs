@@ -22,7 +22,7 @@ fn no_panics(stack: &Stack) {
     assert!(panics.is_empty(), "a process panicked: {panics:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_gets_its_documented_answer_and_nobody_else_sees_it() {
     let stack = Stack::start(Options::project()).await;
     let mut sender = stack.client().await;
@@ -164,7 +164,7 @@ impl Dynalite {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_refuses_new_connections_answers_errors_and_heals() {
     let dir = std::env::temp_dir().join(common::unique("dynalite"));
     let port = {
@@ -174,10 +174,7 @@ async fn a_database_outage_refuses_new_connections_answers_errors_and_heals() {
     let dynalite = Dynalite::start(port, &dir).await;
     let mut options = Options::project();
     options.shared_dynamodb = false;
-    options.extra = vec![
-        "--dynamodb-endpoint".into(),
-        format!("http://127.0.0.1:{port}"),
-    ];
+    options.dynamodb_endpoint = Some(format!("http://127.0.0.1:{port}"));
     let stack = Stack::start(options).await;
     let mut client = stack.client().await;
     client.say("before").await;
@@ -205,7 +202,7 @@ async fn a_database_outage_refuses_new_connections_answers_errors_and_heals() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
     let stack = Stack::start(Options::faults()).await;
     let mut client = stack.client().await;
@@ -260,7 +257,7 @@ async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
     no_panics(&stack);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_vanishes_without_a_close_frame_is_disconnected_and_removed() {
     let log = common::EventLog::new("vanish");
     let stack = Stack::start(log.options()).await;
@@ -282,7 +279,7 @@ async fn a_client_that_vanishes_without_a_close_frame_is_disconnected_and_remove
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_broadcast_prunes_more_than_a_megabyte_of_stale_ids_and_reaches_every_live_client() {
     const STALE: usize = 3_000;
     let stack = Stack::start(Options::project()).await;
@@ -378,10 +375,10 @@ fn listeners_on(port: u16) -> Vec<String> {
     found
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn management_and_runtime_apis_listen_on_loopback_only_and_client_text_stays_escaped() {
     let mut options = Options::project();
-    options.extra = vec!["--host".into(), "0.0.0.0".into()];
+    options.host = Some("0.0.0.0".into());
     let stack = Stack::start(options).await;
     let connections_port: u16 = stack
         .connections_url
@@ -451,7 +448,7 @@ async fn management_and_runtime_apis_listen_on_loopback_only_and_client_text_sta
     assert!(!std::path::Path::new("/tmp/pwned").exists());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_does_not_hold_up_anyone_else() {
     const MESSAGES: usize = 60;
     let stack = Stack::start(Options::project()).await;

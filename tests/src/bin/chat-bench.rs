@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chat_local::functions::{lambda_environment, Pool};
+use chat_local::functions::{lambda_environment, Endpoints, Pool, PoolSettings};
 use chat_local::stack::Stack as TemplateStack;
 use chat_local::template::Template;
 use e2e::harness::{self, Client, Options, Stack};
@@ -253,6 +253,22 @@ async fn cold_start(name: &str, pool: &Pool, event: &[u8], runs: usize) -> ColdS
     }
 }
 
+fn endpoints(stack: &Stack) -> Endpoints {
+    Endpoints {
+        dynamodb: stack.dynamodb_endpoint.clone(),
+        connections: stack.connections_url.clone(),
+    }
+}
+
+/// One instance at a time, no log lines.
+fn quiet_pool() -> PoolSettings {
+    PoolSettings {
+        max_instances: 1,
+        quiet: true,
+        log: chat_local::Log::new(|_| {}),
+    }
+}
+
 async fn cold_starts(stack: &Stack, table: &str, runs: usize) -> Vec<ColdStart> {
     let repo = harness::repo();
     let template = Template::load(&repo.join("template.yaml")).unwrap();
@@ -268,26 +284,16 @@ async fn cold_starts(stack: &Stack, table: &str, runs: usize) -> Vec<ColdStart> 
     ];
     for (id, file) in cases {
         let function = local.functions[id].clone();
-        let env = lambda_environment(
-            &function,
-            "us-east-1",
-            &stack.dynamodb_endpoint,
-            &stack.connections_url,
-        );
+        let env = lambda_environment(&function, "us-east-1", &endpoints(stack));
         let binary = harness::bin_dir().join(&function.binary);
-        let pool = Pool::new(function, binary, env, 1, true);
+        let pool = Pool::new(function, binary, env, quiet_pool());
         results.push(cold_start(&format!("{id} (Rust)"), &pool, &event(file), runs).await);
     }
     let peer = repo.join("tests/node-peer/bootstrap");
     let mut function = local.functions["ConnectFunction"].clone();
     function.name = "NodeConnectFunction".into();
-    let env = lambda_environment(
-        &function,
-        "us-east-1",
-        &stack.dynamodb_endpoint,
-        &stack.connections_url,
-    );
-    let pool = Pool::new(function, peer, env, 1, true);
+    let env = lambda_environment(&function, "us-east-1", &endpoints(stack));
+    let pool = Pool::new(function, peer, env, quiet_pool());
     results.push(
         cold_start(
             "ConnectFunction (Node.js 20 peer, AWS SDK v3)",
@@ -419,11 +425,14 @@ async fn all_disconnected(stack: &Stack, limit: Duration) {
     .await;
 }
 
-/// A fresh local stack with its own dynalite, as the benchmark runs it.
-async fn bench_stack() -> (Stack, String) {
+/// A fresh local stack with its own dynalite, as the benchmark runs it: in this process
+/// through the library, or as the `chat-local` command where its memory is measured
+/// apart from the clients'. Throttling is off: the benchmark measures the stack itself.
+async fn bench_stack(own_process: bool) -> (Stack, String) {
     let mut options = Options::project();
     options.shared_dynamodb = false;
-    options.extra = vec!["--quiet".into()];
+    options.quiet = true;
+    options.throttle = false;
     options.max_instances = 10;
     // Extra template parameters for experiments, e.g. BENCH_PARAMETERS="FanoutConcurrency=256".
     if let Ok(extra) = std::env::var("BENCH_PARAMETERS") {
@@ -434,7 +443,12 @@ async fn bench_stack() -> (Stack, String) {
     let table = options.overrides[0]
         .trim_start_matches("TableName=")
         .to_owned();
-    (Stack::start(options).await, table)
+    let stack = if own_process {
+        Stack::command(options).await
+    } else {
+        Stack::start(options).await
+    };
+    (stack, table)
 }
 
 #[tokio::main]
@@ -469,7 +483,7 @@ async fn main() {
 
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
-    let (stack, table) = bench_stack().await;
+    let (stack, table) = bench_stack(false).await;
 
     out(&mut report, "## Fan-out: one message to N clients".into());
     out(&mut report, String::new());
@@ -564,7 +578,7 @@ async fn main() {
     out(&mut report, "| connections | gateway RSS before MB | after MB | bytes per connection | new connections/s |".into());
     out(&mut report, "|---|---|---|---|---|".into());
     drop(stack);
-    let (stack, _) = bench_stack().await;
+    let (stack, _) = bench_stack(true).await;
     let mut capacities: Vec<Capacity> = Vec::new();
     for &n in settings.idle.iter().filter(|_| wanted("capacity")) {
         let c = capacity(&stack, n).await;

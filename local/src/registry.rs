@@ -1,0 +1,160 @@
+//! The open WebSocket connections: what `@connections` posts to and the gateway serves.
+//!
+//! A post waits a bounded time for room in the client's queue. A client that does not
+//! drain it in that time is closed first (its task ends, `$disconnect` runs) and only then
+//! is the post answered `410 Gone`: a connection is never both open and gone.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::events::ConnectionInfo;
+
+/// API Gateway's limit on one WebSocket message, in either direction.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+/// API Gateway's limit on one WebSocket frame; a larger one closes the connection (1009).
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+
+/// Frames queued for one client before posts wait.
+pub const QUEUE_FRAMES: usize = 256;
+
+/// How long a post may wait for room in a client's queue before the client is closed.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a post waits for a closing connection to finish closing.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// What the gateway is asked to write to one client.
+#[derive(Debug)]
+pub enum Outgoing {
+    Text(String),
+    Binary(Vec<u8>),
+    Close(u16, String),
+}
+
+/// The connection is closed: API Gateway's `GoneException`.
+#[derive(Debug)]
+pub struct Gone;
+
+/// One open connection, as the management API sees it.
+pub struct Connection {
+    pub info: ConnectionInfo,
+    outgoing: mpsc::Sender<Outgoing>,
+    last_active_ms: AtomicI64,
+    /// Raised to make the connection's task drop the client.
+    abort: watch::Sender<bool>,
+    /// Raised by the connection's task once it has left the registry.
+    closed: watch::Sender<bool>,
+}
+
+impl Connection {
+    /// A connection and the receiving end of its outgoing queue.
+    pub fn new(info: ConnectionInfo) -> (Connection, mpsc::Receiver<Outgoing>) {
+        let (outgoing, queued) = mpsc::channel(QUEUE_FRAMES);
+        let now = info.connected_at_ms;
+        let connection = Connection {
+            info,
+            outgoing,
+            last_active_ms: AtomicI64::new(now),
+            abort: watch::channel(false).0,
+            closed: watch::channel(false).0,
+        };
+        (connection, queued)
+    }
+
+    pub fn touch(&self) {
+        self.last_active_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    pub fn last_active_ms(&self) -> i64 {
+        self.last_active_ms.load(Ordering::Relaxed)
+    }
+
+    /// Queues a frame for the client. If the client does not make room within
+    /// [`SEND_TIMEOUT`] it is closed, and once it is, the answer is [`Gone`].
+    pub async fn send(&self, message: Outgoing) -> Result<(), Gone> {
+        if *self.closed.borrow() {
+            return Err(Gone);
+        }
+        match self.outgoing.send_timeout(message, SEND_TIMEOUT).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                self.abort();
+                self.wait_closed().await;
+                Err(Gone)
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                self.wait_closed().await;
+                Err(Gone)
+            }
+        }
+    }
+
+    /// Asks the connection's task to drop the client now.
+    pub fn abort(&self) {
+        self.abort.send_replace(true);
+    }
+
+    /// Resolves when [`Connection::abort`] has been called.
+    pub async fn aborted(&self) {
+        let mut abort = self.abort.subscribe();
+        let _ = abort.wait_for(|aborted| *aborted).await;
+    }
+
+    /// Marks the connection closed; posts from now on are answered [`Gone`].
+    pub fn mark_closed(&self) {
+        self.closed.send_replace(true);
+    }
+
+    async fn wait_closed(&self) {
+        let mut closed = self.closed.subscribe();
+        let _ = tokio::time::timeout(CLOSE_WAIT, closed.wait_for(|closed| *closed)).await;
+    }
+}
+
+/// Open connections by id.
+#[derive(Default)]
+pub struct Registry {
+    connections: RwLock<HashMap<String, Arc<Connection>>>,
+}
+
+impl Registry {
+    pub fn insert(&self, connection: Arc<Connection>) {
+        let id = connection.info.connection_id.clone();
+        self.connections
+            .write()
+            .expect("registry")
+            .insert(id, connection);
+    }
+
+    /// Removes the connection and marks it closed.
+    pub fn remove(&self, id: &str) {
+        let removed = self.connections.write().expect("registry").remove(id);
+        if let Some(connection) = removed {
+            connection.mark_closed();
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Connection>> {
+        self.connections.read().expect("registry").get(id).cloned()
+    }
+
+    /// Every open connection, at this moment.
+    pub fn all(&self) -> Vec<Arc<Connection>> {
+        let connections = self.connections.read().expect("registry");
+        connections.values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.connections.read().expect("registry").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,379 @@
+//! The whole stack, started from code: [`start`] reads the template, starts (or connects
+//! to) DynamoDB, creates the tables, starts the function pools, serves `@connections` and
+//! the WebSocket API, and returns a [`Running`] stack with its addresses and an async
+//! [`Running::shutdown`]. The command line, the tests and the benchmark all start it here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::dynamodb::{self, Dynalite};
+use crate::functions::{Binaries, Endpoints, Functions, PoolSettings};
+use crate::gateway::{self, listener, Gateway, Limits, Sessions};
+use crate::log::Log;
+use crate::registry::Registry;
+use crate::stack::Stack;
+use crate::template::Template;
+use crate::throttle::Throttle;
+use crate::{connections, watch as watcher};
+
+/// Which DynamoDB the stack uses.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// Start dynalite, in memory or keeping its data in a directory.
+    Dynalite { persist: Option<PathBuf> },
+    /// Any DynamoDB API endpoint (another dynalite, DynamoDB Local, AWS).
+    Endpoint(String),
+}
+
+/// Everything [`start`] needs; [`Options::new`] gives the command line's defaults.
+#[derive(Clone)]
+pub struct Options {
+    pub template: PathBuf,
+    pub region: String,
+    pub parameter_overrides: BTreeMap<String, String>,
+    pub database: Database,
+    pub binaries: Binaries,
+    pub host: String,
+    /// 0 picks a free port (for this and `connections_port`).
+    pub port: u16,
+    pub connections_port: u16,
+    pub limits: Limits,
+    pub max_instances: usize,
+    /// No START/END/REPORT lines.
+    pub quiet: bool,
+    /// Emulate the stage's throttling (`--no-throttle` turns it off).
+    pub throttle: bool,
+    /// The browser client, relative to the template's directory.
+    pub web_dir: PathBuf,
+    /// Restart functions whose binary changed, rebuilding first when given a build.
+    pub watch: Option<Option<watcher::Rebuild>>,
+    pub log: Log,
+}
+
+impl Options {
+    pub fn new(template: impl Into<PathBuf>, binaries: Binaries) -> Options {
+        Options {
+            template: template.into(),
+            region: "us-east-1".into(),
+            parameter_overrides: BTreeMap::new(),
+            database: Database::Dynalite { persist: None },
+            binaries,
+            host: "127.0.0.1".into(),
+            port: 3001,
+            connections_port: 3002,
+            limits: Limits::default(),
+            max_instances: 10,
+            quiet: false,
+            throttle: true,
+            web_dir: "web".into(),
+            watch: None,
+            log: Log::stdout(),
+        }
+    }
+
+    /// The directory the template's relative paths start from.
+    pub fn template_dir(&self) -> PathBuf {
+        self.template
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    }
+
+    /// The stack the template declares, with the overrides applied.
+    pub fn stack(&self) -> Result<Stack> {
+        let template = Template::load(&self.template)?;
+        Stack::from_template(
+            &template,
+            &self.template_dir(),
+            &self.region,
+            &self.parameter_overrides,
+        )
+    }
+}
+
+/// A running stack. Dropping it stops the function processes and dynalite; call
+/// [`Running::shutdown`] to close connections (running `$disconnect`) first.
+pub struct Running {
+    pub stack: Stack,
+    pub ws_addr: SocketAddr,
+    pub connections_addr: SocketAddr,
+    /// `http://127.0.0.1:<port>/<stage>`: the functions' callback endpoint.
+    pub connections_url: String,
+    pub dynamodb_endpoint: String,
+    /// Tables this start created (the others existed already).
+    pub tables_created: Vec<String>,
+    /// Whether the browser client is served at the WebSocket address.
+    pub serves_web: bool,
+    options: Options,
+    functions: Arc<Functions>,
+    registry: Arc<Registry>,
+    sessions: Arc<Sessions>,
+    stop: watch::Sender<bool>,
+    ws_server: JoinHandle<std::io::Result<()>>,
+    connections_server: JoinHandle<std::io::Result<()>>,
+    dynalite: Option<Dynalite>,
+}
+
+/// Starts the stack `options` describe.
+pub async fn start(options: Options) -> Result<Running> {
+    let stack = options.stack()?;
+    let dir = options.template_dir();
+    let ws_listener = tokio::net::TcpListener::bind((options.host.as_str(), options.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
+    let connections_listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", options.connections_port))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{}", options.connections_port))?;
+    let ws_addr = ws_listener.local_addr()?;
+    let connections_addr = connections_listener.local_addr()?;
+    let connections_url = format!("http://{connections_addr}/{}", stack.stage);
+
+    let (dynamodb_endpoint, dynalite) = database(&options.database, &dir).await?;
+    let client = dynamodb::client(&dynamodb_endpoint, &stack.region).await;
+    let tables_created = dynamodb::ensure_tables(&client, &stack.tables).await?;
+    let endpoints = Endpoints {
+        dynamodb: dynamodb_endpoint.clone(),
+        connections: connections_url.clone(),
+    };
+    let functions = Arc::new(Functions::start(
+        &stack,
+        &options.binaries,
+        &endpoints,
+        &pool_settings(&options),
+    )?);
+
+    let registry = Arc::new(Registry::default());
+    let (stop, stopping) = watch::channel(false);
+    let sessions = Arc::new(Sessions::default());
+    let web_dir = dir.join(&options.web_dir);
+    let serves_web = web_dir.join("index.html").is_file();
+    let gateway = Arc::new(Gateway {
+        api_id: stack.api_id.clone(),
+        stage: stack.stage.clone(),
+        route_selection_expression: stack.route_selection_expression.clone(),
+        routes: stack.routes.clone(),
+        functions: Arc::clone(&functions),
+        registry: Arc::clone(&registry),
+        throttle: if options.throttle {
+            Throttle::new(&stack.throttle)
+        } else {
+            Throttle::off()
+        },
+        limits: options.limits.clone(),
+        web_dir: serves_web.then_some(web_dir),
+        shutdown: stopping.clone(),
+        sessions: Arc::clone(&sessions),
+        log: options.log.clone(),
+    });
+    let ws_server = tokio::spawn({
+        let app = gateway::router(gateway).into_make_service_with_connect_info::<listener::Peer>();
+        let mut stopping = stopping.clone();
+        async move {
+            axum::serve(listener::Listener(ws_listener), app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                })
+                .await
+        }
+    });
+    let connections_server = tokio::spawn({
+        let app = connections::router(Arc::clone(&registry), stack.stage.clone());
+        async move { axum::serve(connections_listener, app).await }
+    });
+    if let Some(rebuild) = &options.watch {
+        let (functions, log) = (Arc::clone(&functions), options.log.clone());
+        tokio::spawn(watcher::run(dir, functions, rebuild.clone(), log));
+    }
+    Ok(Running {
+        stack,
+        ws_addr,
+        connections_addr,
+        connections_url,
+        dynamodb_endpoint,
+        tables_created,
+        serves_web,
+        options,
+        functions,
+        registry,
+        sessions,
+        stop,
+        ws_server,
+        connections_server,
+        dynalite,
+    })
+}
+
+fn pool_settings(options: &Options) -> PoolSettings {
+    PoolSettings {
+        max_instances: options.max_instances,
+        quiet: options.quiet,
+        log: options.log.clone(),
+    }
+}
+
+/// DynamoDB for the stack: the given endpoint, or a dynalite this call starts.
+async fn database(database: &Database, dir: &Path) -> Result<(String, Option<Dynalite>)> {
+    match database {
+        Database::Endpoint(endpoint) => Ok((endpoint.clone(), None)),
+        Database::Dynalite { persist } => {
+            let dynalite = Dynalite::start(dir, persist.as_deref()).await?;
+            Ok((dynalite.endpoint.clone(), Some(dynalite)))
+        }
+    }
+}
+
+impl Running {
+    /// `ws://<address>`: the WebSocket API (also at `/<stage>`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.ws_addr)
+    }
+
+    /// Open WebSocket connections.
+    pub fn connections(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Process ids of a function's running instances (by logical id).
+    pub fn instance_pids(&self, logical_id: &str) -> Vec<u32> {
+        self.functions
+            .pool(logical_id)
+            .map(|pool| pool.pids())
+            .unwrap_or_default()
+    }
+
+    /// The lines that tell a user what runs where.
+    pub fn banner(&self) -> Vec<String> {
+        let stack = &self.stack;
+        let mut lines = vec![
+            format!(
+                "WebSocket API:   {}  (stage {}, route selection {})",
+                self.ws_url(),
+                stack.stage,
+                stack.route_selection_expression
+            ),
+            format!("@connections:    {}/@connections/{{connectionId}}", self.connections_url),
+        ];
+        lines.push(match (&self.dynalite, &self.options.database) {
+            (Some(_), Database::Dynalite { persist }) => format!(
+                "DynamoDB:        {}  (dynalite, {})",
+                self.dynamodb_endpoint,
+                persist
+                    .as_ref()
+                    .map_or("in memory".to_owned(), |p| format!("data in {}", p.display()))
+            ),
+            _ => format!("DynamoDB:        {}", self.dynamodb_endpoint),
+        });
+        for table in &stack.tables {
+            let state = if self.tables_created.contains(&table.name) {
+                "created"
+            } else {
+                "exists"
+            };
+            lines.push(format!("  table {} ({}, {state})", table.name, table.logical_id));
+        }
+        lines.push("Routes:".into());
+        for (route, function) in &stack.routes {
+            let f = &stack.functions[function];
+            lines.push(format!(
+                "  {route:<12} -> {function} ({}, timeout {}s, {} MB)",
+                f.binary,
+                f.timeout.as_secs(),
+                f.memory_mb
+            ));
+        }
+        lines.push(self.throttle_line());
+        if self.serves_web {
+            lines.push(format!("Web client:      http://{}/", self.ws_addr));
+        }
+        lines
+    }
+
+    fn throttle_line(&self) -> String {
+        let settings = &self.stack.throttle;
+        if !self.options.throttle {
+            return "Throttling:      off (--no-throttle)".into();
+        }
+        let describe = |l: &crate::throttle::Limit| format!("{}/s, burst {}", l.rate_per_second, l.burst);
+        let mut line = match &settings.stage {
+            Some(limit) => format!("Throttling:      stage {}", describe(limit)),
+            None => "Throttling:      none set for the stage".to_owned(),
+        };
+        for (route, limit) in &settings.routes {
+            line.push_str(&format!("; {route} {}", describe(limit)));
+        }
+        line
+    }
+
+    /// Resolves if the `@connections` server stops on its own (an error).
+    pub async fn failed(&mut self) -> Result<()> {
+        (&mut self.connections_server).await??;
+        Ok(())
+    }
+
+    /// Closes every connection with 1001 (each runs its `$disconnect`), then stops the
+    /// servers, the functions and dynalite.
+    pub async fn shutdown(mut self) {
+        let log = self.options.log.clone();
+        log.line(&format!("Stopping: closing {} connection(s)", self.registry.len()));
+        let _ = self.stop.send(true);
+        if !self.sessions.wait_until_closed(Duration::from_secs(15)).await {
+            log.line("Some connections did not finish their $disconnect within 15 s");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.ws_server).await;
+        self.connections_server.abort();
+        self.functions.shutdown();
+        if let Some(dynalite) = self.dynalite.take() {
+            dynalite.stop().await;
+        }
+        log.line("Stopped.");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.ws_server.abort();
+        self.connections_server.abort();
+        self.functions.shutdown();
+    }
+}
+
+/// Runs one function once with `event` against a fresh DynamoDB (unless the options name
+/// one) and an `@connections` where nothing is connected: a Docker-free `sam local invoke`.
+pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Result<Vec<u8>> {
+    let stack = options.stack()?;
+    if !stack.functions.contains_key(logical_id) {
+        let known: Vec<_> = stack.functions.keys().cloned().collect();
+        anyhow::bail!("no function {logical_id} in the template; it has {}", known.join(", "));
+    }
+    let (dynamodb_endpoint, dynalite) = database(&options.database, &options.template_dir()).await?;
+    let client = dynamodb::client(&dynamodb_endpoint, &stack.region).await;
+    dynamodb::ensure_tables(&client, &stack.tables).await?;
+    // Nothing is connected during a one-off invoke: posts to @connections get 410 Gone.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let connections = format!("http://{}/{}", listener.local_addr()?, stack.stage);
+    let router = connections::router(Arc::new(Registry::default()), stack.stage.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let endpoints = Endpoints {
+        dynamodb: dynamodb_endpoint,
+        connections,
+    };
+    let functions = Functions::start(&stack, &options.binaries, &endpoints, &pool_settings(&options))?;
+    let pool = functions.pool(logical_id).expect("checked above");
+    let (result, _report) = pool.invoke(event).await;
+    functions.shutdown();
+    server.abort();
+    if let Some(dynalite) = dynalite {
+        dynalite.stop().await;
+    }
+    result.map_err(|error| anyhow::anyhow!("{logical_id} failed: {error}"))
+}
