@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::events::ConnectionInfo;
 
@@ -19,8 +19,8 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// API Gateway's limit on one WebSocket frame; a larger one closes the connection (1009).
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
-/// Frames queued for one client before posts wait.
-pub const QUEUE_FRAMES: usize = 256;
+/// Bytes queued for one client before posts wait: the bounded budget of a slow reader.
+pub const QUEUE_BYTES: usize = 1024 * 1024;
 
 /// How long a post may wait for room in a client's queue before the client is closed.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +36,22 @@ pub enum Outgoing {
     Close(u16, String),
 }
 
+impl Outgoing {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Text(text) => text.len(),
+            Outgoing::Binary(bytes) => bytes.len(),
+            Outgoing::Close(_, reason) => reason.len(),
+        }
+    }
+}
+
+/// A frame in a client's queue, holding its share of the queue's byte budget until written.
+pub struct Queued {
+    pub message: Outgoing,
+    pub budget: OwnedSemaphorePermit,
+}
+
 /// The connection is closed: API Gateway's `GoneException`.
 #[derive(Debug)]
 pub struct Gone;
@@ -43,7 +59,9 @@ pub struct Gone;
 /// One open connection, as the management API sees it.
 pub struct Connection {
     pub info: ConnectionInfo,
-    outgoing: mpsc::Sender<Outgoing>,
+    outgoing: mpsc::UnboundedSender<Queued>,
+    /// [`QUEUE_BYTES`] permits; a queued frame holds as many as it has bytes.
+    budget: Arc<Semaphore>,
     last_active_ms: AtomicI64,
     /// Raised to make the connection's task drop the client.
     abort: watch::Sender<bool>,
@@ -53,12 +71,13 @@ pub struct Connection {
 
 impl Connection {
     /// A connection and the receiving end of its outgoing queue.
-    pub fn new(info: ConnectionInfo) -> (Connection, mpsc::Receiver<Outgoing>) {
-        let (outgoing, queued) = mpsc::channel(QUEUE_FRAMES);
+    pub fn new(info: ConnectionInfo) -> (Connection, mpsc::UnboundedReceiver<Queued>) {
+        let (outgoing, queued) = mpsc::unbounded_channel();
         let now = info.connected_at_ms;
         let connection = Connection {
             info,
             outgoing,
+            budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
             last_active_ms: AtomicI64::new(now),
             abort: watch::channel(false).0,
             closed: watch::channel(false).0,
@@ -81,18 +100,22 @@ impl Connection {
         if *self.closed.borrow() {
             return Err(Gone);
         }
-        match self.outgoing.send_timeout(message, SEND_TIMEOUT).await {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                self.abort();
-                self.wait_closed().await;
-                Err(Gone)
-            }
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
-                self.wait_closed().await;
-                Err(Gone)
-            }
+        let cost = message.len().clamp(1, QUEUE_BYTES) as u32;
+        let budget = Arc::clone(&self.budget).acquire_many_owned(cost);
+        let Ok(Ok(budget)) = tokio::time::timeout(SEND_TIMEOUT, budget).await else {
+            self.abort();
+            self.wait_closed().await;
+            return Err(Gone);
+        };
+        let queued = Queued {
+            message,
+            budget,
+        };
+        if self.outgoing.send(queued).is_err() {
+            self.wait_closed().await;
+            return Err(Gone);
         }
+        Ok(())
     }
 
     /// Asks the connection's task to drop the client now.

@@ -420,6 +420,20 @@ impl Client {
         self.socket.send(Message::text(text)).await.expect("send");
     }
 
+    /// Sends `text` as one message split into frames of at most `fragment` bytes, as a
+    /// client does for a message larger than API Gateway's 32 KB frame quota.
+    pub async fn send_fragmented(&mut self, text: &str, fragment: usize) {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let chunks: Vec<&[u8]> = text.as_bytes().chunks(fragment).collect();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let opcode = if n == 0 { Data::Text } else { Data::Continue };
+            let last = n + 1 == chunks.len();
+            let frame = Frame::message(chunk.to_vec(), OpCode::Data(opcode), last);
+            self.socket.send(Message::Frame(frame)).await.expect("send");
+        }
+    }
+
     pub async fn say(&mut self, message: &str) {
         let body = serde_json::json!({"action": "onMessage", "message": message}).to_string();
         self.send_text(&body).await;

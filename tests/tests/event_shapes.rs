@@ -208,6 +208,15 @@ async fn the_local_stack_delivers_events_in_the_aws_shape() {
         connect["multiValueQueryStringParameters"]["room"][0],
         "lobby"
     );
+    // Header names keep the client's casing, as API Gateway passes them.
+    let headers = connect["headers"].as_object().unwrap();
+    assert!(
+        headers.contains_key("Sec-WebSocket-Key") && headers.contains_key("Host"),
+        "header names as the client wrote them: {:?}",
+        headers.keys().collect::<Vec<_>>()
+    );
+    assert!(!headers.contains_key("sec-websocket-key"));
+    assert!(connect["multiValueHeaders"]["Sec-WebSocket-Version"][0] == "13");
     let disconnect = &events[2].1["requestContext"];
     assert_eq!(
         disconnect["disconnectStatusCode"], 1005,

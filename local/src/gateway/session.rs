@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::{dispatch, now_ms, Gateway};
 use crate::events::{self, ConnectionInfo};
-use crate::registry::{Connection, Outgoing};
+use crate::registry::{Connection, Outgoing, Queued};
 
 /// How long one frame (or the closing handshake) may take to reach a client before the
 /// connection is given up.
@@ -63,7 +63,7 @@ async fn run(
     gateway: &Arc<Gateway>,
     connection: &Arc<Connection>,
     socket: WebSocket,
-    mut queued: mpsc::Receiver<Outgoing>,
+    mut queued: mpsc::UnboundedReceiver<Queued>,
 ) -> Closed {
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = gateway.shutdown.clone();
@@ -117,8 +117,10 @@ async fn run(
                 let permit = permit.take().expect("read only with a permit");
                 dispatch::dispatch(gateway, connection, body.0, body.1, permit);
             }
-            Some(message) = queued.recv() => {
+            Some(queued) = queued.recv() => {
                 idle_deadline = Instant::now() + limits.idle_timeout;
+                // The frame's share of the byte budget is held until it is written.
+                let Queued { message, budget: _held } = queued;
                 let frame = match message {
                     Outgoing::Text(text) => Message::Text(text.into()),
                     Outgoing::Binary(bytes) => Message::Binary(bytes.into()),
@@ -146,10 +148,11 @@ async fn run(
 /// The close code API Gateway answers a read error with, chosen by the error's type;
 /// `None` for a connection that simply broke (1006, nothing to send).
 fn close_code(error: axum::Error) -> Option<(u16, &'static str)> {
-    use tungstenite::error::Error;
+    use tungstenite::error::{Error, ProtocolError};
     match error.into_inner().downcast_ref::<Error>()? {
         Error::Capacity(_) => Some((1009, "Message too big")),
         Error::Utf8(_) => Some((1007, "Invalid frame payload data")),
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         Error::Protocol(_) => Some((1002, "Protocol error")),
         _ => None,
     }

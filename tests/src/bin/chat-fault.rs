@@ -1,6 +1,7 @@
 //! A Lambda that misbehaves on request, for fault tests of the local stack.
 //!
-//! `$connect`: `?status=403` answers that status, `?crash=1` exits mid-invocation.
+//! `$connect`: `?status=403` answers that status, `?crash=1` exits mid-invocation,
+//! `?protocol=chat` answers with that `Sec-WebSocket-Protocol` header.
 //! Messages `{"action":"fault","mode":…}`: `crash` exits, `hang` sleeps past any
 //! Timeout, `error` reports a function error, `big` answers past Lambda's 6 MB response
 //! limit, anything else answers 200.
@@ -42,7 +43,13 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         Some("big") => Ok(json!({"statusCode": 200, "body": "x".repeat(7 * 1024 * 1024)})),
         _ => {
             let status: u16 = query("status").and_then(|s| s.parse().ok()).unwrap_or(200);
-            Ok(json!({"statusCode": status}))
+            match query("protocol") {
+                Some(protocol) => Ok(json!({
+                    "statusCode": status,
+                    "headers": {"Sec-WebSocket-Protocol": protocol},
+                })),
+                None => Ok(json!({"statusCode": status})),
+            }
         }
     }
 }

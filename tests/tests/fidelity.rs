@@ -1,0 +1,162 @@
+//! What API Gateway does that the local stack must do too, through the real stack: the
+//! 32 KB frame quota (fragmented messages up to 128 KB pass), stage throttling with its
+//! `Too Many Requests` answer, bounded work for a flooding client, and the `$connect`
+//! response's headers reaching the client.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, Options, Stack};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+fn say(message: &str) -> String {
+    serde_json::json!({"action": "onMessage", "message": message}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_32_kb_closes_with_1009_and_fragmented_messages_up_to_128_kb_pass() {
+    let stack = Stack::start(Options::project()).await;
+    let mut sender = stack.client().await;
+    let mut bystander = stack.client().await;
+
+    // 30 KB in one frame: under the frame quota, delivered to everyone.
+    let thirty = "a".repeat(30 * 1024);
+    sender.send_text(&say(&thirty)).await;
+    assert_eq!(sender.json().await["message"], thirty.as_str());
+    assert_eq!(bystander.json().await["message"], thirty.as_str());
+
+    // 100 KB in frames of 32 KB: one message, accepted and broadcast.
+    let hundred = "b".repeat(100 * 1024);
+    sender.send_fragmented(&say(&hundred), 32 * 1024).await;
+    assert_eq!(sender.json().await["message"], hundred.as_str());
+    assert_eq!(bystander.json().await["message"], hundred.as_str());
+
+    // 40 KB in one frame, as a browser or wscat sends it: close 1009, nothing broadcast.
+    let forty = "c".repeat(40 * 1024);
+    sender.send_text(&say(&forty)).await;
+    match sender.next().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    bystander.expect_silence(Duration::from_millis(500)).await;
+    bystander.say("still here").await;
+    assert_eq!(bystander.json().await["message"], "still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
+    const FLOOD: usize = 3_000;
+    let mut options = Options::project();
+    options.quiet = true;
+    // A process of its own, so that its memory is measured apart from the clients'.
+    let stack = Stack::command(options).await;
+    let mut other = stack.client().await;
+    other.say("before").await;
+    assert_eq!(other.json().await["message"], "before");
+    let rss_before = common::rss_kb(stack.pid());
+
+    let flooder = stack.client().await;
+    let (mut sink, mut stream) = flooder.socket.split();
+    let reader = tokio::spawn(async move {
+        let (mut throttled, mut own) = (0usize, 0usize);
+        while throttled + own < FLOOD {
+            let frame = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+            let Ok(Some(Ok(Message::Text(text)))) = frame else {
+                break;
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["message"] == "Too Many Requests" {
+                assert!(frame["connectionId"].is_string() && frame["requestId"].is_string());
+                throttled += 1;
+            } else if frame["type"] == "message" && frame["message"].as_str().unwrap().starts_with("flood") {
+                own += 1;
+            }
+        }
+        (throttled, own)
+    });
+    let started = Instant::now();
+    let mut peak_kb = rss_before;
+    for n in 0..FLOOD {
+        sink.send(Message::text(say(&format!("flood {n}")))).await.unwrap();
+        if n % 100 == 0 {
+            peak_kb = peak_kb.max(common::rss_kb(stack.pid()));
+        }
+    }
+    let (throttled, delivered) = tokio::time::timeout(Duration::from_secs(120), reader)
+        .await
+        .expect("every flood frame is answered within 2 minutes")
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    peak_kb = peak_kb.max(common::rss_kb(stack.pid()));
+    assert_eq!(throttled + delivered, FLOOD, "every frame got an answer");
+    assert!(throttled > 0, "the stage's throttle answered Too Many Requests");
+    // The template's stage allows a burst of 100 and 50 per second after it.
+    let allowed = 100.0 + 50.0 * elapsed + 10.0;
+    assert!(
+        (delivered as f64) <= allowed,
+        "{delivered} passed in {elapsed:.1} s; the stage allows about {allowed:.0}"
+    );
+    assert!(
+        peak_kb < rss_before + 64 * 1024,
+        "the stack's memory stays bounded: {rss_before} KB → peak {peak_kb} KB"
+    );
+    // Right after the flood another client chats normally.
+    let mut got = None;
+    for _ in 0..50 {
+        other.say("after the flood").await;
+        loop {
+            let frame = other.json().await;
+            if frame["message"] == "after the flood" || frame["message"] == "Too Many Requests" {
+                got = Some(frame);
+                break;
+            }
+        }
+        if got.as_ref().unwrap()["type"] == "message" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.unwrap()["type"], "message", "the other client is served within seconds");
+    drop(sink);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_throttle_lets_everything_through() {
+    let mut options = Options::project();
+    options.throttle = false;
+    let stack = Stack::start(options).await;
+    assert!(stack.printed("Throttling:      off (--no-throttle)"));
+    let mut client = stack.client().await;
+    for n in 0..300 {
+        client.send_text(&say(&format!("n{n}"))).await;
+    }
+    let mut seen = 0;
+    while seen < 300 {
+        let frame = client.json().await;
+        assert_eq!(frame["type"], "message", "nothing throttled: {frame}");
+        seen += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_response_headers_reach_the_client() {
+    let log = common::EventLog::new("protocol");
+    let stack = Stack::start(log.options()).await;
+    let mut request = format!("{}/?protocol=chat", stack.ws_url)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "chat".parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    let mut client = Client { socket };
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    log.wait_for(2).await;
+    client.close().await;
+}
