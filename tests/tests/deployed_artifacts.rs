@@ -1,0 +1,79 @@
+//! What you deploy is what you test: the arm64 `bootstrap`s `sam build` leaves in
+//! `.aws-sam/build/` (the files `sam deploy` uploads) run as the local stack's functions,
+//! under qemu on a machine of another kind, for one whole session: connect, a broadcast
+//! to three clients, `$default`'s error, disconnect.
+//!
+//! `make test` runs `sam build` first and sets `E2E_REQUIRE_ARTIFACTS`, so missing
+//! artifacts fail the test there; only a machine without qemu skips it, saying why.
+
+mod common;
+
+use common::{eventually, Options, Stack};
+use chat_local::functions::Binaries;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arm64_artifacts_sam_deploy_uploads_chat_end_to_end() {
+    let build = common::repo().join(".aws-sam/build");
+    let required = std::env::var_os("E2E_REQUIRE_ARTIFACTS").is_some();
+    if !build.join("OnMessageFunction/bootstrap").is_file() {
+        assert!(!required, "no artifacts in {}: run `sam build` first", build.display());
+        eprintln!("SKIPPED: no .aws-sam/build artifacts; `make test` builds them with sam build");
+        return;
+    }
+    let foreign = std::env::consts::ARCH != "aarch64";
+    if foreign && chat_local::process::arm64_emulator().is_none() {
+        eprintln!(
+            "SKIPPED: the arm64 bootstraps need qemu-aarch64 and {} \
+             (Debian: apt-get install qemu-user libc6-arm64-cross; make setup does it as root)",
+            chat_local::process::ARM64_SYSROOT
+        );
+        return;
+    }
+    let mut options = Options::project();
+    options.binaries = Binaries::SamBuild(build);
+    let stack = Stack::start(options).await;
+
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(stack.client().await);
+    }
+    let on_message = stack.instances("chat-connect");
+    assert!(!on_message.is_empty(), "ConnectFunction instances run");
+    for pid in on_message {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(cmdline.contains(".aws-sam/build/ConnectFunction/bootstrap"), "{cmdline}");
+        if foreign {
+            assert!(exe.to_string_lossy().contains("qemu-aarch64"), "{exe:?}");
+        }
+    }
+
+    clients[0].say("Hello everyone").await;
+    for client in &mut clients {
+        let frame = client.json_within(std::time::Duration::from_secs(30)).await;
+        assert_eq!(frame["type"], "message");
+        assert_eq!(frame["message"], "Hello everyone");
+    }
+
+    clients[1].send_text(r#"{"action":"shout","message":"hi"}"#).await;
+    let error = clients[1].json().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "unknown_action");
+
+    let id = clients[2].own_id().await;
+    for client in &mut clients[..2] {
+        client.json().await;
+    }
+    assert!(stack.stored_ids().await.contains(&id));
+    clients.pop().unwrap().close().await;
+    eventually("the closed client's item is removed by $disconnect", || async {
+        !stack.stored_ids().await.contains(&id)
+    })
+    .await;
+    let output = stack.output();
+    assert!(
+        !output.iter().any(|l| l.contains("ERROR") || l.contains("panicked")),
+        "no function failed: {output:?}"
+    );
+}
