@@ -47,7 +47,10 @@ pub const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 /// The CPU an ELF executable is built for, from its header (`e_machine`).
 pub fn elf_machine(binary: &Path) -> Option<&'static str> {
     let mut header = [0u8; 20];
-    std::fs::File::open(binary).ok()?.read_exact(&mut header).ok()?;
+    std::fs::File::open(binary)
+        .ok()?
+        .read_exact(&mut header)
+        .ok()?;
     if &header[..4] != b"\x7fELF" || header[5] != 1 {
         return None;
     }
@@ -80,7 +83,10 @@ pub fn program(binary: &Path) -> Result<Command, String> {
 
 /// `qemu-aarch64` (or Debian's static build) on PATH, if the arm64 loader is there too.
 pub fn arm64_emulator() -> Option<std::path::PathBuf> {
-    if !Path::new(ARM64_SYSROOT).join("lib/ld-linux-aarch64.so.1").exists() {
+    if !Path::new(ARM64_SYSROOT)
+        .join("lib/ld-linux-aarch64.so.1")
+        .exists()
+    {
         return None;
     }
     let path = std::env::var_os("PATH")?;

@@ -107,10 +107,7 @@ impl Connection {
             self.wait_closed().await;
             return Err(Gone);
         };
-        let queued = Queued {
-            message,
-            budget,
-        };
+        let queued = Queued { message, budget };
         if self.outgoing.send(queued).is_err() {
             self.wait_closed().await;
             return Err(Gone);

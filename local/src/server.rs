@@ -260,15 +260,19 @@ impl Running {
                 stack.stage,
                 stack.route_selection_expression
             ),
-            format!("@connections:    {}/@connections/{{connectionId}}", self.connections_url),
+            format!(
+                "@connections:    {}/@connections/{{connectionId}}",
+                self.connections_url
+            ),
         ];
         lines.push(match (&self.dynalite, &self.options.database) {
             (Some(_), Database::Dynalite { persist }) => format!(
                 "DynamoDB:        {}  (dynalite, {})",
                 self.dynamodb_endpoint,
-                persist
-                    .as_ref()
-                    .map_or("in memory".to_owned(), |p| format!("data in {}", p.display()))
+                persist.as_ref().map_or("in memory".to_owned(), |p| format!(
+                    "data in {}",
+                    p.display()
+                ))
             ),
             _ => format!("DynamoDB:        {}", self.dynamodb_endpoint),
         });
@@ -278,7 +282,10 @@ impl Running {
             } else {
                 "exists"
             };
-            lines.push(format!("  table {} ({}, {state})", table.name, table.logical_id));
+            lines.push(format!(
+                "  table {} ({}, {state})",
+                table.name, table.logical_id
+            ));
         }
         lines.push("Routes:".into());
         for (route, function) in &stack.routes {
@@ -302,7 +309,8 @@ impl Running {
         if !self.options.throttle {
             return "Throttling:      off (--no-throttle)".into();
         }
-        let describe = |l: &crate::throttle::Limit| format!("{}/s, burst {}", l.rate_per_second, l.burst);
+        let describe =
+            |l: &crate::throttle::Limit| format!("{}/s, burst {}", l.rate_per_second, l.burst);
         let mut line = match &settings.stage {
             Some(limit) => format!("Throttling:      stage {}", describe(limit)),
             None => "Throttling:      none set for the stage".to_owned(),
@@ -323,9 +331,16 @@ impl Running {
     /// servers, the functions and dynalite.
     pub async fn shutdown(mut self) {
         let log = self.options.log.clone();
-        log.line(&format!("Stopping: closing {} connection(s)", self.registry.len()));
+        log.line(&format!(
+            "Stopping: closing {} connection(s)",
+            self.registry.len()
+        ));
         let _ = self.stop.send(true);
-        if !self.sessions.wait_until_closed(Duration::from_secs(15)).await {
+        if !self
+            .sessions
+            .wait_until_closed(Duration::from_secs(15))
+            .await
+        {
             log.line("Some connections did not finish their $disconnect within 15 s");
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.ws_server).await;
@@ -353,9 +368,13 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
     let stack = options.stack()?;
     if !stack.functions.contains_key(logical_id) {
         let known: Vec<_> = stack.functions.keys().cloned().collect();
-        anyhow::bail!("no function {logical_id} in the template; it has {}", known.join(", "));
+        anyhow::bail!(
+            "no function {logical_id} in the template; it has {}",
+            known.join(", ")
+        );
     }
-    let (dynamodb_endpoint, dynalite) = database(&options.database, &options.template_dir()).await?;
+    let (dynamodb_endpoint, dynalite) =
+        database(&options.database, &options.template_dir()).await?;
     let client = dynamodb::client(&dynamodb_endpoint, &stack.region).await;
     dynamodb::ensure_tables(&client, &stack.tables).await?;
     // Nothing is connected during a one-off invoke: posts to @connections get 410 Gone.
@@ -367,7 +386,12 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
         dynamodb: dynamodb_endpoint,
         connections,
     };
-    let functions = Functions::start(&stack, &options.binaries, &endpoints, &pool_settings(&options))?;
+    let functions = Functions::start(
+        &stack,
+        &options.binaries,
+        &endpoints,
+        &pool_settings(&options),
+    )?;
     let pool = functions.pool(logical_id).expect("checked above");
     let (result, _report) = pool.invoke(event).await;
     functions.shutdown();

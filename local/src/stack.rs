@@ -217,9 +217,15 @@ fn name_functions(template: &Template, scope: &mut Scope, region: &str) -> Resul
 
 /// The API's stage name and its throttling (`DefaultRouteSettings`, `RouteSettings`).
 fn stage(template: &Template, scope: &Scope, api_id: &str) -> Result<(String, throttle::Settings)> {
-    let stage = template.of_type("AWS::ApiGatewayV2::Stage").find(|(_, stage)| {
-        scope.resolve_string(&stage.properties["ApiId"]).ok().as_deref() == Some(api_id)
-    });
+    let stage = template
+        .of_type("AWS::ApiGatewayV2::Stage")
+        .find(|(_, stage)| {
+            scope
+                .resolve_string(&stage.properties["ApiId"])
+                .ok()
+                .as_deref()
+                == Some(api_id)
+        });
     let Some((id, stage)) = stage else {
         return Ok(("local".to_owned(), throttle::Settings::default()));
     };
@@ -234,25 +240,38 @@ fn stage(template: &Template, scope: &Scope, api_id: &str) -> Result<(String, th
             settings
                 .get(key)
                 .map(|value| {
-                    scope.resolve_string(value)?.parse::<f64>().with_context(|| {
-                        format!("{id}.{path}.{key} is not a number")
-                    })
+                    scope
+                        .resolve_string(value)?
+                        .parse::<f64>()
+                        .with_context(|| format!("{id}.{path}.{key} is not a number"))
                 })
                 .transpose()
         };
-        Ok(match (number("ThrottlingRateLimit")?, number("ThrottlingBurstLimit")?) {
-            (Some(rate), Some(burst)) => Some(throttle::Limit {
-                rate_per_second: rate.max(0.0),
-                burst: burst.max(0.0) as u32,
-            }),
-            _ => None,
-        })
+        Ok(
+            match (
+                number("ThrottlingRateLimit")?,
+                number("ThrottlingBurstLimit")?,
+            ) {
+                (Some(rate), Some(burst)) => Some(throttle::Limit {
+                    rate_per_second: rate.max(0.0),
+                    burst: burst.max(0.0) as u32,
+                }),
+                _ => None,
+            },
+        )
     };
     let mut settings = throttle::Settings {
-        stage: limit(stage.properties.get("DefaultRouteSettings"), "DefaultRouteSettings")?,
+        stage: limit(
+            stage.properties.get("DefaultRouteSettings"),
+            "DefaultRouteSettings",
+        )?,
         routes: BTreeMap::new(),
     };
-    if let Some(routes) = stage.properties.get("RouteSettings").and_then(Value::as_object) {
+    if let Some(routes) = stage
+        .properties
+        .get("RouteSettings")
+        .and_then(Value::as_object)
+    {
         for (route, route_settings) in routes {
             let path = format!("RouteSettings.{route}");
             if let Some(limit) = limit(Some(route_settings), &path)? {
@@ -495,16 +514,31 @@ Resources:
         )
         .unwrap_err()
         .to_string();
-        assert!(node.starts_with("Fn: Runtime nodejs20.x cannot run here"), "{node}");
-        assert!(node.contains("provided.al2023") && !node.contains('\n'), "{node}");
-        let missing = tiny("    Properties: {Runtime: provided.al2023, CodeUri: nowhere/}", "")
-            .unwrap_err()
-            .to_string();
         assert!(
-            missing.starts_with("Fn: Runtime provided.al2023, but there is no Rust package at CodeUri nowhere/"),
+            node.starts_with("Fn: Runtime nodejs20.x cannot run here"),
+            "{node}"
+        );
+        assert!(
+            node.contains("provided.al2023") && !node.contains('\n'),
+            "{node}"
+        );
+        let missing = tiny(
+            "    Properties: {Runtime: provided.al2023, CodeUri: nowhere/}",
+            "",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.starts_with(
+                "Fn: Runtime provided.al2023, but there is no Rust package at CodeUri nowhere/"
+            ),
             "{missing}"
         );
-        let rust = tiny("    Properties: {Runtime: provided.al2023, CodeUri: functions/connect}", "").unwrap();
+        let rust = tiny(
+            "    Properties: {Runtime: provided.al2023, CodeUri: functions/connect}",
+            "",
+        )
+        .unwrap();
         assert_eq!(rust.functions["Fn"].binary, "chat-connect");
     }
 

@@ -118,7 +118,10 @@ mod tests {
         });
         assert_eq!((0..10).filter(|_| throttle.admit("fast")).count(), 5);
         assert_eq!((0..10).filter(|_| throttle.admit("onMessage")).count(), 2);
-        assert!(!throttle.admit("$default"), "other routes share the stage bucket");
+        assert!(
+            !throttle.admit("$default"),
+            "other routes share the stage bucket"
+        );
         assert!((0..100).all(|_| Throttle::off().admit("onMessage")));
     }
 }

@@ -171,7 +171,12 @@ impl Options {
             (!self.throttle, "--no-throttle"),
             (self.watch, "--watch"),
         ];
-        args.extend(flags.iter().filter(|(on, _)| *on).map(|(_, flag)| flag.to_string()));
+        args.extend(
+            flags
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, flag)| flag.to_string()),
+        );
         if let Some(endpoint) = self.endpoint() {
             args.extend(["--dynamodb-endpoint".into(), endpoint]);
         }
@@ -195,7 +200,7 @@ impl Options {
 /// How a test's stack runs.
 enum Runs {
     /// In the test's own process, started through the library (`chat_local::start`).
-    Library(Option<Running>),
+    Library(Option<Box<Running>>),
     /// As the `chat-local` command, for tests of the command itself and for measuring the
     /// stack's memory apart from the clients'.
     Command(Child),
@@ -249,7 +254,7 @@ impl Stack {
             dynamodb_endpoint: running.dynamodb_endpoint.clone(),
             table: table_of(&options),
             output,
-            runs: Runs::Library(Some(running)),
+            runs: Runs::Library(Some(Box::new(running))),
         }
     }
 
@@ -390,9 +395,22 @@ async fn read_banner(
     loop {
         let line = tokio::time::timeout_at(deadline, lines.recv())
             .await
-            .unwrap_or_else(|_| panic!("the stack did not get ready in 30 s: {:?}", output.lock().unwrap()))
-            .unwrap_or_else(|| panic!("the stack exited before it was ready: {:?}", output.lock().unwrap()));
-        for (slot, prefix) in ["WebSocket API:", "@connections:", "DynamoDB:"].iter().enumerate() {
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the stack did not get ready in 30 s: {:?}",
+                    output.lock().unwrap()
+                )
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the stack exited before it was ready: {:?}",
+                    output.lock().unwrap()
+                )
+            });
+        for (slot, prefix) in ["WebSocket API:", "@connections:", "DynamoDB:"]
+            .iter()
+            .enumerate()
+        {
             if let Some(rest) = line.strip_prefix(prefix) {
                 found[slot] = rest.split_whitespace().next().map(str::to_owned);
             }

@@ -8,15 +8,19 @@
 
 mod common;
 
-use common::{eventually, Options, Stack};
 use chat_local::functions::Binaries;
+use common::{eventually, Options, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_arm64_artifacts_sam_deploy_uploads_chat_end_to_end() {
     let build = common::repo().join(".aws-sam/build");
     let required = std::env::var_os("E2E_REQUIRE_ARTIFACTS").is_some();
     if !build.join("OnMessageFunction/bootstrap").is_file() {
-        assert!(!required, "no artifacts in {}: run `sam build` first", build.display());
+        assert!(
+            !required,
+            "no artifacts in {}: run `sam build` first",
+            build.display()
+        );
         eprintln!("SKIPPED: no .aws-sam/build artifacts; `make test` builds them with sam build");
         return;
     }
@@ -43,7 +47,10 @@ async fn the_arm64_artifacts_sam_deploy_uploads_chat_end_to_end() {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        assert!(cmdline.contains(".aws-sam/build/ConnectFunction/bootstrap"), "{cmdline}");
+        assert!(
+            cmdline.contains(".aws-sam/build/ConnectFunction/bootstrap"),
+            "{cmdline}"
+        );
         if foreign {
             assert!(exe.to_string_lossy().contains("qemu-aarch64"), "{exe:?}");
         }
@@ -56,7 +63,9 @@ async fn the_arm64_artifacts_sam_deploy_uploads_chat_end_to_end() {
         assert_eq!(frame["message"], "Hello everyone");
     }
 
-    clients[1].send_text(r#"{"action":"shout","message":"hi"}"#).await;
+    clients[1]
+        .send_text(r#"{"action":"shout","message":"hi"}"#)
+        .await;
     let error = clients[1].json().await;
     assert_eq!(error["type"], "error");
     assert_eq!(error["code"], "unknown_action");
@@ -67,13 +76,16 @@ async fn the_arm64_artifacts_sam_deploy_uploads_chat_end_to_end() {
     }
     assert!(stack.stored_ids().await.contains(&id));
     clients.pop().unwrap().close().await;
-    eventually("the closed client's item is removed by $disconnect", || async {
-        !stack.stored_ids().await.contains(&id)
-    })
+    eventually(
+        "the closed client's item is removed by $disconnect",
+        || async { !stack.stored_ids().await.contains(&id) },
+    )
     .await;
     let output = stack.output();
     assert!(
-        !output.iter().any(|l| l.contains("ERROR") || l.contains("panicked")),
+        !output
+            .iter()
+            .any(|l| l.contains("ERROR") || l.contains("panicked")),
         "no function failed: {output:?}"
     );
 }

@@ -73,7 +73,9 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
             if frame["message"] == "Too Many Requests" {
                 assert!(frame["connectionId"].is_string() && frame["requestId"].is_string());
                 throttled += 1;
-            } else if frame["type"] == "message" && frame["message"].as_str().unwrap().starts_with("flood") {
+            } else if frame["type"] == "message"
+                && frame["message"].as_str().unwrap().starts_with("flood")
+            {
                 own += 1;
             }
         }
@@ -82,7 +84,9 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
     let started = Instant::now();
     let mut peak_kb = rss_before;
     for n in 0..FLOOD {
-        sink.send(Message::text(say(&format!("flood {n}")))).await.unwrap();
+        sink.send(Message::text(say(&format!("flood {n}"))))
+            .await
+            .unwrap();
         if n % 100 == 0 {
             peak_kb = peak_kb.max(common::rss_kb(stack.pid()));
         }
@@ -94,7 +98,10 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
     let elapsed = started.elapsed().as_secs_f64();
     peak_kb = peak_kb.max(common::rss_kb(stack.pid()));
     assert_eq!(throttled + delivered, FLOOD, "every frame got an answer");
-    assert!(throttled > 0, "the stage's throttle answered Too Many Requests");
+    assert!(
+        throttled > 0,
+        "the stage's throttle answered Too Many Requests"
+    );
     // The template's stage allows a burst of 100 and 50 per second after it.
     let allowed = 100.0 + 50.0 * elapsed + 10.0;
     assert!(
@@ -121,7 +128,11 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(got.unwrap()["type"], "message", "the other client is served within seconds");
+    assert_eq!(
+        got.unwrap()["type"],
+        "message",
+        "the other client is served within seconds"
+    );
     drop(sink);
 }
 

@@ -497,12 +497,22 @@ async fn a_client_that_stops_reading_is_either_closed_and_gone_or_has_every_mess
             Err(_) => break,
         }
     }
-    eprintln!("the staller: item kept {stored}, closed {closed}, {} messages", received.len());
+    eprintln!(
+        "the staller: item kept {stored}, closed {closed}, {} messages",
+        received.len()
+    );
     if stored {
         assert!(!closed, "a connection whose item is kept is still open");
-        assert_eq!(received.len(), MESSAGES, "an open connection has every message");
+        assert_eq!(
+            received.len(),
+            MESSAGES,
+            "an open connection has every message"
+        );
     } else {
-        assert!(closed, "a connection whose item was deleted (410) was closed first");
+        assert!(
+            closed,
+            "a connection whose item was deleted (410) was closed first"
+        );
     }
     // Either way the others were served, and the stack still is.
     let body = serde_json::json!({"action": "onMessage", "message": "after"});

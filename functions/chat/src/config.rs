@@ -68,9 +68,19 @@ impl Config {
             .as_deref()
             .ok_or("the event has no requestContext.stage")?;
         Ok(format!(
-            "https://{api_id}.execute-api.{}.amazonaws.com/{stage}",
-            self.region
+            "https://{api_id}.execute-api.{}.{}/{stage}",
+            self.region,
+            dns_suffix(&self.region)
         ))
+    }
+}
+
+/// The DNS suffix of a region's partition (`AWS::URLSuffix`): China regions have their own.
+pub fn dns_suffix(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
     }
 }
 
@@ -116,10 +126,15 @@ mod tests {
 
     #[test]
     fn endpoint_comes_from_api_id_region_and_stage_not_the_domain() {
-        let config = config(&[("AWS_REGION", "eu-west-1")]).unwrap();
+        let ireland = config(&[("AWS_REGION", "eu-west-1")]).unwrap();
         assert_eq!(
-            config.callback_endpoint(&context()).unwrap(),
+            ireland.callback_endpoint(&context()).unwrap(),
             "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/Test"
+        );
+        let china = config(&[("AWS_REGION", "cn-northwest-1")]).unwrap();
+        assert_eq!(
+            china.callback_endpoint(&context()).unwrap(),
+            "https://abcdef1234.execute-api.cn-northwest-1.amazonaws.com.cn/Test"
         );
     }
 

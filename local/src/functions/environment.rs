@@ -63,4 +63,3 @@ pub fn lambda_environment(
     }
     env.into_iter().collect()
 }
-

@@ -212,4 +212,3 @@ fn forward_lines(stream: Option<impl AsyncRead + Unpin + Send + 'static>, name: 
         }
     });
 }
-

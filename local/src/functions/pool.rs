@@ -133,7 +133,12 @@ impl Pool {
 
     /// Process ids of the running instances, busy or idle.
     pub fn pids(&self) -> Vec<u32> {
-        self.live.lock().expect("live pids").iter().copied().collect()
+        self.live
+            .lock()
+            .expect("live pids")
+            .iter()
+            .copied()
+            .collect()
     }
 
     fn log(&self, line: &str) {

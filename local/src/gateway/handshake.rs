@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, OriginalUri, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -177,8 +177,14 @@ mod tests {
                 .unwrap();
         assert_eq!(headers["sec-websocket-protocol"], "chat");
         assert!(headers.get("connection").is_none());
-        assert_eq!(connect_answer(&json!({"statusCode": 403})).unwrap_err(), StatusCode::FORBIDDEN);
-        assert_eq!(connect_answer(&json!({"statusCode": 99})).unwrap_err(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            connect_answer(&json!({"statusCode": 403})).unwrap_err(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            connect_answer(&json!({"statusCode": 99})).unwrap_err(),
+            StatusCode::BAD_GATEWAY
+        );
         assert!(connect_answer(&Value::Null).unwrap().is_empty());
     }
 }

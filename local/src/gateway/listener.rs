@@ -60,8 +60,8 @@ impl AsyncRead for Recorded {
             let room = MAX_HEAD.saturating_sub(head.bytes.len());
             let new = &buf.filled()[before..];
             head.bytes.extend_from_slice(&new[..new.len().min(room)]);
-            head.complete = head.bytes.windows(4).any(|w| w == b"\r\n\r\n")
-                || head.bytes.len() >= MAX_HEAD;
+            head.complete =
+                head.bytes.windows(4).any(|w| w == b"\r\n\r\n") || head.bytes.len() >= MAX_HEAD;
         }
         result
     }

@@ -54,7 +54,9 @@ pub(super) async fn serve(gateway: Arc<Gateway>, socket: WebSocket, info: Connec
         let event = events::disconnect(&info, closed.code, &closed.reason, now_ms());
         if let Err(error) = gateway.functions.invoke(function, &event).await {
             let id = &info.connection_id;
-            gateway.log.line(&format!("$disconnect for {id} failed: {error}"));
+            gateway
+                .log
+                .line(&format!("$disconnect for {id} failed: {error}"));
         }
     }
 }
