@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -126,13 +127,8 @@ pub struct Running {
 pub async fn start(options: Options) -> Result<Running> {
     let stack = options.stack()?;
     let dir = options.template_dir();
-    let ws_listener = tokio::net::TcpListener::bind((options.host.as_str(), options.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
-    let connections_listener =
-        tokio::net::TcpListener::bind(("127.0.0.1", options.connections_port))
-            .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{}", options.connections_port))?;
+    let ws_listener = bind(&options.host, options.port).await?;
+    let connections_listener = bind("127.0.0.1", options.connections_port).await?;
     let ws_addr = ws_listener.local_addr()?;
     let connections_addr = connections_listener.local_addr()?;
     let connections_url = format!("http://{connections_addr}/{}", stack.stage);
@@ -174,17 +170,7 @@ pub async fn start(options: Options) -> Result<Running> {
         sessions: Arc::clone(&sessions),
         log: options.log.clone(),
     });
-    let ws_server = tokio::spawn({
-        let app = gateway::router(gateway).into_make_service_with_connect_info::<listener::Peer>();
-        let mut stopping = stopping.clone();
-        async move {
-            axum::serve(listener::Listener(ws_listener), app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                })
-                .await
-        }
-    });
+    let ws_server = serve_gateway(ws_listener, gateway, stopping);
     let connections_server = tokio::spawn({
         let app = connections::router(Arc::clone(&registry), stack.stage.clone());
         async move { axum::serve(connections_listener, app).await }
@@ -209,6 +195,28 @@ pub async fn start(options: Options) -> Result<Running> {
         ws_server,
         connections_server,
         dynalite,
+    })
+}
+
+async fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))
+}
+
+/// Serves the WebSocket API until `stopping` turns true, then lets connections close.
+fn serve_gateway(
+    socket: TcpListener,
+    gateway: Arc<Gateway>,
+    mut stopping: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    let app = gateway::router(gateway).into_make_service_with_connect_info::<listener::Peer>();
+    tokio::spawn(async move {
+        axum::serve(listener::Listener(socket), app)
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            })
+            .await
     })
 }
 
@@ -378,7 +386,7 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
     let client = dynamodb::client(&dynamodb_endpoint, &stack.region).await;
     dynamodb::ensure_tables(&client, &stack.tables).await?;
     // Nothing is connected during a one-off invoke: posts to @connections get 410 Gone.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let listener = bind("127.0.0.1", 0).await?;
     let connections = format!("http://{}/{}", listener.local_addr()?, stack.stage);
     let router = connections::router(Arc::new(Registry::default()), stack.stage.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });

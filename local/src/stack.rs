@@ -69,6 +69,9 @@ impl Stack {
         overrides: &BTreeMap<String, String>,
     ) -> Result<Stack> {
         let mut scope = pseudo_parameters(template, region, overrides)?;
+        template.evaluate_conditions(&mut scope)?;
+        // Resources whose Condition is false are not deployed, so not emulated either.
+        let template = &template.deployed(&scope)?;
         let (api_logical_id, api) = template
             .of_type("AWS::ApiGatewayV2::Api")
             .find(|(_, api)| api.properties["ProtocolType"] == "WEBSOCKET")

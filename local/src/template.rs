@@ -1,6 +1,7 @@
 //! The SAM template, read as CloudFormation reads it: YAML (or JSON) with the short-form
 //! intrinsic tags, and the intrinsics this project uses (`Ref`, `Fn::Sub`, `Fn::GetAtt`,
-//! `Fn::Join`) resolved against local values.
+//! `Fn::Join`, and `Conditions` with `Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::And`,
+//! `Fn::Or` and `AWS::NoValue`) resolved against local values.
 //!
 //! Short tags become their long form while loading (`!Ref X` is `{"Ref": "X"}`), so the
 //! rest of the stack works on plain JSON values.
@@ -17,6 +18,8 @@ pub struct Resource {
     pub kind: String,
     pub properties: Value,
     pub metadata: Value,
+    /// The resource's `Condition`: it exists only where that condition holds.
+    pub condition: Option<String>,
 }
 
 /// A parsed template: parameters with their defaults, `Globals.Function`, and resources.
@@ -24,6 +27,8 @@ pub struct Resource {
 pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
     pub function_globals: Map<String, Value>,
+    /// `Conditions`, unevaluated.
+    pub conditions: Map<String, Value>,
     pub resources: BTreeMap<String, Resource>,
 }
 
@@ -68,15 +73,67 @@ impl Template {
                         kind: kind.to_owned(),
                         properties: resource.get("Properties").cloned().unwrap_or(Value::Null),
                         metadata: resource.get("Metadata").cloned().unwrap_or(Value::Null),
+                        condition: resource
+                            .get("Condition")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
                     },
                 ))
             })
             .collect::<Result<_>>()?;
+        let conditions = root
+            .get("Conditions")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         Ok(Template {
             parameters,
             function_globals,
+            conditions,
             resources,
         })
+    }
+
+    /// Evaluates every condition in `scope`, as CloudFormation does at deploy time.
+    pub fn evaluate_conditions(&self, scope: &mut Scope) -> Result<()> {
+        let mut pending: Vec<&String> = self.conditions.keys().collect();
+        // Conditions may refer to each other; evaluate until nothing new resolves.
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut waiting = Vec::new();
+            for name in pending {
+                match scope.condition_value(&self.conditions[name]) {
+                    Ok(value) => {
+                        scope.conditions.insert(name.clone(), value);
+                    }
+                    Err(_) => waiting.push(name),
+                }
+            }
+            if waiting.len() == before {
+                let name = waiting[0];
+                scope
+                    .condition_value(&self.conditions[name])
+                    .with_context(|| format!("condition {name}"))?;
+            }
+            pending = waiting;
+        }
+        Ok(())
+    }
+
+    /// The template without the resources whose `Condition` is false in `scope`.
+    pub fn deployed(&self, scope: &Scope) -> Result<Template> {
+        let mut deployed = self.clone();
+        for (id, resource) in &self.resources {
+            if let Some(condition) = &resource.condition {
+                let holds = scope.conditions.get(condition).ok_or_else(|| {
+                    anyhow!("{id} has Condition {condition}, which Conditions does not declare")
+                })?;
+                if !holds {
+                    deployed.resources.remove(id);
+                }
+            }
+        }
+        Ok(deployed)
     }
 
     /// Logical ids of the resources of one type, in template order of their names.
@@ -158,41 +215,118 @@ pub struct Scope {
     pub refs: BTreeMap<String, String>,
     /// `Fn::GetAtt` targets, keyed by `Resource.Attribute`.
     pub attributes: BTreeMap<String, String>,
+    /// Evaluated `Conditions`.
+    pub conditions: BTreeMap<String, bool>,
 }
 
 impl Scope {
-    /// Resolves every intrinsic in `value`, leaving plain values as they are.
+    /// Resolves every intrinsic in `value`, leaving plain values as they are. A value that
+    /// resolves to `AWS::NoValue` is left out of its object or list (`null` on its own).
     pub fn resolve(&self, value: &Value) -> Result<Value> {
+        Ok(self.resolve_or_absent(value)?.unwrap_or(Value::Null))
+    }
+
+    /// `None` for `AWS::NoValue`.
+    fn resolve_or_absent(&self, value: &Value) -> Result<Option<Value>> {
         match value {
-            Value::Array(items) => Ok(Value::Array(
-                items
-                    .iter()
-                    .map(|item| self.resolve(item))
-                    .collect::<Result<_>>()?,
-            )),
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.extend(self.resolve_or_absent(item)?);
+                }
+                Ok(Some(Value::Array(out)))
+            }
             Value::Object(map) if map.len() == 1 => {
                 let (key, argument) = map.iter().next().expect("one entry");
-                match key.as_str() {
-                    "Ref" => self.reference(argument).map(Value::String),
-                    "Fn::GetAtt" => self.get_att(argument).map(Value::String),
-                    "Fn::Sub" => self.sub(argument).map(Value::String),
-                    "Fn::Join" => self.join(argument).map(Value::String),
-                    other if other.starts_with("Fn::") => {
-                        bail!("{other} is not supported by the local stack (Ref, Fn::Sub, Fn::GetAtt and Fn::Join are)")
-                    }
-                    _ => Ok(Value::Object(
-                        [(key.clone(), self.resolve(argument)?)]
-                            .into_iter()
-                            .collect(),
-                    )),
-                }
+                self.intrinsic(key, argument)
             }
-            Value::Object(map) => Ok(Value::Object(
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
-                    .collect::<Result<_>>()?,
-            )),
-            other => Ok(other.clone()),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (key, value) in map {
+                    if let Some(value) = self.resolve_or_absent(value)? {
+                        out.insert(key.clone(), value);
+                    }
+                }
+                Ok(Some(Value::Object(out)))
+            }
+            other => Ok(Some(other.clone())),
+        }
+    }
+
+    /// A one-key object: an intrinsic function, or a plain object with one property.
+    fn intrinsic(&self, key: &str, argument: &Value) -> Result<Option<Value>> {
+        Ok(Some(match key {
+            "Ref" if argument == "AWS::NoValue" => return Ok(None),
+            "Ref" => Value::String(self.reference(argument)?),
+            "Fn::GetAtt" => Value::String(self.get_att(argument)?),
+            "Fn::Sub" => Value::String(self.sub(argument)?),
+            "Fn::Join" => Value::String(self.join(argument)?),
+            "Fn::If" => {
+                let parts = argument.as_array().filter(|parts| parts.len() == 3);
+                let parts = parts.ok_or_else(|| anyhow!("Fn::If takes [condition, then, else]"))?;
+                let name = parts[0]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("Fn::If names its condition first"))?;
+                let holds = *self
+                    .conditions
+                    .get(name)
+                    .ok_or_else(|| anyhow!("Fn::If: no condition {name}"))?;
+                return self.resolve_or_absent(&parts[if holds { 1 } else { 2 }]);
+            }
+            "Fn::Equals" | "Fn::Not" | "Fn::And" | "Fn::Or" | "Condition" => {
+                let condition = [(key.to_owned(), argument.clone())].into_iter().collect();
+                Value::Bool(self.condition_value(&Value::Object(condition))?)
+            }
+            other if other.starts_with("Fn::") => {
+                bail!("{other} is not supported by the local stack (Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::If and the condition functions are)")
+            }
+            _ => Value::Object(
+                [(key.to_owned(), self.resolve(argument)?)]
+                    .into_iter()
+                    .collect(),
+            ),
+        }))
+    }
+
+    /// The truth of a condition expression (`Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`,
+    /// `Condition`).
+    pub fn condition_value(&self, value: &Value) -> Result<bool> {
+        let (key, argument) = value
+            .as_object()
+            .filter(|map| map.len() == 1)
+            .and_then(|map| map.iter().next())
+            .ok_or_else(|| anyhow!("a condition is one function, not {value}"))?;
+        let list = || {
+            argument
+                .as_array()
+                .ok_or_else(|| anyhow!("{key} takes a list, not {argument}"))
+        };
+        match key.as_str() {
+            "Fn::Equals" => {
+                let items = list()?;
+                if items.len() != 2 {
+                    bail!("Fn::Equals takes two values");
+                }
+                Ok(self.resolve_string(&items[0])? == self.resolve_string(&items[1])?)
+            }
+            "Fn::Not" => match list()?.as_slice() {
+                [inner] => Ok(!self.condition_value(inner)?),
+                _ => bail!("Fn::Not takes one condition"),
+            },
+            "Fn::And" => list()?
+                .iter()
+                .try_fold(true, |all, c| Ok(all && self.condition_value(c)?)),
+            "Fn::Or" => list()?
+                .iter()
+                .try_fold(false, |any, c| Ok(any || self.condition_value(c)?)),
+            "Condition" => {
+                let name = argument.as_str().unwrap_or_default();
+                self.conditions
+                    .get(name)
+                    .copied()
+                    .ok_or_else(|| anyhow!("no condition {name}"))
+            }
+            other => bail!("{other} is not a condition function"),
         }
     }
 
@@ -359,5 +493,57 @@ Resources:
     fn bad_yaml_is_an_error_not_a_panic() {
         assert!(Template::parse("Resources: [").is_err());
         assert!(Template::parse("Resources:\n  X: {Properties: {}}").is_err());
+    }
+
+    #[test]
+    fn conditions_choose_values_and_resources_as_cloudformation_does() {
+        let template = Template::parse(
+            r#"
+Parameters:
+  AuthMode: {Type: String, Default: open}
+Conditions:
+  UseJwt: !Equals [!Ref AuthMode, jwt]
+  Open: !Not [!Condition UseJwt]
+  Both: !And [!Condition UseJwt, !Condition Open]
+Resources:
+  Route:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      AuthorizationType: !If [UseJwt, CUSTOM, NONE]
+      AuthorizerId: !If [UseJwt, !Ref Authorizer, !Ref AWS::NoValue]
+      List: [a, !If [UseJwt, b, !Ref AWS::NoValue], c]
+  Authorizer:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Condition: UseJwt
+"#,
+        )
+        .unwrap();
+        for (mode, jwt) in [("open", false), ("jwt", true)] {
+            let mut scope = scope();
+            scope.refs.insert("AuthMode".into(), mode.into());
+            scope.refs.insert("Authorizer".into(), "abc123".into());
+            template.evaluate_conditions(&mut scope).unwrap();
+            assert_eq!(scope.conditions["UseJwt"], jwt);
+            assert_eq!(scope.conditions["Open"], !jwt);
+            assert!(!scope.conditions["Both"]);
+            let route = scope
+                .resolve(&template.resources["Route"].properties)
+                .unwrap();
+            let deployed = template.deployed(&scope).unwrap();
+            if jwt {
+                assert_eq!(route["AuthorizationType"], "CUSTOM");
+                assert_eq!(route["AuthorizerId"], "abc123");
+                assert_eq!(route["List"], serde_json::json!(["a", "b", "c"]));
+                assert!(deployed.resources.contains_key("Authorizer"));
+            } else {
+                assert_eq!(route["AuthorizationType"], "NONE");
+                assert!(
+                    route.get("AuthorizerId").is_none(),
+                    "AWS::NoValue removes the key"
+                );
+                assert_eq!(route["List"], serde_json::json!(["a", "c"]));
+                assert!(!deployed.resources.contains_key("Authorizer"));
+            }
+        }
     }
 }

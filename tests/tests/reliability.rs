@@ -207,21 +207,30 @@ async fn a_database_outage_refuses_new_connections_answers_errors_and_heals() {
 async fn a_killed_or_timed_out_instance_fails_its_invocation_and_is_replaced() {
     let stack = Stack::start(Options::faults()).await;
     let mut client = stack.client().await;
+    let cold_starts = || stack.cold_starts("FaultFunction");
+    let started = || {
+        let output = stack.output();
+        output
+            .iter()
+            .filter(|l| l.starts_with("[FaultFunction] START"))
+            .count()
+    };
+    // A warm instance first, so the one killed below is surely mid-invocation, not mid-init.
+    client.send_text(r#"{"action":"fault","mode":"ok"}"#).await;
+    eventually("a warm instance", || async { cold_starts() == 1 }).await;
     client
         .send_text(r#"{"action":"fault","mode":"hang"}"#)
         .await;
-    eventually("the hanging instance runs", || async {
-        !stack.instances("chat-fault").is_empty()
-    })
-    .await;
+    eventually("the hanging invocation starts", || async { started() == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let victims = stack.instances("chat-fault");
+    assert_eq!(victims.len(), 1, "one instance, hanging");
     for pid in &victims {
         unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
     }
     assert_eq!(client.json().await["message"], "Internal server error");
-    let cold_starts = || stack.cold_starts("FaultFunction");
     eventually("the failed invocation is reported", || async {
-        cold_starts() >= 1
+        stack.printed("ERROR Runtime exited")
     })
     .await;
     let before = cold_starts();

@@ -1,6 +1,8 @@
 //! The WebSocket API's listener. It records the head of each connection's first request
 //! so that the `$connect` event can carry header names with the client's casing, as API
-//! Gateway passes them (the HTTP stack itself lowercases every name).
+//! Gateway passes them (the HTTP stack itself lowercases every name), and it closes each
+//! connection gracefully: a server-side close (1009 on an oversize frame, say) reaches a
+//! client that is still sending, instead of being lost to a TCP reset.
 
 use std::collections::HashMap;
 use std::io;
@@ -11,11 +13,18 @@ use std::task::{Context, Poll};
 
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Most bytes of a request head that are kept.
 const MAX_HEAD: usize = 16 * 1024;
+
+/// How long a closed connection goes on reading (and discarding) what the client still
+/// sends, and how much of it, before the socket is let go.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// A TCP listener whose streams remember the head of their first request.
 pub struct Listener(pub TcpListener);
@@ -27,6 +36,7 @@ impl axum::serve::Listener for Listener {
     async fn accept(&mut self) -> (Recorded, SocketAddr) {
         let (stream, address) = axum::serve::Listener::accept(&mut self.0).await;
         let head = Arc::new(Mutex::new(Head::default()));
+        let stream = Some(stream);
         (Recorded { stream, head }, address)
     }
 
@@ -43,8 +53,44 @@ struct Head {
 
 /// A client's TCP stream, recording what it reads until the first blank line.
 pub struct Recorded {
-    stream: TcpStream,
+    /// Taken when dropped, to linger.
+    stream: Option<TcpStream>,
     head: Arc<Mutex<Head>>,
+}
+
+impl Recorded {
+    fn stream(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(
+            self.stream
+                .as_mut()
+                .expect("the stream is taken only when dropped"),
+        )
+    }
+}
+
+impl Drop for Recorded {
+    /// Closing a socket with unread data sends a reset, which can destroy the close frame
+    /// just written before the client reads it. So the write side is shut down and what
+    /// the client still sends is read and dropped, for a short while, before letting go.
+    fn drop(&mut self) {
+        let (Some(mut stream), Ok(runtime)) =
+            (self.stream.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = stream.shutdown().await;
+            let mut discarded = 0;
+            let mut buffer = [0u8; 4096];
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while discarded < LINGER_BYTES {
+                match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+                    Ok(Ok(read)) if read > 0 => discarded += read,
+                    _ => break,
+                }
+            }
+        });
+    }
 }
 
 impl AsyncRead for Recorded {
@@ -54,7 +100,7 @@ impl AsyncRead for Recorded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let result = self.stream().poll_read(cx, buf);
         let mut head = self.head.lock().expect("request head");
         if !head.complete {
             let room = MAX_HEAD.saturating_sub(head.bytes.len());
@@ -73,15 +119,15 @@ impl AsyncWrite for Recorded {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.stream().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.stream().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        self.stream().poll_shutdown(cx)
     }
 }
 
