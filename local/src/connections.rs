@@ -139,9 +139,6 @@ async fn delete_connection(
     Path((stage, id)): Path<(String, String)>,
 ) -> Result<Response, Response> {
     let connection = find(&state, &stage, &id)?;
-    connection
-        .send(Outgoing::Close(1000, String::new()))
-        .await
-        .map_err(|Gone| gone(&id))?;
+    connection.close().await.map_err(|Gone| gone(&id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -25,15 +25,22 @@ pub const QUEUE_BYTES: usize = 1024 * 1024;
 /// How long a post may wait for room in a client's queue before the client is closed.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a post waits for a closing connection to finish closing.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// How long a post waits for a closing connection to finish closing: longer than the
+/// gateway's whole closing handshake ([`CLOSE_TIMEOUT`]), so it never answers 410 while the
+/// connection is still registered.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the gateway's closing handshake with a client may take, all in all.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The close code for a connection dropped without a closing handshake.
+pub const ABNORMAL: u16 = 1006;
 
 /// What the gateway is asked to write to one client.
 #[derive(Debug)]
 pub enum Outgoing {
     Text(String),
     Binary(Vec<u8>),
-    Close(u16, String),
 }
 
 impl Outgoing {
@@ -41,7 +48,6 @@ impl Outgoing {
         match self {
             Outgoing::Text(text) => text.len(),
             Outgoing::Binary(bytes) => bytes.len(),
-            Outgoing::Close(_, reason) => reason.len(),
         }
     }
 }
@@ -63,8 +69,9 @@ pub struct Connection {
     /// [`QUEUE_BYTES`] permits; a queued frame holds as many as it has bytes.
     budget: Arc<Semaphore>,
     last_active_ms: AtomicI64,
-    /// Raised to make the connection's task drop the client.
-    abort: watch::Sender<bool>,
+    /// Set to make the connection's task end it: [`ABNORMAL`] drops the client, any other
+    /// code closes it with that code.
+    end: watch::Sender<Option<u16>>,
     /// Raised by the connection's task once it has left the registry.
     closed: watch::Sender<bool>,
 }
@@ -79,7 +86,7 @@ impl Connection {
             outgoing,
             budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
             last_active_ms: AtomicI64::new(now),
-            abort: watch::channel(false).0,
+            end: watch::channel(None).0,
             closed: watch::channel(false).0,
         };
         (connection, queued)
@@ -117,13 +124,35 @@ impl Connection {
 
     /// Asks the connection's task to drop the client now.
     pub fn abort(&self) {
-        self.abort.send_replace(true);
+        self.end_with(ABNORMAL);
     }
 
-    /// Resolves when [`Connection::abort`] has been called.
-    pub async fn aborted(&self) {
-        let mut abort = self.abort.subscribe();
-        let _ = abort.wait_for(|aborted| *aborted).await;
+    /// Asks the connection's task to end it with `code` (the first request wins).
+    fn end_with(&self, code: u16) {
+        self.end.send_if_modified(|end| {
+            end.is_none() && {
+                *end = Some(code);
+                true
+            }
+        });
+    }
+
+    /// `DELETE @connections/{id}`: closes the connection with 1000, ahead of whatever is
+    /// queued, and returns once it is closed; [`Gone`] if it already was.
+    pub async fn close(&self) -> Result<(), Gone> {
+        if *self.closed.borrow() {
+            return Err(Gone);
+        }
+        self.end_with(1000);
+        self.wait_closed().await;
+        Ok(())
+    }
+
+    /// The code the connection is to be ended with, once someone asks.
+    pub async fn ended(&self) -> u16 {
+        let mut end = self.end.subscribe();
+        let code = end.wait_for(Option::is_some).await.map(|code| *code);
+        code.ok().flatten().unwrap_or(ABNORMAL)
     }
 
     /// Marks the connection closed; posts from now on are answered [`Gone`].

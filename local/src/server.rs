@@ -120,6 +120,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     ws_server: JoinHandle<std::io::Result<()>>,
     connections_server: JoinHandle<std::io::Result<()>>,
+    watcher: Option<JoinHandle<()>>,
     dynalite: Option<Dynalite>,
 }
 
@@ -175,10 +176,10 @@ pub async fn start(options: Options) -> Result<Running> {
         let app = connections::router(Arc::clone(&registry), stack.stage.clone());
         async move { axum::serve(connections_listener, app).await }
     });
-    if let Some(rebuild) = &options.watch {
+    let watcher = options.watch.as_ref().map(|rebuild| {
         let (functions, log) = (Arc::clone(&functions), options.log.clone());
-        tokio::spawn(watcher::run(dir, functions, rebuild.clone(), log));
-    }
+        tokio::spawn(watcher::run(dir, functions, rebuild.clone(), log))
+    });
     Ok(Running {
         stack,
         ws_addr,
@@ -194,6 +195,7 @@ pub async fn start(options: Options) -> Result<Running> {
         stop,
         ws_server,
         connections_server,
+        watcher,
         dynalite,
     })
 }
@@ -343,7 +345,7 @@ impl Running {
             "Stopping: closing {} connection(s)",
             self.registry.len()
         ));
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         if !self
             .sessions
             .wait_until_closed(Duration::from_secs(15))
@@ -363,7 +365,10 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
         self.ws_server.abort();
         self.connections_server.abort();
         self.functions.shutdown();

@@ -136,14 +136,16 @@ async fn connections_api_posts_describes_deletes_and_answers_gone() {
     );
 
     assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
+    // DELETE answers once the connection is closed: from then on it is gone.
+    assert_eq!(
+        http.post(&url).body("late").send().await.unwrap().status(),
+        410
+    );
+    assert_eq!(http.delete(&url).send().await.unwrap().status(), 410);
     match client.next().await {
-        Some(Message::Close(_)) | None => {}
-        other => panic!("expected the socket to close, got {other:?}"),
+        Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1000),
+        other => panic!("expected close 1000, got {other:?}"),
     }
-    eventually("the deleted connection is gone", || async {
-        http.post(&url).body("late").send().await.unwrap().status() == 410
-    })
-    .await;
     let gone = http.post(&url).body("late").send().await.unwrap();
     assert_eq!(gone.headers()["x-amzn-errortype"], "GoneException");
     let unknown = format!("{}/@connections/AAAAAAAAAAAAAAA=", stack.connections_url);

@@ -104,12 +104,16 @@ impl Functions {
     ) -> Result<Functions> {
         let mut pools = BTreeMap::new();
         for (id, function) in &stack.functions {
+            let where_from = match binaries {
+                Binaries::Dir(_) => "build it or check --bin-dir",
+                Binaries::SamBuild(_) => "run sam build or check --sam-build",
+            };
             let binary = existing_file(&binaries.path(function)).ok_or_else(|| {
-                anyhow!(
-                    "{id}: no binary {}; build it or check --bin-dir",
-                    binaries.path(function).display()
-                )
+                let path = binaries.path(function);
+                anyhow!("{id}: no binary {}; {where_from}", path.display())
             })?;
+            // A binary for another machine with no emulator is refused now, not per event.
+            crate::process::program(&binary).map_err(|why| anyhow!("{id}: {why}"))?;
             let env = lambda_environment(function, &stack.region, endpoints);
             let pool = Pool::new(function.clone(), binary, env, settings.clone());
             pools.insert(id.clone(), pool);

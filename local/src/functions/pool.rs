@@ -3,7 +3,7 @@
 //! busy caller cannot starve the others).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -34,6 +34,8 @@ pub struct Pool {
     generation: AtomicU64,
     settings: PoolSettings,
     live: Live,
+    /// Set by [`Pool::shutdown`]: no new instance starts after it.
+    stopped: AtomicBool,
 }
 
 impl Pool {
@@ -52,6 +54,7 @@ impl Pool {
             generation: AtomicU64::new(0),
             settings,
             live: Live::default(),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -117,6 +120,9 @@ impl Pool {
         };
         match warm {
             Some(instance) => Ok(instance),
+            None if self.stopped.load(Ordering::Acquire) => Err(InvokeError::Crashed(
+                "the stack has stopped; no new instance starts".into(),
+            )),
             None => {
                 Instance::spawn(
                     &self.function,
@@ -172,6 +178,7 @@ impl Pool {
 
     /// Stops every idle instance; busy ones stop when their invocation ends or the stack exits.
     pub fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
         self.idle.lock().expect("idle instances").clear();
     }
 }

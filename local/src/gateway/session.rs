@@ -15,10 +15,9 @@ use tokio::time::Instant;
 
 use super::{dispatch, now_ms, Gateway};
 use crate::events::{self, ConnectionInfo};
-use crate::registry::{Connection, Outgoing, Queued};
+use crate::registry::{Connection, Outgoing, Queued, ABNORMAL, CLOSE_TIMEOUT};
 
-/// How long one frame (or the closing handshake) may take to reach a client before the
-/// connection is given up.
+/// How long one frame may take to reach a client before the connection is given up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -73,8 +72,8 @@ async fn run(
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
     tokio::pin!(stopping);
-    let aborted = connection.aborted();
-    tokio::pin!(aborted);
+    let ended = connection.ended();
+    tokio::pin!(ended);
     let limits = &gateway.limits;
     let opened = Instant::now();
     let mut idle_deadline = opened + limits.idle_timeout;
@@ -85,9 +84,38 @@ async fn run(
     let mut permit: Option<OwnedSemaphorePermit> = None;
 
     loop {
+        // Biased, in this order: what ends the connection first, then the limits, then
+        // what is owed to the client, and reading last, so no flood of frames can starve
+        // shutdown, the timers or the client's own queue.
         tokio::select! {
             biased;
-            _ = &mut aborted => return Closed::abnormal(),
+            code = &mut ended => return match code {
+                ABNORMAL => Closed::abnormal(),
+                code => close(&mut sink, code, "").await,
+            },
+            _ = &mut stopping => return close(&mut sink, 1001, "Going away").await,
+            _ = tokio::time::sleep_until(lifetime_deadline) => return close(&mut sink, 1001, "Going away").await,
+            _ = tokio::time::sleep_until(idle_deadline) => return close(&mut sink, 1001, "Going away").await,
+            Some(queued) = queued.recv() => {
+                idle_deadline = Instant::now() + limits.idle_timeout;
+                // The frame's share of the byte budget is held until it is written.
+                let Queued { message, budget: _held } = queued;
+                let frame = match message {
+                    Outgoing::Text(text) => Message::Text(text.into()),
+                    Outgoing::Binary(bytes) => Message::Binary(bytes.into()),
+                };
+                // A client that stops reading must not stall this loop (and with it its
+                // timers and everyone posting to it): it is dropped after WRITE_TIMEOUT,
+                // or at once when a post gave up on it.
+                tokio::select! {
+                    written = tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)) => {
+                        if !matches!(written, Ok(Ok(()))) {
+                            return Closed::abnormal();
+                        }
+                    }
+                    _ = &mut ended => return Closed::abnormal(),
+                }
+            }
             acquired = Arc::clone(&in_flight).acquire_owned(), if permit.is_none() => {
                 permit = acquired.ok();
             }
@@ -102,7 +130,7 @@ async fn run(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(frame))) => {
                         // The codec has queued its answering close frame; send it before leaving.
-                        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
                         return match frame {
                             Some(frame) => Closed::new(frame.code, &frame.reason),
                             None => Closed::new(1005, "Client-side close frame status not set"),
@@ -119,30 +147,6 @@ async fn run(
                 let permit = permit.take().expect("read only with a permit");
                 dispatch::dispatch(gateway, connection, body.0, body.1, permit);
             }
-            Some(queued) = queued.recv() => {
-                idle_deadline = Instant::now() + limits.idle_timeout;
-                // The frame's share of the byte budget is held until it is written.
-                let Queued { message, budget: _held } = queued;
-                let frame = match message {
-                    Outgoing::Text(text) => Message::Text(text.into()),
-                    Outgoing::Binary(bytes) => Message::Binary(bytes.into()),
-                    Outgoing::Close(code, reason) => return close(&mut sink, code, &reason).await,
-                };
-                // A client that stops reading must not stall this loop (and with it its
-                // timers and everyone posting to it): it is dropped after WRITE_TIMEOUT,
-                // or at once when a post gave up on it.
-                tokio::select! {
-                    written = tokio::time::timeout(WRITE_TIMEOUT, sink.send(frame)) => {
-                        if !matches!(written, Ok(Ok(()))) {
-                            return Closed::abnormal();
-                        }
-                    }
-                    _ = &mut aborted => return Closed::abnormal(),
-                }
-            }
-            _ = tokio::time::sleep_until(idle_deadline) => return close(&mut sink, 1001, "Going away").await,
-            _ = tokio::time::sleep_until(lifetime_deadline) => return close(&mut sink, 1001, "Going away").await,
-            _ = &mut stopping => return close(&mut sink, 1001, "Going away").await,
         }
     }
 }
@@ -160,13 +164,16 @@ fn close_code(error: axum::Error) -> Option<(u16, &'static str)> {
     }
 }
 
-/// Sends a close frame and ends the socket, each within [`WRITE_TIMEOUT`].
+/// Sends a close frame and ends the socket, within [`CLOSE_TIMEOUT`] in all.
 async fn close(sink: &mut Sink, code: u16, reason: &str) -> Closed {
     let frame = CloseFrame {
         code,
         reason: reason.to_owned().into(),
     };
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        sink.send(Message::Close(Some(frame))).await?;
+        sink.close().await
+    })
+    .await;
     Closed::new(code, reason)
 }
