@@ -97,6 +97,10 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
         .unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     peak_kb = peak_kb.max(common::rss_kb(stack.pid()));
+    eprintln!(
+        "flood: {FLOOD} frames in {elapsed:.1} s, {delivered} routed, {throttled} throttled; \
+         stack RSS {rss_before} KB before, peak {peak_kb} KB"
+    );
     assert_eq!(throttled + delivered, FLOOD, "every frame got an answer");
     assert!(
         throttled > 0,
