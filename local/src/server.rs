@@ -247,11 +247,6 @@ impl Running {
         format!("ws://{}", self.ws_addr)
     }
 
-    /// Open WebSocket connections.
-    pub fn connections(&self) -> usize {
-        self.registry.len()
-    }
-
     /// Process ids of a function's running instances (by logical id).
     pub fn instance_pids(&self, logical_id: &str) -> Vec<u32> {
         self.functions

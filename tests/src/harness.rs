@@ -70,8 +70,6 @@ pub struct Options {
     pub watch: bool,
     /// Address of the WebSocket API (loopback unless set).
     pub host: Option<String>,
-    /// API Gateway's idle timeout, when a test shortens it.
-    pub idle_timeout: Option<Duration>,
 }
 
 impl Options {
@@ -88,7 +86,6 @@ impl Options {
             throttle: true,
             watch: false,
             host: None,
-            idle_timeout: None,
         }
     }
 
@@ -147,9 +144,6 @@ impl Options {
         if let Some(host) = &self.host {
             options.host = host.clone();
         }
-        if let Some(idle) = self.idle_timeout {
-            options.limits.idle_timeout = idle;
-        }
         options.log = log;
         options
     }
@@ -185,9 +179,6 @@ impl Options {
         }
         if let Some(host) = &self.host {
             args.extend(["--host".into(), host.clone()]);
-        }
-        if let Some(idle) = self.idle_timeout {
-            args.extend(["--idle-timeout".into(), idle.as_secs().to_string()]);
         }
         if !self.overrides.is_empty() {
             args.push("--parameter-overrides".into());
