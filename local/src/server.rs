@@ -134,19 +134,13 @@ pub async fn start(options: Options) -> Result<Running> {
     let connections_addr = connections_listener.local_addr()?;
     let connections_url = format!("http://{connections_addr}/{}", stack.stage);
 
-    let (dynamodb_endpoint, dynalite) = database(&options.database, &dir).await?;
-    let client = dynamodb::client(&dynamodb_endpoint, &stack.region).await;
-    let tables_created = dynamodb::ensure_tables(&client, &stack.tables).await?;
-    let endpoints = Endpoints {
-        dynamodb: dynamodb_endpoint.clone(),
-        connections: connections_url.clone(),
-    };
-    let functions = Arc::new(Functions::start(
-        &stack,
-        &options.binaries,
-        &endpoints,
-        &pool_settings(&options),
-    )?);
+    let Backend {
+        dynamodb_endpoint,
+        dynalite,
+        tables_created,
+        functions,
+    } = backend(&options, &stack, &connections_url).await?;
+    let functions = Arc::new(functions);
 
     let registry = Arc::new(Registry::default());
     let (stop, stopping) = watch::channel(false);
@@ -222,23 +216,41 @@ fn serve_gateway(
     })
 }
 
-fn pool_settings(options: &Options) -> PoolSettings {
-    PoolSettings {
+/// What both [`start`] and [`invoke`] stand on: DynamoDB with the template's tables, and
+/// the function pools pointed at it and at `@connections`.
+struct Backend {
+    dynamodb_endpoint: String,
+    dynalite: Option<Dynalite>,
+    tables_created: Vec<String>,
+    functions: Functions,
+}
+
+async fn backend(options: &Options, stack: &Stack, connections_url: &str) -> Result<Backend> {
+    let (dynamodb_endpoint, dynalite) = match &options.database {
+        Database::Endpoint(endpoint) => (endpoint.clone(), None),
+        Database::Dynalite { persist } => {
+            let dynalite = Dynalite::start(&options.template_dir(), persist.as_deref()).await?;
+            (dynalite.endpoint.clone(), Some(dynalite))
+        }
+    };
+    let client = dynamodb::client(&dynamodb_endpoint, &stack.region).await;
+    let tables_created = dynamodb::ensure_tables(&client, &stack.tables).await?;
+    let endpoints = Endpoints {
+        dynamodb: dynamodb_endpoint.clone(),
+        connections: connections_url.to_owned(),
+    };
+    let settings = PoolSettings {
         max_instances: options.max_instances,
         quiet: options.quiet,
         log: options.log.clone(),
-    }
-}
-
-/// DynamoDB for the stack: the given endpoint, or a dynalite this call starts.
-async fn database(database: &Database, dir: &Path) -> Result<(String, Option<Dynalite>)> {
-    match database {
-        Database::Endpoint(endpoint) => Ok((endpoint.clone(), None)),
-        Database::Dynalite { persist } => {
-            let dynalite = Dynalite::start(dir, persist.as_deref()).await?;
-            Ok((dynalite.endpoint.clone(), Some(dynalite)))
-        }
-    }
+    };
+    let functions = Functions::start(stack, &options.binaries, &endpoints, &settings)?;
+    Ok(Backend {
+        dynamodb_endpoint,
+        dynalite,
+        tables_created,
+        functions,
+    })
 }
 
 impl Running {
@@ -381,25 +393,16 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
             known.join(", ")
         );
     }
-    let (dynamodb_endpoint, dynalite) =
-        database(&options.database, &options.template_dir()).await?;
-    let client = dynamodb::client(&dynamodb_endpoint, &stack.region).await;
-    dynamodb::ensure_tables(&client, &stack.tables).await?;
     // Nothing is connected during a one-off invoke: posts to @connections get 410 Gone.
     let listener = bind("127.0.0.1", 0).await?;
     let connections = format!("http://{}/{}", listener.local_addr()?, stack.stage);
     let router = connections::router(Arc::new(Registry::default()), stack.stage.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let endpoints = Endpoints {
-        dynamodb: dynamodb_endpoint,
-        connections,
-    };
-    let functions = Functions::start(
-        &stack,
-        &options.binaries,
-        &endpoints,
-        &pool_settings(&options),
-    )?;
+    let Backend {
+        dynalite,
+        functions,
+        ..
+    } = backend(&options, &stack, &connections).await?;
     let pool = functions.pool(logical_id).expect("checked above");
     let (result, _report) = pool.invoke(event).await;
     functions.shutdown();

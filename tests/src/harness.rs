@@ -260,21 +260,17 @@ impl Stack {
             .kill_on_drop(true)
             .spawn()
             .expect("start chat-local (cargo build --workspace first)");
-        let output = Arc::new(Mutex::new(Vec::new()));
+        let (log, output) = collecting_log();
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
-            let output = Arc::clone(&output);
-            let ready_tx = ready_tx.clone();
+            let (log, ready_tx) = (log.clone(), ready_tx.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if std::env::var("E2E_VERBOSE").is_ok() {
-                        eprintln!("stack| {line}");
-                    }
-                    output.lock().unwrap().push(line.clone());
+                    log.line(&line);
                     let _ = ready_tx.send(line);
                 }
             });

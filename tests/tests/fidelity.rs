@@ -175,3 +175,26 @@ async fn connect_response_headers_reach_the_client() {
     log.wait_for(2).await;
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_handshake_is_refused_with_429() {
+    let log = common::EventLog::new("connect-throttle");
+    let mut options = log.options();
+    options.overrides.push("ConnectBurst=2".into());
+    let stack = Stack::start(options).await;
+    let first = stack.client().await;
+    let second = stack.client().await;
+    match Client::connect(&stack.ws_url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["message"], "Too Many Requests");
+        }
+        other => panic!("expected 429, got {:?}", other.map(|_| "a connection")),
+    }
+    // The refused handshake never reached $connect.
+    let connects = log.wait_for(2).await;
+    assert_eq!(connects.len(), 2);
+    first.close().await;
+    second.close().await;
+}

@@ -177,3 +177,31 @@ async fn close(sink: &mut Sink, code: u16, reason: &str) -> Closed {
     .await;
     Closed::new(code, reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::close_code;
+    use tungstenite::error::{CapacityError, Error, ProtocolError};
+
+    #[test]
+    fn close_codes_follow_the_kind_of_error() {
+        let code = |error: Error| close_code(axum::Error::new(error)).map(|(code, _)| code);
+        let too_long = CapacityError::MessageTooLong {
+            size: 40_000,
+            max_size: 32_768,
+        };
+        assert_eq!(code(Error::Capacity(too_long)), Some(1009));
+        assert_eq!(code(Error::Utf8("bad".into())), Some(1007));
+        assert_eq!(
+            code(Error::Protocol(ProtocolError::NonZeroReservedBits)),
+            Some(1002)
+        );
+        assert_eq!(
+            code(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)),
+            None
+        );
+        assert_eq!(code(Error::ConnectionClosed), None);
+        let other = axum::Error::new(std::io::Error::other("not a WebSocket error"));
+        assert_eq!(close_code(other), None);
+    }
+}
