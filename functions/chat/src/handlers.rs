@@ -13,6 +13,7 @@ use chrono::{SecondsFormat, Utc};
 
 use crate::broadcast::{self, Delivery};
 use crate::config::Config;
+use crate::identity::{self, Identity};
 use crate::protocol::{self, ErrorFrame, Frame};
 use crate::store::ConnectionStore;
 
@@ -67,20 +68,30 @@ impl App {
         }
     }
 
-    /// `$connect`: remember the connection. A 500 makes API Gateway refuse the handshake.
+    /// `$connect`: remember the connection and its display name: the signed-in user's
+    /// (from the authorizer), else the cleaned `?name=`, else `guest-…`. A 500 makes API
+    /// Gateway refuse the handshake.
     async fn connect(
         &self,
         id: &str,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> ApiGatewayProxyResponse {
         let connected_at = event.request_context.connected_at;
+        let name = match Identity::from_authorizer(&event.request_context.authorizer.fields) {
+            Some(identity) => identity.name,
+            None => event
+                .query_string_parameters
+                .first("name")
+                .and_then(identity::clean_name)
+                .unwrap_or_else(|| identity::guest_name(id)),
+        };
         match self
             .store
-            .add(id, connected_at, Utc::now().timestamp())
+            .add(id, &name, connected_at, Utc::now().timestamp())
             .await
         {
             Ok(()) => {
-                tracing::info!(connection_id = id, "connected");
+                tracing::info!(connection_id = id, name, "connected");
                 status(200)
             }
             Err(error) => {
@@ -114,8 +125,9 @@ impl App {
             self.reply(&client, id, ErrorFrame::binary_frame()).await;
             return status(400);
         }
+        let name = self.sender_name(id, event).await;
         let sent_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let frame = match protocol::chat_frame(event.body.as_deref(), id, sent_at) {
+        let frame = match protocol::chat_frame(event.body.as_deref(), id, &name, sent_at) {
             Ok(frame) => frame,
             Err(error) => {
                 self.reply(&client, id, error).await;
@@ -147,6 +159,23 @@ impl App {
                 tracing::error!(connection_id = id, %error, "could not list connections");
                 self.reply(&client, id, ErrorFrame::unavailable()).await;
                 status(500)
+            }
+        }
+    }
+
+    /// The sender's display name: the authorizer's (no read), else the one `$connect`
+    /// stored, else `guest-…` (a failed read is logged, never fatal to the message).
+    async fn sender_name(&self, id: &str, event: &ApiGatewayWebsocketProxyRequest) -> String {
+        if let Some(identity) = Identity::from_authorizer(&event.request_context.authorizer.fields)
+        {
+            return identity.name;
+        }
+        match self.store.name_of(id).await {
+            Ok(Some(name)) => name,
+            Ok(None) => identity::guest_name(id),
+            Err(error) => {
+                tracing::warn!(connection_id = id, %error, "could not read the sender's name");
+                identity::guest_name(id)
             }
         }
     }

@@ -9,12 +9,16 @@
 //! - [`store`]: the table of live connection ids (DynamoDB).
 //! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out.
 //! - [`config`]: settings from the environment and the callback endpoint.
+//! - [`identity`]: display names and the signed-in user every route sees.
 //! - [`handlers`]: one function per route.
-//! - [`lambda`]: the runtime wiring shared by the four binaries.
+//! - [`lambda`]: the runtime wiring shared by the four route binaries.
+//! - [`auth`]: the `$connect` authorizer (JWT verification against the issuer's keys).
 
+pub mod auth;
 pub mod broadcast;
 pub mod config;
 pub mod handlers;
+pub mod identity;
 pub mod lambda;
 pub mod protocol;
 pub mod store;

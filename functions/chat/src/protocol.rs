@@ -1,7 +1,7 @@
 //! The wire protocol: what the server sends and how client messages are validated.
 //!
 //! Every frame the server sends is one JSON object with a `type`:
-//! `{"type":"message","from":…,"message":…,"sentAt":…}` for chat and
+//! `{"type":"message","from":…,"name":…,"message":…,"sentAt":…}` for chat and
 //! `{"type":"error","code":…,"message":…}` when a request could not be served.
 //! Validation never panics: every way a body can be wrong maps to an [`ErrorFrame`]
 //! whose message says what to change.
@@ -25,7 +25,10 @@ pub enum Frame {
     /// A chat message, delivered to every connection including the sender.
     #[serde(rename_all = "camelCase")]
     Message {
+        /// The sender's connection id (kept for clients that predate names).
         from: String,
+        /// The sender's display name (see [`crate::identity`]).
+        name: String,
         message: String,
         sent_at: String,
     },
@@ -98,7 +101,12 @@ impl ErrorFrame {
 ///
 /// The size check is on the frame that will be sent, since that is what API Gateway
 /// measures against its 128 KB quota on the way out.
-pub fn chat_frame(body: Option<&str>, from: &str, sent_at: String) -> Result<Frame, ErrorFrame> {
+pub fn chat_frame(
+    body: Option<&str>,
+    from: &str,
+    name: &str,
+    sent_at: String,
+) -> Result<Frame, ErrorFrame> {
     let object = parse_object(body)?;
     let message = match object.get("message") {
         None | Some(Value::Null) => {
@@ -128,6 +136,7 @@ pub fn chat_frame(body: Option<&str>, from: &str, sent_at: String) -> Result<Fra
     }
     let frame = Frame::Message {
         from: from.to_owned(),
+        name: name.to_owned(),
         message: message.clone(),
         sent_at,
     };
@@ -213,7 +222,7 @@ mod tests {
     use super::*;
 
     fn code_of(body: &str) -> ErrorCode {
-        chat_frame(Some(body), "id", "t".into()).unwrap_err().code
+        chat_frame(Some(body), "id", "n", "t".into()).unwrap_err().code
     }
 
     #[test]
@@ -221,12 +230,14 @@ mod tests {
         let frame = chat_frame(
             Some(EXAMPLE_REQUEST),
             "R1kmxc2VNjMCFIA=",
+            "alice",
             "2026-01-01T00:00:00Z".into(),
         )
         .unwrap();
         let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
         assert_eq!(json["type"], "message");
         assert_eq!(json["from"], "R1kmxc2VNjMCFIA=");
+        assert_eq!(json["name"], "alice");
         assert_eq!(json["message"], "Hello everyone");
         assert_eq!(json["sentAt"], "2026-01-01T00:00:00Z");
     }
@@ -257,7 +268,7 @@ mod tests {
         );
         assert_eq!(code_of(&big), ErrorCode::MessageTooLarge);
         assert_eq!(
-            chat_frame(None, "id", "t".into()).unwrap_err().code,
+            chat_frame(None, "id", "n", "t".into()).unwrap_err().code,
             ErrorCode::InvalidJson
         );
     }

@@ -1,7 +1,7 @@
 //! The table of live WebSocket connections, kept in DynamoDB.
 //!
-//! One item per connection: `connectionid` (the key), `connectedAt` (epoch ms) and
-//! `expiresAt` (epoch seconds). API Gateway calls `$disconnect` only best-effort, so
+//! One item per connection: `connectionid` (the key), `connectedAt` (epoch ms), `name`
+//! (the display name chat frames carry) and `expiresAt` (epoch seconds). API Gateway calls `$disconnect` only best-effort, so
 //! `expiresAt` lets the table's TTL remove ids whose connection is long gone; it is set
 //! past API Gateway's two-hour connection limit.
 
@@ -12,6 +12,9 @@ use aws_sdk_dynamodb::Client;
 
 /// The table's partition key.
 pub const KEY: &str = "connectionid";
+
+/// The attribute holding the connection's display name.
+pub const NAME: &str = "name";
 
 /// API Gateway closes every WebSocket connection after two hours.
 pub const MAX_CONNECTION_SECS: i64 = 2 * 60 * 60;
@@ -66,10 +69,12 @@ impl ConnectionStore {
         &self.table
     }
 
-    /// Records a new connection. `connected_at_ms` comes from the event, `now_secs` sets the expiry.
+    /// Records a new connection and its display name. `connected_at_ms` comes from the
+    /// event, `now_secs` sets the expiry.
     pub async fn add(
         &self,
         id: &str,
+        name: &str,
         connected_at_ms: i64,
         now_secs: i64,
     ) -> Result<(), StoreError> {
@@ -77,6 +82,7 @@ impl ConnectionStore {
             .put_item()
             .table_name(&self.table)
             .item(KEY, AttributeValue::S(id.to_owned()))
+            .item(NAME, AttributeValue::S(name.to_owned()))
             .item(
                 "connectedAt",
                 AttributeValue::N(connected_at_ms.to_string()),
@@ -91,6 +97,23 @@ impl ConnectionStore {
             .await
             .map_err(store_error("PutItem"))?;
         Ok(())
+    }
+
+    /// The display name stored with a connection; `None` if the connection (or its name)
+    /// is not in the table.
+    pub async fn name_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .projection_expression("#name")
+            .expression_attribute_names("#name", NAME)
+            .send()
+            .await
+            .map_err(store_error("GetItem"))?
+            .item;
+        Ok(item.and_then(|item| item.get(NAME)?.as_s().ok().cloned()))
     }
 
     /// Forgets a connection; deleting an id that is not there is not an error.

@@ -8,6 +8,7 @@ use aws_sdk_apigatewaymanagement::operation::post_to_connection::{
 };
 use aws_sdk_apigatewaymanagement::types::error::GoneException;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::operation::scan::{ScanError, ScanOutput};
 use aws_sdk_dynamodb::types::error::InternalServerError;
@@ -41,13 +42,40 @@ fn app(dynamo_rules: &[&Rule], management_rules: &[&Rule]) -> App {
         _ => None,
     })
     .unwrap();
-    let dynamo = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamo_rules);
+    // The sender's stored name, unless a test sets its own GetItem rule (first match wins).
+    let stored_name = stored_name("carol");
+    let dynamo_rules: Vec<&Rule> = dynamo_rules
+        .iter()
+        .copied()
+        .chain([&stored_name])
+        .collect();
+    let dynamo = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &dynamo_rules);
     let management = mock_client!(
         aws_sdk_apigatewaymanagement,
         RuleMode::MatchAny,
         management_rules
     );
     App::new(config, dynamo, management)
+}
+
+/// A GetItem rule answering the sender's item with `name`.
+fn stored_name(name: &'static str) -> Rule {
+    mock!(Dynamo::get_item)
+        .match_requests(|req| req.key().unwrap()["connectionid"].as_s().unwrap() == SENDER)
+        .then_output(move || {
+            GetItemOutput::builder()
+                .item("name", AttributeValue::S(name.into()))
+                .build()
+        })
+}
+
+/// An event whose request context carries what a `$connect` authorizer answered.
+fn authorized(mut event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayWebsocketProxyRequest {
+    event.request_context.authorizer.fields = serde_json::from_value(serde_json::json!({
+        "principalId": "sub-42", "userId": "sub-42", "name": "Alice", "integrationLatency": 12
+    }))
+    .unwrap();
+    event
 }
 
 fn ids_page(ids: &[&str], last: Option<&str>) -> ScanOutput {
@@ -104,7 +132,48 @@ async fn broadcast_pages_through_every_scan_page() {
     for (_, frame) in posts.iter() {
         assert_eq!(frame["type"], "message");
         assert_eq!(frame["from"], SENDER);
+        assert_eq!(frame["name"], "carol", "the name $connect stored");
         assert_eq!(frame["message"], "Hello everyone");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_sender_is_named_by_the_authorizer_without_a_read() {
+    let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER, "b"], None));
+    let get = stored_name("not-read");
+    let posts = Arc::new(Mutex::new(Vec::new()));
+    let app = app(&[&scan, &get], &[&recording_post(&posts)]);
+
+    let response = app
+        .handle(Route::OnMessage, authorized(event("on_message.json")))
+        .await;
+
+    assert_eq!(response.status_code, 200);
+    assert_eq!(get.num_calls(), 0, "no GetItem when the authorizer named the sender");
+    let posts = posts.lock().unwrap();
+    assert_eq!(posts.len(), 2);
+    assert!(posts.iter().all(|(_, frame)| frame["name"] == "Alice"));
+}
+
+#[tokio::test]
+async fn an_unknown_or_unreadable_sender_is_a_guest() {
+    for failing in [false, true] {
+        let get = if failing {
+            mock!(Dynamo::get_item).then_error(|| {
+                GetItemError::InternalServerError(InternalServerError::builder().build())
+            })
+        } else {
+            mock!(Dynamo::get_item).then_output(|| GetItemOutput::builder().build())
+        };
+        let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER], None));
+        let posts = Arc::new(Mutex::new(Vec::new()));
+        let app = app(&[&scan, &get], &[&recording_post(&posts)]);
+
+        let response = app.handle(Route::OnMessage, event("on_message.json")).await;
+
+        assert_eq!(response.status_code, 200, "the message still goes out");
+        let posts = posts.lock().unwrap();
+        assert_eq!(posts[0].1["name"], format!("guest-{}", &SENDER[..4]));
     }
 }
 
@@ -255,6 +324,46 @@ async fn connect_stores_the_id_with_an_expiry() {
 
     assert_eq!(response.status_code, 200);
     assert_eq!(put.num_calls(), 1);
+}
+
+/// Connects with `event` and returns the name `$connect` stored.
+async fn stored_name_after_connect(event: ApiGatewayWebsocketProxyRequest) -> String {
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&names);
+    let put = mock!(Dynamo::put_item)
+        .match_requests(move |req| {
+            let name = req.item().unwrap()["name"].as_s().unwrap().clone();
+            seen.lock().unwrap().push(name);
+            true
+        })
+        .then_output(|| PutItemOutput::builder().build());
+    let app = app(&[&put], &[]);
+    assert_eq!(app.handle(Route::Connect, event).await.status_code, 200);
+    let names = names.lock().unwrap();
+    assert_eq!(names.len(), 1);
+    names[0].clone()
+}
+
+#[tokio::test]
+async fn connect_stores_the_name_from_the_query_the_authorizer_or_a_guest_tag() {
+    let with_query = |query: serde_json::Value| {
+        let mut event = event("connect.json");
+        event.query_string_parameters = serde_json::from_value(query).unwrap();
+        event
+    };
+    assert_eq!(
+        stored_name_after_connect(with_query(serde_json::json!({"name": "  ali\u{7}ce "}))).await,
+        "alice"
+    );
+    let guest = format!("guest-{}", &SENDER[..4]);
+    assert_eq!(stored_name_after_connect(with_query(serde_json::json!({}))).await, guest);
+    assert_eq!(
+        stored_name_after_connect(with_query(serde_json::json!({"name": "\n"}))).await,
+        guest
+    );
+    // Signed in: the token's name wins over whatever ?name= says.
+    let signed_in = authorized(with_query(serde_json::json!({"name": "mallory"})));
+    assert_eq!(stored_name_after_connect(signed_in).await, "Alice");
 }
 
 #[tokio::test]

@@ -83,11 +83,11 @@ async fn add_remove_and_list() {
     let store = ConnectionStore::new(client.clone(), &table);
 
     store
-        .add("R1kmxc2VNjMCFIA=", 1_700_000_000_000, 1_700_000_000)
+        .add("R1kmxc2VNjMCFIA=", "alice", 1_700_000_000_000, 1_700_000_000)
         .await
         .unwrap();
     store
-        .add("R1kmxc2VNjMCFIB=", 1_700_000_000_001, 1_700_000_000)
+        .add("R1kmxc2VNjMCFIB=", "bob", 1_700_000_000_001, 1_700_000_000)
         .await
         .unwrap();
     let mut ids = store.all_ids().await.unwrap();
@@ -104,6 +104,11 @@ async fn add_remove_and_list() {
     let item = item.item().unwrap();
     assert_eq!(item["connectedAt"].as_n().unwrap(), "1700000000000");
     assert_eq!(
+        store.name_of("R1kmxc2VNjMCFIB=").await.unwrap().as_deref(),
+        Some("bob")
+    );
+    assert_eq!(store.name_of("nobody").await.unwrap(), None);
+    assert_eq!(
         item["expiresAt"].as_n().unwrap(),
         &(1_700_000_000 + 7200 + 600).to_string()
     );
@@ -118,11 +123,11 @@ async fn add_remove_and_list() {
     // A 410 prunes an old id but keeps one whose handshake may still be running.
     let now_ms = 1_700_000_100_000;
     store
-        .add("young", now_ms - 1_000, now_ms / 1000)
+        .add("young", "y", now_ms - 1_000, now_ms / 1000)
         .await
         .unwrap();
     store
-        .add("old", now_ms - 120_000, now_ms / 1000)
+        .add("old", "o", now_ms - 120_000, now_ms / 1000)
         .await
         .unwrap();
     assert!(!store.remove_stale("young", now_ms).await.unwrap());

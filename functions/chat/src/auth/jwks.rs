@@ -1,0 +1,211 @@
+//! The issuer's signing keys: found through OpenID Connect discovery
+//! (`{issuer}/.well-known/openid-configuration` → `jwks_uri`, else
+//! `{issuer}/.well-known/jwks.json`), kept for the container's life, and fetched again on
+//! a key id they do not hold, at most once per [`Jwks::min_refresh`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::Uri;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+/// How long one discovery or JWKS request may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest discovery document or key set read.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// The shortest time between two fetches of the key set, so unknown key ids cannot make
+/// the authorizer hammer the issuer.
+pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
+
+/// Whether `url` may be fetched: `https://`, or `http://` to a loopback address only.
+pub fn allowed_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<Uri>() else {
+        return false;
+    };
+    let host = uri.host().unwrap_or_default();
+    match uri.scheme_str() {
+        Some("https") => !host.is_empty(),
+        Some("http") => {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
+
+/// The keys could not be fetched: the authorizer fails (500) rather than deny a good token.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+#[derive(Default)]
+struct Cache {
+    keys: Option<Arc<JwkSet>>,
+    fetched_at: Option<Instant>,
+    /// The `jwks_uri` discovery found, so later fetches skip discovery.
+    jwks_uri: Option<String>,
+}
+
+/// One issuer's key set, cached.
+pub struct Jwks {
+    issuer: String,
+    min_refresh: Duration,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    cache: Mutex<Cache>,
+}
+
+impl Jwks {
+    pub fn new(issuer: &str, min_refresh: Duration) -> Jwks {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match builder.with_provider_and_native_roots(Arc::clone(&provider)) {
+            Ok(builder) => builder,
+            // No system roots: https fetches fail (and are reported); loopback http still works.
+            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .expect("the aws-lc-rs provider supports the default TLS versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            ),
+        };
+        let connector = builder.https_or_http().enable_http1().build();
+        Jwks {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            min_refresh,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    pub fn min_refresh(&self) -> Duration {
+        self.min_refresh
+    }
+
+    /// The key a token names (`kid`), or the only key when the token names none.
+    /// `Ok(None)` means the issuer has no such key, even after a (rate-limited) refetch.
+    pub async fn key(&self, kid: Option<&str>) -> Result<Option<Jwk>, Unavailable> {
+        let mut cache = self.cache.lock().await;
+        if cache.keys.is_none() {
+            self.refresh(&mut cache).await?;
+        }
+        let find = |keys: &JwkSet| match kid {
+            Some(kid) => keys.find(kid).cloned(),
+            None if keys.keys.len() == 1 => keys.keys.first().cloned(),
+            None => None,
+        };
+        if let Some(key) = cache.keys.as_deref().and_then(find) {
+            return Ok(Some(key));
+        }
+        let stale = cache
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= self.min_refresh);
+        if kid.is_none() || !stale {
+            return Ok(None);
+        }
+        self.refresh(&mut cache).await?;
+        Ok(cache.keys.as_deref().and_then(find))
+    }
+
+    async fn refresh(&self, cache: &mut Cache) -> Result<(), Unavailable> {
+        cache.fetched_at = Some(Instant::now());
+        let jwks_uri = match &cache.jwks_uri {
+            Some(uri) => uri.clone(),
+            None => self.discover().await,
+        };
+        let document = self.get_json(&jwks_uri).await?;
+        let keys: JwkSet = serde_json::from_value(document)
+            .map_err(|error| Unavailable(format!("{jwks_uri} is not a JWK set: {error}")))?;
+        tracing::info!(keys = keys.keys.len(), jwks_uri, "fetched the issuer's keys");
+        cache.jwks_uri = Some(jwks_uri);
+        cache.keys = Some(Arc::new(keys));
+        Ok(())
+    }
+
+    /// The discovery document's `jwks_uri`, else the conventional location.
+    async fn discover(&self) -> String {
+        let fallback = format!("{}/.well-known/jwks.json", self.issuer);
+        let discovery = format!("{}/.well-known/openid-configuration", self.issuer);
+        match self.get_json(&discovery).await {
+            Ok(document) => match document.get("jwks_uri").and_then(Value::as_str) {
+                Some(uri) if allowed_url(uri) => uri.to_owned(),
+                Some(uri) => {
+                    tracing::warn!(jwks_uri = uri, "discovery names a jwks_uri that is not https; using {fallback}");
+                    fallback
+                }
+                None => fallback,
+            },
+            Err(error) => {
+                tracing::info!(%error, "no OpenID discovery document; using {fallback}");
+                fallback
+            }
+        }
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, Unavailable> {
+        let fail = |what: String| Unavailable(format!("GET {url}: {what}"));
+        if !allowed_url(url) {
+            return Err(fail("only https (or http on loopback) is fetched".into()));
+        }
+        let uri: Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
+        let fetch = async {
+            let response = self
+                .client
+                .get(uri)
+                .await
+                .map_err(|e| fail(format!("{e}")))?;
+            if response.status() != hyper::StatusCode::OK {
+                return Err(fail(format!("status {}", response.status())));
+            }
+            let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
+                .collect()
+                .await
+                .map_err(|e| fail(format!("{e}")))?
+                .to_bytes();
+            serde_json::from_slice(&body).map_err(|e| fail(format!("not JSON: {e}")))
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, fetch)
+            .await
+            .unwrap_or_else(|_| Err(fail(format!("no answer in {FETCH_TIMEOUT:?}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_url;
+
+    #[test]
+    fn only_https_or_loopback_http_is_fetched() {
+        assert!(allowed_url(
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
+        ));
+        assert!(allowed_url("http://127.0.0.1:3003"));
+        assert!(allowed_url("http://localhost:3003/x"));
+        assert!(allowed_url("http://[::1]:80/"));
+        assert!(!allowed_url("http://example.com"));
+        assert!(!allowed_url("http://10.0.0.1"));
+        assert!(!allowed_url("ftp://127.0.0.1"));
+        assert!(!allowed_url("not a url"));
+        assert!(!allowed_url(""));
+    }
+}

@@ -1,0 +1,211 @@
+//! Verifying a token: an asymmetric signature by a key of the issuer's JWKS (in an
+//! algorithm that key allows), `iss`, `exp`/`nbf` with [`LEEWAY_SECS`], and the audience
+//! (`aud`, or `client_id` for Cognito access tokens). Every way a token can be wrong is a
+//! [`Rejection::Deny`] with a reason; none panics.
+
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::jwks::{Jwks, Unavailable};
+use crate::identity;
+
+/// Clock skew allowed on `exp` and `nbf`.
+pub const LEEWAY_SECS: u64 = 60;
+
+/// A token longer than this is not parsed at all.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The signature algorithms accepted: asymmetric only, so a public key can never sign.
+const ACCEPTED: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// Who a valid token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub sub: String,
+    pub name: String,
+}
+
+/// Why a token was not accepted.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The token is not good: the handshake is refused (403).
+    Deny(String),
+    /// The issuer's keys could not be fetched: the authorizer fails (500).
+    Unavailable(Unavailable),
+}
+
+fn deny(reason: impl Into<String>) -> Rejection {
+    Rejection::Deny(reason.into())
+}
+
+/// Checks tokens of one issuer for one audience.
+pub struct Verifier {
+    issuer: String,
+    audience: String,
+    keys: Jwks,
+}
+
+impl Verifier {
+    pub fn new(issuer: &str, audience: &str, min_refresh: Duration) -> Verifier {
+        Verifier {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            keys: Jwks::new(issuer, min_refresh),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Verified, Rejection> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(deny(format!(
+                "token is {} bytes, over {MAX_TOKEN_BYTES}",
+                token.len()
+            )));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|error| deny(format!("malformed token: {error}")))?;
+        if !ACCEPTED.contains(&header.alg) {
+            return Err(deny(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let jwk = self
+            .keys
+            .key(header.kid.as_deref())
+            .await
+            .map_err(Rejection::Unavailable)?
+            .ok_or_else(|| match &header.kid {
+                Some(_) => deny("signed by a key the issuer does not publish (unknown kid)"),
+                None => deny("token names no key (kid) and the issuer has several"),
+            })?;
+        if !key_allows(&jwk, header.alg) {
+            return Err(deny(format!(
+                "algorithm {:?} is not the one of key {}",
+                header.alg,
+                jwk.common.key_id.as_deref().unwrap_or("(no kid)")
+            )));
+        }
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|error| deny(format!("the issuer's key is unusable: {error}")))?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+            .map_err(|error| deny(reason(error.kind())))?
+            .claims;
+        if !self.audience_matches(&claims) {
+            return Err(deny("wrong audience"));
+        }
+        let sub = match claims.get("sub") {
+            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+            _ => return Err(deny("sub is not a non-empty string")),
+        };
+        let name = identity::display_name(&claims).unwrap_or_else(|| "user".to_owned());
+        Ok(Verified { sub, name })
+    }
+
+    /// `aud` (a string or a list) holds the audience; a token without `aud` (a Cognito
+    /// access token) must carry it as `client_id`.
+    fn audience_matches(&self, claims: &Map<String, Value>) -> bool {
+        match claims.get("aud") {
+            Some(Value::String(aud)) => *aud == self.audience,
+            Some(Value::Array(auds)) => auds.iter().any(|aud| *aud == *self.audience),
+            Some(_) => false,
+            None => claims.get("client_id").and_then(Value::as_str) == Some(&self.audience),
+        }
+    }
+}
+
+/// Whether `jwk` may verify `alg`: its `alg` if it names one, else its key type and curve;
+/// a key published for encryption never verifies.
+fn key_allows(jwk: &Jwk, alg: Algorithm) -> bool {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return false;
+    }
+    if let Some(key_alg) = jwk.common.key_algorithm {
+        return format!("{key_alg:?}") == format!("{alg:?}");
+    }
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => matches!(
+            alg,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        ),
+        AlgorithmParameters::EllipticCurve(ec) => matches!(
+            (&ec.curve, alg),
+            (EllipticCurve::P256, Algorithm::ES256) | (EllipticCurve::P384, Algorithm::ES384)
+        ),
+        _ => false,
+    }
+}
+
+fn reason(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => "expired".into(),
+        ErrorKind::ImmatureSignature => "not valid yet (nbf)".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("no {claim} claim"),
+        other => format!("invalid token: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::jwk::{CommonParameters, KeyAlgorithm, RSAKeyParameters, RSAKeyType};
+
+    fn rsa_key(alg: Option<KeyAlgorithm>, key_use: Option<PublicKeyUse>) -> Jwk {
+        Jwk {
+            common: CommonParameters {
+                public_key_use: key_use,
+                key_algorithm: alg,
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: "AQAB".into(),
+                e: "AQAB".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_key_verifies_only_its_own_algorithm() {
+        assert!(key_allows(&rsa_key(None, None), Algorithm::RS256));
+        assert!(!key_allows(&rsa_key(None, None), Algorithm::ES256));
+        assert!(key_allows(
+            &rsa_key(Some(KeyAlgorithm::RS256), None),
+            Algorithm::RS256
+        ));
+        assert!(!key_allows(
+            &rsa_key(Some(KeyAlgorithm::RS256), None),
+            Algorithm::RS512
+        ));
+        assert!(!key_allows(
+            &rsa_key(None, Some(PublicKeyUse::Encryption)),
+            Algorithm::RS256
+        ));
+    }
+}
