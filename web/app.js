@@ -1,9 +1,19 @@
-// The chat page: connects, shows the conversation, sends on Enter, reconnects after drops.
+// The chat page: signs in, connects, shows the conversation, sends on Enter, reconnects after drops.
 // Every text from the network is rendered with textContent, never as HTML. A message is
 // only taken out of the box once it went out on an open socket, and put back if the server
 // closes with 1009 (too big) before it came back.
+//
+// Who you are depends on the server's sign-in mode, read from /chat-config.json next to the
+// page (the local stack serves it): 'open' connects with `?name=` (none: the server names a
+// guest), 'jwt' gets a token for your name from the stack's token endpoint and connects with
+// `?token=`. Elsewhere (a static host in front of AWS) the mode is unknown: the page connects
+// with a token handed over as `#token=…` or pasted, else by name. A token is kept in memory and
+// sessionStorage only, and never shown or logged; the name is remembered in localStorage.
 
-import { backoff, chatRequest, clock, defaultUrl, frameBytes, interpret, refusal, shortId, sizeHint } from './chat.js';
+import {
+  afterClose, backoff, chatRequest, cleanName, clock, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes,
+  interpret, parseConfig, parseTokenAnswer, refusal, senderLabel, sizeHint, tokenExpired, tokenName, tokenRequestUrl,
+} from './chat.js';
 
 const $ = (selector) => document.querySelector(selector);
 const status = $('#status');
@@ -14,11 +24,31 @@ const note = $('#note');
 const size = $('#size');
 const urlForm = $('#server');
 const urlInput = $('#url');
+const signinForm = $('#signin');
+const nameInput = $('#name');
+const tokenField = $('#token-field');
+const tokenInput = $('#token');
+const joinButton = $('#join');
+const signOutButton = $('#signout');
+const who = $('#who');
+
+const NAME_KEY = 'chat.name';
+const TOKEN_KEY = 'chat.token';
+const TOKEN_NAME_KEY = 'chat.tokenName';
 
 let socket = null;
 let attempt = 0;
 let retryTimer = null;
 let ownId = null;
+/** How the page's own server signs users in; configFor() narrows it to the URL in use. */
+let config = parseConfig(null);
+/** The sign-in token (JWT) and the name its issuer gave, or null. */
+let token = null;
+let tokenLabel = null;
+/** Bumped whenever a connection is dropped on purpose, so that a slower sign-in gives up. */
+let generation = 0;
+/** What #who says before the server's own name for us is known: 'You are' or 'Signed in as'. */
+let whoPrefix = 'You are';
 /** Messages sent and not yet seen coming back: {text, ws}. */
 const pending = [];
 
@@ -32,12 +62,77 @@ function showNote(text) {
   note.hidden = !text;
 }
 
+function showWho(text) {
+  who.textContent = text ?? '';
+  who.hidden = !text;
+}
+
 function showSize() {
   const hint = sizeHint(input.value);
   size.textContent = hint?.text ?? '';
   size.hidden = !hint;
   if (hint?.over) size.dataset.over = '';
   else delete size.dataset.over;
+}
+
+/** Storage may be unavailable (privacy settings, sandboxed frames); the page works without it. */
+function stored(storage, key) {
+  try {
+    return storage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function store(storage, key, value) {
+  try {
+    if (value) storage.setItem(key, value);
+    else storage.removeItem(key);
+  } catch {
+    // Not remembered, still used.
+  }
+}
+
+function storedName() {
+  return (stored(localStorage, NAME_KEY) ?? '').trim();
+}
+
+function keepToken(value, name) {
+  token = value;
+  tokenLabel = name || tokenName(value);
+  store(sessionStorage, TOKEN_KEY, value);
+  store(sessionStorage, TOKEN_NAME_KEY, tokenLabel);
+}
+
+function forgetToken() {
+  token = null;
+  tokenLabel = null;
+  store(sessionStorage, TOKEN_KEY, null);
+  store(sessionStorage, TOKEN_NAME_KEY, null);
+}
+
+/** The sign-in mode for the URL under Server. */
+function currentMode() {
+  return configFor(config, urlInput.value.trim(), window.location);
+}
+
+/** Fits the sign-in form to `mode`: a token box unless names are open or the stack issues tokens. */
+function showSignIn(mode) {
+  tokenField.hidden = mode.authMode === 'open' || (mode.authMode === 'jwt' && mode.tokenUrl !== null);
+  joinButton.textContent = joinLabel(mode);
+  signOutButton.hidden = mode.authMode === 'open' || token === null;
+}
+
+function joinLabel(mode) {
+  return mode.authMode === 'jwt' ? 'Sign in' : 'Join';
+}
+
+/** Stops connecting and asks the user to sign in, saying why. */
+function signedOut(text) {
+  clearTimeout(retryTimer);
+  setStatus('signed-out', text);
+  showWho(null);
+  showSignIn(currentMode());
 }
 
 function append(kind, parts) {
@@ -47,6 +142,7 @@ function append(kind, parts) {
     const meta = document.createElement('div');
     meta.className = 'meta';
     meta.textContent = parts.meta;
+    if (parts.title) meta.title = parts.title;
     item.append(meta);
   }
   const body = document.createElement('div');
@@ -65,8 +161,12 @@ function receive(data) {
     if (ownId === null && index !== -1) ownId = frame.from;
     const own = frame.from === ownId;
     if (own && index !== -1) pending.splice(index, 1);
-    const who = own ? 'You' : `User ${shortId(frame.from)}`;
-    append(own ? 'own' : 'message', { meta: `${who} · ${clock(frame.sentAt)}`, text: frame.text });
+    // The server's name for us (a guest's, or the name as it cleaned it) is the one to show.
+    if (own && cleanName(frame.name ?? '')) showWho(`${whoPrefix} ${cleanName(frame.name)}`);
+    const label = own ? 'You' : senderLabel(frame);
+    append(own ? 'own' : 'message', {
+      meta: `${label} · ${clock(frame.sentAt)}`, title: `Connection ${frame.from}`, text: frame.text,
+    });
   } else if (frame.kind === 'error') {
     append('error', { meta: `Error · ${frame.code}`, text: frame.text });
   } else {
@@ -74,27 +174,65 @@ function receive(data) {
   }
 }
 
+/** Closes the current socket (it reconnects no more) and gives up any sign-in under way. */
+function drop() {
+  clearTimeout(retryTimer);
+  generation += 1;
+  pending.length = 0;
+  if (socket) {
+    const old = socket;
+    socket = null;
+    old.close();
+  }
+}
+
+/** A new connection, as whoever the form and the token now say. */
+function connectFresh() {
+  drop();
+  attempt = 0;
+  connect();
+}
+
 function connect() {
   clearTimeout(retryTimer);
   const url = urlInput.value.trim();
+  const mode = currentMode();
+  showSignIn(mode);
   if (!url) {
     setStatus('offline', 'Not connected: enter the WebSocket URL of your chat API.');
     return;
   }
+  const withToken = mode.authMode !== 'open' && token !== null;
+  if (mode.authMode === 'jwt' && !withToken) {
+    signedOut(mode.tokenUrl ? 'Sign in: enter your name and press Sign in.' : 'Sign in: paste a sign-in token and press Sign in.');
+    return;
+  }
+  if (withToken && tokenExpired(token)) {
+    forgetToken();
+    signedOut(expiredText(mode));
+    return;
+  }
+  const name = withToken ? null : storedName();
   setStatus('connecting', attempt ? `Reconnecting to ${url} (attempt ${attempt})…` : `Connecting to ${url}…`);
   let ws;
   try {
-    ws = new WebSocket(url);
+    ws = new WebSocket(connectUrl(url, withToken ? { token } : { name }));
   } catch (error) {
-    setStatus('offline', `Cannot connect: ${error.message}`);
+    // The browser's message quotes the URL, and with it the token: say only what is wrong.
+    setStatus('offline', withToken ? 'Cannot connect: the WebSocket URL is not valid.' : `Cannot connect: ${error.message}`);
     return;
   }
   socket = ws;
+  let opened = false;
   ws.addEventListener('open', () => {
     if (socket !== ws) return;
+    opened = true;
     attempt = 0;
     ownId = null;
     setStatus('online', `Connected to ${url}`);
+    whoPrefix = withToken ? 'Signed in as' : 'You are';
+    if (withToken) showWho(tokenLabel ? `Signed in as ${tokenLabel}` : 'Signed in');
+    else showWho(name ? `You are ${cleanName(name)}` : 'You are a guest (the server picks your name)');
   });
   ws.addEventListener('message', (event) => {
     if (socket === ws) receive(typeof event.data === 'string' ? event.data : '[binary frame]');
@@ -106,12 +244,77 @@ function connect() {
     const unanswered = pending.filter((sent) => sent.ws === ws).map((sent) => sent.text);
     pending.splice(0, pending.length, ...pending.filter((sent) => sent.ws !== ws));
     if (event.code === 1009) restoreTooBig(unanswered);
-    attempt += 1;
-    const delay = backoff(attempt);
-    const why = event.code === 1009 ? 'the message was too big' : `code ${event.code}`;
-    setStatus('offline', `Connection lost (${why}). Reconnecting in ${(delay / 1000).toFixed(1)} s…`);
-    retryTimer = setTimeout(connect, delay);
+    const action = afterClose({
+      opened, attempt, authMode: mode.authMode, withToken, expired: withToken && tokenExpired(token),
+    });
+    if (action === 'expired') {
+      forgetToken();
+      signedOut(expiredText(mode));
+    } else if (action === 'refused') {
+      // A token refused on its first try is no good; one that failed after a drop may be (the
+      // server was down), and Sign in tries it again.
+      if (withToken && attempt === 0) forgetToken();
+      signedOut(refusedText(mode, withToken, attempt, event.code));
+    } else {
+      attempt += 1;
+      const delay = backoff(attempt);
+      const why = event.code === 1009 ? 'the message was too big' : `code ${event.code}`;
+      const what = opened ? 'Connection lost' : 'Could not connect';
+      setStatus('offline', `${what} (${why}). Reconnecting in ${(delay / 1000).toFixed(1)} s…`);
+      retryTimer = setTimeout(connect, delay);
+    }
   });
+}
+
+function expiredText(mode) {
+  return mode.tokenUrl
+    ? 'Your sign-in expired: get a new token by pressing Sign in.'
+    : `Your sign-in expired: get a new token, paste it and press ${joinLabel(mode)}.`;
+}
+
+/** Why a connection that never opened was given up on, and what to do. */
+function refusedText(mode, withToken, tries, code) {
+  const closed = `the handshake closed with code ${code}`;
+  if (!withToken) {
+    return `Could not connect (${closed}): the server refused the handshake or cannot be reached. `
+      + 'If it needs sign-in, paste a token and press Join; otherwise check the URL under Server and press Connect.';
+  }
+  if (tries > 0) {
+    return `Could not reconnect after ${tries + 1} attempts (${closed}): the server refused your sign-in `
+      + `or cannot be reached. Press ${joinLabel(mode)} to try again`
+      + `${mode.tokenUrl ? ' with a new token' : ', or paste a new token first'}.`;
+  }
+  return mode.tokenUrl
+    ? `Sign-in refused: get a new token by pressing Sign in (${closed}).`
+    : `Sign-in refused: get a new token, paste it and press ${joinLabel(mode)} (${closed}).`;
+}
+
+/** Gets a token for `name` from the stack's token endpoint, then connects with it. */
+async function signIn(tokenUrl, name) {
+  drop();
+  const mine = generation;
+  setStatus('connecting', name ? `Signing in as ${cleanName(name)}…` : 'Signing in…');
+  let answer = null;
+  let problem = null;
+  try {
+    const response = await fetch(tokenRequestUrl(tokenUrl, name), { cache: 'no-store', credentials: 'omit' });
+    if (response.ok) {
+      answer = parseTokenAnswer(await response.json().catch(() => null));
+      if (!answer) problem = 'the token endpoint sent no token';
+    } else {
+      const detail = (await response.text().catch(() => '')).trim().slice(0, 200);
+      problem = `the token endpoint answered ${response.status}${detail ? `: ${detail}` : ''}`;
+    }
+  } catch {
+    problem = `cannot reach the token endpoint at ${tokenUrl}`;
+  }
+  if (mine !== generation) return;
+  if (problem) {
+    signedOut(`Sign-in failed: ${problem}.`);
+    return;
+  }
+  keepToken(answer.token, answer.name);
+  connectFresh();
 }
 
 /** After close 1009: says so, and puts the biggest of the `unanswered` messages back in the box. */
@@ -166,15 +369,59 @@ input.addEventListener('input', () => {
 
 urlForm.addEventListener('submit', (event) => {
   event.preventDefault();
-  attempt = 0;
-  pending.length = 0;
-  if (socket) {
-    const old = socket;
-    socket = null;
-    old.close();
-  }
-  connect();
+  connectFresh();
 });
 
+signinForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const mode = currentMode();
+  const name = nameInput.value.trim();
+  store(localStorage, NAME_KEY, name);
+  const pasted = tokenInput.value.trim();
+  tokenInput.value = '';
+  if (mode.authMode === 'open') connectFresh();
+  else if (pasted) {
+    keepToken(pasted, null);
+    connectFresh();
+  } else if (mode.authMode === 'jwt' && mode.tokenUrl) signIn(mode.tokenUrl, name);
+  else if (token !== null) connectFresh();
+  else if (mode.authMode === 'jwt') {
+    drop();
+    signedOut('Paste a sign-in token, then press Sign in.');
+  } else connectFresh();
+});
+
+signOutButton.addEventListener('click', () => {
+  drop();
+  forgetToken();
+  signedOut(currentMode().authMode === 'jwt' ? 'Signed out. Sign in again to chat.' : 'Signed out. Join again to chat.');
+});
+
+async function loadConfig() {
+  try {
+    const response = await fetch('chat-config.json', { cache: 'no-store' });
+    return parseConfig(response.ok ? await response.json() : null);
+  } catch {
+    return parseConfig(null);
+  }
+}
+
 urlInput.value = defaultUrl(window.location);
-connect();
+nameInput.value = storedName();
+const handed = fragmentToken(window.location.hash);
+if (handed) {
+  keepToken(handed, null);
+  // Out of the address bar and the history, so it is not bookmarked or shared by accident.
+  history.replaceState(null, '', window.location.pathname + window.location.search);
+} else if (stored(sessionStorage, TOKEN_KEY)) {
+  token = stored(sessionStorage, TOKEN_KEY);
+  tokenLabel = stored(sessionStorage, TOKEN_NAME_KEY) || tokenName(token);
+}
+config = await loadConfig();
+const startMode = currentMode();
+// The local token endpoint issues a token for any name: one remembered signs in again by itself.
+if (startMode.authMode === 'jwt' && startMode.tokenUrl && (token === null || tokenExpired(token)) && storedName()) {
+  signIn(startMode.tokenUrl, storedName());
+} else {
+  connect();
+}

@@ -1,6 +1,6 @@
 // The chat client's logic, free of the DOM so it can be tested on its own: where to
-// connect, how big a message may be (one 32 KB frame), how long to wait before
-// reconnecting, and what a server frame means.
+// connect and as whom, how big a message may be (one 32 KB frame), how long to wait before
+// reconnecting (and when not to), what a server frame means and whose name it shows.
 
 /**
  * API Gateway's limit on one WebSocket frame: a bigger frame closes the connection with 1009.
@@ -68,7 +68,8 @@ export function shortId(id) {
 }
 
 /**
- * What a server frame means: {kind: 'message', from, text, sentAt}, {kind: 'error', code, text},
+ * What a server frame means: {kind: 'message', from, name, text, sentAt} (name null when the
+ * server sent none), {kind: 'error', code, text},
  * or {kind: 'notice', text} for API Gateway's own frames and anything unexpected.
  */
 export function interpret(data) {
@@ -79,7 +80,8 @@ export function interpret(data) {
     return { kind: 'notice', text: String(data) };
   }
   if (frame && frame.type === 'message' && typeof frame.message === 'string') {
-    return { kind: 'message', from: String(frame.from ?? ''), text: frame.message, sentAt: frame.sentAt };
+    const name = typeof frame.name === 'string' ? frame.name : null;
+    return { kind: 'message', from: String(frame.from ?? ''), name, text: frame.message, sentAt: frame.sentAt };
   }
   if (frame && frame.type === 'error') {
     return { kind: 'error', code: String(frame.code ?? 'error'), text: String(frame.message ?? '') };
@@ -95,4 +97,158 @@ export function clock(sentAt) {
   const date = new Date(sentAt);
   if (Number.isNaN(date.getTime())) return '';
   return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** Longest name the page shows; the server sends at most 32 characters, a token's email may be longer. */
+export const MAX_NAME_CHARS = 64;
+
+/**
+ * `text` fit to show as a name: control characters made spaces, invisible and bidirectional
+ * formatting characters dropped (no reversed or hidden text), whitespace runs made one space,
+ * trimmed, and cut to `max` characters (with an ellipsis).
+ * Still plain text: the page puts it in textContent, never in HTML.
+ */
+export function cleanName(text, max = MAX_NAME_CHARS) {
+  if (typeof text !== 'string') return '';
+  const chars = [...text
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+    .replace(/[\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()];
+  return chars.length > max ? `${chars.slice(0, max - 1).join('').trimEnd()}…` : chars.join('');
+}
+
+/** Who sent a chat message, as the page labels it: its name, or `User <short id>` from an older server. */
+export function senderLabel(message) {
+  return cleanName(message.name ?? '') || `User ${shortId(message.from)}`;
+}
+
+/** `url` with `key=value` added to its query string, the value percent-encoded (a space is %20). */
+export function withParam(url, key, value) {
+  const hash = url.indexOf('#');
+  const [base, fragment] = hash === -1 ? [url, ''] : [url.slice(0, hash), url.slice(hash)];
+  const joiner = !base.includes('?') ? '?' : /[?&]$/.test(base) ? '' : '&';
+  return `${base}${joiner}${encodeURIComponent(key)}=${encodeURIComponent(value)}${fragment}`;
+}
+
+/**
+ * The WebSocket URL to open for `base` as `who`: {token} adds `?token=`, {name} adds `?name=`
+ * (open mode), neither (or a blank name) adds nothing and the server names a guest.
+ */
+export function connectUrl(base, who = {}) {
+  if (who.token) return withParam(base, 'token', who.token);
+  const name = typeof who.name === 'string' ? who.name.trim() : '';
+  return name ? withParam(base, 'name', name) : base;
+}
+
+/** The token endpoint's URL for `name` (none when blank: the issuer decides). */
+export function tokenRequestUrl(tokenUrl, name) {
+  const clean = typeof name === 'string' ? name.trim() : '';
+  return clean ? withParam(tokenUrl, 'name', clean) : tokenUrl;
+}
+
+/**
+ * How the server signs users in, from its /chat-config.json (`value` is the parsed JSON, or
+ * null when the fetch failed): {authMode: 'open' | 'jwt' | 'unknown', tokenUrl}. 'unknown'
+ * (a static host, AWS) means the page cannot tell and offers both a name and a token box.
+ */
+export function parseConfig(value) {
+  if (value && value.authMode === 'open') return { authMode: 'open', tokenUrl: null };
+  if (value && value.authMode === 'jwt') {
+    const url = typeof value.tokenUrl === 'string' && /^https?:\/\//i.test(value.tokenUrl) ? value.tokenUrl : null;
+    return { authMode: 'jwt', tokenUrl: url };
+  }
+  return { authMode: 'unknown', tokenUrl: null };
+}
+
+/**
+ * The config that holds for WebSocket URL `wsUrl`: the page's host's /chat-config.json speaks
+ * for that host only, so another server (say `?ws=` pointing at AWS) is 'unknown'.
+ */
+export function configFor(config, wsUrl, location) {
+  let host;
+  try {
+    host = new URL(wsUrl).host;
+  } catch {
+    host = null;
+  }
+  return host !== null && host === location.host ? config : parseConfig(null);
+}
+
+/**
+ * A sign-in token handed over in the page's fragment (`#token=…`, or `#id_token=…` /
+ * `#access_token=…` as an OAuth implicit grant returns it), or null.
+ */
+export function fragmentToken(hash) {
+  const params = new URLSearchParams(String(hash ?? '').replace(/^#/, ''));
+  for (const key of ['token', 'id_token', 'access_token']) {
+    const value = params.get(key)?.trim();
+    if (value) return value;
+  }
+  return null;
+}
+
+/**
+ * The claims of JWT `token`, decoded for display only (nothing is verified here: the server
+ * does that), or null when it is not a JWT with a JSON object as its payload.
+ */
+export function jwtClaims(token) {
+  const parts = typeof token === 'string' ? token.trim().split('.') : [];
+  if (parts.length !== 3 || !/^[A-Za-z0-9_-]+$/.test(parts[1])) return null;
+  try {
+    const base64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    const binary = atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4));
+    const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    return claims !== null && typeof claims === 'object' && !Array.isArray(claims) ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The claims a display name is taken from, first found wins (Cognito's among them). */
+export const NAME_CLAIMS = ['name', 'preferred_username', 'cognito:username', 'email', 'sub'];
+
+/** The name to show for JWT `token`, or null when it has none (the page then says "signed in"). */
+export function tokenName(token) {
+  const claims = jwtClaims(token);
+  for (const claim of NAME_CLAIMS) {
+    const name = cleanName(claims?.[claim]);
+    if (name) return name;
+  }
+  return null;
+}
+
+/** Whether JWT `token` has an `exp` claim at or before `now` (ms); a token without one never expires here. */
+export function tokenExpired(token, now = Date.now()) {
+  const exp = jwtClaims(token)?.exp;
+  return typeof exp === 'number' && exp * 1000 <= now;
+}
+
+/** The token endpoint's JSON answer as {token, name}, or null without a token in it. */
+export function parseTokenAnswer(value) {
+  const token = typeof value?.token === 'string' ? value.token.trim() : '';
+  if (!token) return null;
+  return { token, name: cleanName(value.name) || tokenName(token) };
+}
+
+/** Reconnect attempts with a token that keep failing before the page stops and asks for a new one. */
+export const TOKEN_RETRIES = 6;
+
+/**
+ * What to do when a socket closes: 'reconnect' (with backoff), 'refused' (stop: the handshake
+ * was refused, or the server cannot be reached; the user retries) or 'expired' (stop: the token
+ * ran out). A refused handshake (401, 403) shows in a browser only as a close (1006) before
+ * the socket opened, as an unreachable server does. So: a socket that was open reconnects,
+ * and in open mode (the local stack says so) anything reconnects, as before. Otherwise a first
+ * attempt that never opened stops at once, and a token that keeps failing after a drop (the
+ * server restarting) stops after TOKEN_RETRIES attempts.
+ * `attempt` counts the attempts before this one since the last open (0 for the first).
+ */
+export function afterClose({ opened, attempt, authMode, withToken, expired }) {
+  if (withToken && expired) return 'expired';
+  if (opened || authMode === 'open') return 'reconnect';
+  if (attempt === 0) return 'refused';
+  if (withToken && attempt >= TOKEN_RETRIES) return 'refused';
+  return 'reconnect';
 }

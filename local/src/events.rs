@@ -1,6 +1,8 @@
 //! API Gateway WebSocket events in the exact shape AWS delivers them to Lambda (see the
 //! captures in `tests/fixtures/aws-events/`): CONNECT with headers and query string, MESSAGE
-//! with `messageId` and `body`, DISCONNECT with `disconnectStatusCode`/`disconnectReason`.
+//! with `messageId` and `body`, DISCONNECT with `disconnectStatusCode`/`disconnectReason`,
+//! and the REQUEST authorizer's event for `$connect`. Once an authorizer allowed the
+//! connection, every event carries its answer in `requestContext.authorizer`.
 
 use serde_json::{json, Map, Value};
 
@@ -14,6 +16,9 @@ pub struct ConnectionInfo {
     pub api_id: String,
     pub stage: String,
     pub domain_name: String,
+    /// `requestContext.authorizer`: `principalId`, the authorizer's `context` and
+    /// `integrationLatency`, when a `$connect` authorizer allowed the connection.
+    pub authorizer: Option<Value>,
 }
 
 fn request_context(
@@ -42,6 +47,9 @@ fn request_context(
     context.insert("connectedAt".into(), json!(info.connected_at_ms));
     context.insert("requestTimeEpoch".into(), json!(now_ms));
     context.insert("identity".into(), Value::Object(identity));
+    if let Some(authorizer) = &info.authorizer {
+        context.insert("authorizer".into(), authorizer.clone());
+    }
     context.insert("requestId".into(), json!(request_id));
     context.insert("domainName".into(), json!(info.domain_name));
     context.insert("connectionId".into(), json!(info.connection_id));
@@ -72,6 +80,41 @@ pub fn connect(
     query: &[(String, String)],
     now_ms: i64,
 ) -> Value {
+    let mut event = handshake_request(headers, query);
+    event.insert(
+        "requestContext".into(),
+        Value::Object(request_context(info, "$connect", "CONNECT", now_ms)),
+    );
+    event.insert("isBase64Encoded".into(), json!(false));
+    Value::Object(event)
+}
+
+/// The REQUEST authorizer's event for `$connect`: `type`, `methodArn`, the handshake's
+/// headers and query string, `stageVariables` and the CONNECT request context.
+pub fn authorizer_request(
+    info: &ConnectionInfo,
+    headers: &[(String, String)],
+    query: &[(String, String)],
+    method_arn: &str,
+    now_ms: i64,
+) -> Value {
+    let mut event = handshake_request(headers, query);
+    event.insert("type".into(), json!("REQUEST"));
+    event.insert("methodArn".into(), json!(method_arn));
+    event.entry("queryStringParameters").or_insert(json!({}));
+    event
+        .entry("multiValueQueryStringParameters")
+        .or_insert(json!({}));
+    event.insert("stageVariables".into(), json!({}));
+    event.insert(
+        "requestContext".into(),
+        Value::Object(request_context(info, "$connect", "CONNECT", now_ms)),
+    );
+    Value::Object(event)
+}
+
+/// Headers and query string of the handshake, single- and multi-valued.
+fn handshake_request(headers: &[(String, String)], query: &[(String, String)]) -> Map<String, Value> {
     let (single, multi) = header_maps(headers);
     let mut event = Map::new();
     event.insert("headers".into(), single);
@@ -81,12 +124,7 @@ pub fn connect(
         event.insert("queryStringParameters".into(), single);
         event.insert("multiValueQueryStringParameters".into(), multi);
     }
-    event.insert(
-        "requestContext".into(),
-        Value::Object(request_context(info, "$connect", "CONNECT", now_ms)),
-    );
-    event.insert("isBase64Encoded".into(), json!(false));
-    Value::Object(event)
+    event
 }
 
 /// A MESSAGE event for `route_key`; `body` is the text, or base64 for binary frames.

@@ -1,4 +1,5 @@
-//! `chat-local`, the command line of the local stack: `start` (the default) and `invoke`.
+//! `chat-local`, the command line of the local stack: `start` (the default), `invoke`,
+//! and `token` (a token from the development issuer).
 //! See the library's documentation for the layers it wires together.
 
 use std::path::PathBuf;
@@ -31,6 +32,18 @@ enum Command {
     Start(StartArgs),
     /// Run one function once with an event file and print its response and REPORT line.
     Invoke(InvokeArgs),
+    /// Print a token from the running stack's development issuer (AuthMode=jwt).
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// The display name the token carries.
+    #[arg(long)]
+    name: String,
+    /// The development issuer (printed by `chat-local start` as "Dev issuer").
+    #[arg(long, default_value = "http://127.0.0.1:3003")]
+    issuer: String,
 }
 
 #[derive(Args, Clone)]
@@ -81,6 +94,10 @@ struct StartArgs {
     /// Port of the @connections API (always on loopback); 0 picks a free one.
     #[arg(long, default_value_t = 3002)]
     connections_port: u16,
+    /// Port of the development issuer (loopback), started in AuthMode=jwt unless
+    /// JwtIssuer is given; 0 picks a free one.
+    #[arg(long, default_value_t = 3003)]
+    issuer_port: u16,
     /// Idle timeout in seconds (API Gateway: 600).
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
@@ -116,6 +133,9 @@ async fn main() {
     let result = match cli.command {
         Some(Command::Invoke(args)) => invoke(args).await,
         Some(Command::Start(args)) => start(args).await,
+        Some(Command::Token(args)) => chat_local::issuer::fetch_token(&args.issuer, &args.name)
+            .await
+            .map(|token| println!("{token}")),
         None => start(cli.start).await,
     };
     if let Err(error) = result {
@@ -126,8 +146,9 @@ async fn main() {
 
 /// The library's options from the arguments shared by `start` and `invoke`; builds the
 /// functions with cargo unless their binaries come from elsewhere.
-fn options(common: &CommonArgs) -> Result<Options> {
+fn options(common: &CommonArgs, issuer_port: u16) -> Result<Options> {
     let mut options = Options::new(&common.template, Binaries::Dir(PathBuf::new()));
+    options.issuer_port = issuer_port;
     options.region = common.region.clone();
     options.parameter_overrides = common
         .parameter_overrides
@@ -160,7 +181,7 @@ fn options(common: &CommonArgs) -> Result<Options> {
 
 async fn start(args: StartArgs) -> Result<()> {
     let common = &args.common;
-    let mut options = options(common)?;
+    let mut options = options(common, args.issuer_port)?;
     options.host = args.host.clone();
     options.port = args.port;
     options.connections_port = args.connections_port;
@@ -212,7 +233,7 @@ async fn invoke(args: InvokeArgs) -> Result<()> {
         .with_context(|| format!("cannot read {}", args.event.display()))?;
     serde_json::from_slice::<serde_json::Value>(&event)
         .with_context(|| format!("{} is not JSON", args.event.display()))?;
-    let options = options(&args.common)?;
+    let options = options(&args.common, 0)?;
     let body = server::invoke(options, &args.function, event).await?;
     println!("{}", String::from_utf8_lossy(&body));
     Ok(())

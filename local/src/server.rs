@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::dynamodb::{self, Dynalite};
 use crate::functions::{Binaries, Endpoints, Functions, PoolSettings};
 use crate::gateway::{self, listener, Gateway, Limits, Sessions};
+use crate::issuer::{self, DevIssuer};
 use crate::log::Log;
 use crate::registry::Registry;
 use crate::stack::Stack;
@@ -45,6 +46,9 @@ pub struct Options {
     /// 0 picks a free port (for this and `connections_port`).
     pub port: u16,
     pub connections_port: u16,
+    /// The development issuer's port (loopback), when `$connect` has an authorizer and
+    /// the template's `JwtIssuer` is not given.
+    pub issuer_port: u16,
     pub limits: Limits,
     pub max_instances: usize,
     /// No START/END/REPORT lines.
@@ -69,6 +73,7 @@ impl Options {
             host: "127.0.0.1".into(),
             port: 3001,
             connections_port: 3002,
+            issuer_port: 3003,
             limits: Limits::default(),
             max_instances: 10,
             quiet: false,
@@ -88,15 +93,54 @@ impl Options {
             .to_path_buf()
     }
 
-    /// The stack the template declares, with the overrides applied.
+    /// The stack the template declares, with the overrides applied (and pointed at the
+    /// development issuer's port when it needs one, see [`Options::stack_and_issuer`]).
     pub fn stack(&self) -> Result<Stack> {
+        let url = format!("http://127.0.0.1:{}", self.issuer_port);
+        Ok(self.plan(&url)?.0)
+    }
+
+    /// The stack, and the development issuer it needs: one is started when `$connect` has
+    /// an authorizer and the template's `JwtIssuer` is not overridden, and the stack is
+    /// pointed at it (`JwtIssuer`, and `JwtAudience` unless given).
+    pub async fn stack_and_issuer(&self) -> Result<(Stack, Option<DevIssuer>)> {
+        let (stack, audience) = self.plan("http://127.0.0.1")?;
+        let Some(audience) = audience else {
+            return Ok((stack, None));
+        };
+        let listener = bind("127.0.0.1", self.issuer_port).await?;
+        let dev_issuer = DevIssuer::start(listener, &audience)?;
+        Ok((self.plan(&dev_issuer.url)?.0, Some(dev_issuer)))
+    }
+
+    /// The stack as it runs with the development issuer at `issuer_url` if it needs one,
+    /// and then the audience that issuer's tokens must carry.
+    fn plan(&self, issuer_url: &str) -> Result<(Stack, Option<String>)> {
         let template = Template::load(&self.template)?;
-        Stack::from_template(
-            &template,
-            &self.template_dir(),
-            &self.region,
-            &self.parameter_overrides,
-        )
+        let (dir, region) = (self.template_dir(), &self.region);
+        let overrides = &self.parameter_overrides;
+        let declared = |name: &str| template.parameters.contains_key(name);
+        if overrides.contains_key(issuer::ISSUER_PARAMETER) || !declared(issuer::ISSUER_PARAMETER)
+        {
+            return Ok((Stack::from_template(&template, &dir, region, overrides)?, None));
+        }
+        let audience = overrides
+            .get(issuer::AUDIENCE_PARAMETER)
+            .or_else(|| template.parameters.get(issuer::AUDIENCE_PARAMETER)?.as_ref())
+            .filter(|audience| !audience.is_empty())
+            .cloned()
+            .unwrap_or_else(|| issuer::DEV_AUDIENCE.to_owned());
+        let mut pointed = overrides.clone();
+        pointed.insert(issuer::ISSUER_PARAMETER.into(), issuer_url.to_owned());
+        if declared(issuer::AUDIENCE_PARAMETER) {
+            pointed.insert(issuer::AUDIENCE_PARAMETER.into(), audience.clone());
+        }
+        // Whether anything needs an issuer is known once the conditions are evaluated.
+        let stack = Stack::from_template(&template, &dir, region, &pointed)?;
+        if stack.connect_authorizer.is_none() {
+            return Ok((Stack::from_template(&template, &dir, region, overrides)?, None));
+        }
+        Ok((stack, Some(audience)))
     }
 }
 
@@ -113,6 +157,8 @@ pub struct Running {
     pub tables_created: Vec<String>,
     /// Whether the browser client is served at the WebSocket address.
     pub serves_web: bool,
+    /// The development issuer, when the stack runs one.
+    pub dev_issuer: Option<DevIssuer>,
     options: Options,
     functions: Arc<Functions>,
     registry: Arc<Registry>,
@@ -126,7 +172,7 @@ pub struct Running {
 
 /// Starts the stack `options` describe.
 pub async fn start(options: Options) -> Result<Running> {
-    let stack = options.stack()?;
+    let (stack, dev_issuer) = options.stack_and_issuer().await?;
     let dir = options.template_dir();
     let ws_listener = bind(&options.host, options.port).await?;
     let connections_listener = bind("127.0.0.1", options.connections_port).await?;
@@ -147,11 +193,19 @@ pub async fn start(options: Options) -> Result<Running> {
     let sessions = Arc::new(Sessions::default());
     let web_dir = dir.join(&options.web_dir);
     let serves_web = web_dir.join("index.html").is_file();
+    let web_config = match (&stack.connect_authorizer, &dev_issuer) {
+        (None, _) => serde_json::json!({"authMode": "open"}),
+        (Some(_), Some(issuer)) => {
+            serde_json::json!({"authMode": "jwt", "tokenUrl": issuer.token_url()})
+        }
+        (Some(_), None) => serde_json::json!({"authMode": "jwt"}),
+    };
     let gateway = Arc::new(Gateway {
         api_id: stack.api_id.clone(),
         stage: stack.stage.clone(),
         route_selection_expression: stack.route_selection_expression.clone(),
         routes: stack.routes.clone(),
+        authorizer: stack.connect_authorizer.clone(),
         functions: Arc::clone(&functions),
         registry: Arc::clone(&registry),
         throttle: if options.throttle {
@@ -160,7 +214,10 @@ pub async fn start(options: Options) -> Result<Running> {
             Throttle::off()
         },
         limits: options.limits.clone(),
-        web_dir: serves_web.then_some(web_dir),
+        web: crate::web::Web {
+            dir: serves_web.then_some(web_dir),
+            config: web_config,
+        },
         shutdown: stopping.clone(),
         sessions: Arc::clone(&sessions),
         log: options.log.clone(),
@@ -182,6 +239,7 @@ pub async fn start(options: Options) -> Result<Running> {
         dynamodb_endpoint,
         tables_created,
         serves_web,
+        dev_issuer,
         options,
         functions,
         registry,
@@ -314,6 +372,20 @@ impl Running {
                 f.memory_mb
             ));
         }
+        if let Some(authorizer) = &stack.connect_authorizer {
+            lines.push(format!(
+                "Authorizer:      $connect -> {} ({}, identity {:?})",
+                authorizer.logical_id,
+                stack.functions[&authorizer.function].binary,
+                authorizer.identity_sources
+            ));
+        }
+        if let Some(issuer) = &self.dev_issuer {
+            lines.push(format!(
+                "Dev issuer:      {}  (audience {}; a token: chat-local token --name alice)",
+                issuer.url, issuer.audience
+            ));
+        }
         lines.push(self.throttle_line());
         if self.serves_web {
             lines.push(format!("Web client:      http://{}/", self.ws_addr));
@@ -385,7 +457,7 @@ impl Drop for Running {
 /// Runs one function once with `event` against a fresh DynamoDB (unless the options name
 /// one) and an `@connections` where nothing is connected: a Docker-free `sam local invoke`.
 pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Result<Vec<u8>> {
-    let stack = options.stack()?;
+    let (stack, _dev_issuer) = options.stack_and_issuer().await?;
     if !stack.functions.contains_key(logical_id) {
         let known: Vec<_> = stack.functions.keys().cloned().collect();
         anyhow::bail!(

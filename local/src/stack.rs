@@ -42,6 +42,28 @@ pub struct Table {
     pub properties: Value,
 }
 
+/// Where a REQUEST authorizer reads the caller's identity from; a handshake without it is
+/// refused with 401 before the authorizer runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// `route.request.querystring.<name>`
+    Query(String),
+    /// `route.request.header.<name>` (matched without regard to case)
+    Header(String),
+}
+
+/// A Lambda REQUEST authorizer on `$connect` (`AWS::ApiGatewayV2::Authorizer`).
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    pub logical_id: String,
+    /// The function's logical id.
+    pub function: String,
+    pub identity_sources: Vec<IdentitySource>,
+    /// `arn:…:execute-api:{region}:{account}:{apiId}/{stage}/$connect`, the ARN the
+    /// authorizer's policy must allow.
+    pub method_arn: String,
+}
+
 /// Everything the local stack serves, derived from the template alone.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -51,6 +73,8 @@ pub struct Stack {
     pub route_selection_expression: String,
     /// Route key (`$connect`, `onMessage`, …) to the logical id of its function.
     pub routes: BTreeMap<String, String>,
+    /// The authorizer of `$connect`, if it has one (`AuthorizationType: CUSTOM`).
+    pub connect_authorizer: Option<Authorizer>,
     pub functions: BTreeMap<String, Function>,
     pub tables: Vec<Table>,
     /// The stage's throttling, from its route settings.
@@ -70,6 +94,7 @@ impl Stack {
     ) -> Result<Stack> {
         let mut scope = pseudo_parameters(template, region, overrides)?;
         template.evaluate_conditions(&mut scope)?;
+        template.check_rules(&scope)?;
         // Resources whose Condition is false are not deployed, so not emulated either.
         let template = &template.deployed(&scope)?;
         let (api_logical_id, api) = template
@@ -82,6 +107,11 @@ impl Stack {
             })?;
         let api_id = local_api_id(api_logical_id);
         scope.refs.insert(api_logical_id.clone(), api_id.clone());
+        for id in template.resources.keys() {
+            if template.resources[id].kind == "AWS::ApiGatewayV2::Authorizer" {
+                scope.refs.insert(id.clone(), local_id(id, 6));
+            }
+        }
         let tables = name_tables(template, &mut scope, region)?;
         let function_ids = name_functions(template, &mut scope, region)?;
         let (stage, throttle) = stage(template, &scope, &api_id)?;
@@ -93,6 +123,12 @@ impl Stack {
         if routes.is_empty() {
             bail!("the WebSocket API {api_logical_id} has no routes");
         }
+        let method_arn = format!(
+            "arn:{}:execute-api:{region}:{ACCOUNT_ID}:{api_id}/{stage}/$connect",
+            partition(region).0
+        );
+        let connect_authorizer =
+            connect_authorizer(template, &scope, &api_id, &functions, method_arn)?;
         let tables = tables
             .into_iter()
             .map(|(id, name)| {
@@ -113,6 +149,7 @@ impl Stack {
                 .unwrap_or("$request.body.action")
                 .to_owned(),
             routes,
+            connect_authorizer,
             functions,
             tables,
             throttle,
@@ -161,6 +198,14 @@ fn pseudo_parameters(
             .ok_or_else(|| {
                 anyhow!("parameter {name} has no Default; pass --parameter-overrides {name}=…")
             })?;
+        if let Some(allowed) = template.allowed_values.get(name) {
+            if !allowed.contains(&value) {
+                bail!(
+                    "parameter {name} is {value:?}; its AllowedValues are {}",
+                    allowed.join(", ")
+                );
+            }
+        }
         scope.refs.insert(name.clone(), value);
     }
     for id in template.resources.keys() {
@@ -310,15 +355,92 @@ fn routes(
             anyhow!("{id} targets {integration_id}, which is not in the template")
         })?;
         let uri = scope.resolve_string(&integration.properties["IntegrationUri"])?;
-        let function = functions
-            .values()
-            .find(|f| uri.contains(&format!("{}/invocations", f.arn)) || uri == f.arn)
+        let function = invoked_function(&uri, functions)
             .ok_or_else(|| {
                 anyhow!("{integration_id} integrates {uri}, which is no function of the template")
             })?;
         routes.insert(key, function.logical_id.clone());
     }
     Ok(routes)
+}
+
+/// The function an integration or authorizer URI invokes.
+fn invoked_function<'a>(
+    uri: &str,
+    functions: &'a BTreeMap<String, Function>,
+) -> Option<&'a Function> {
+    functions
+        .values()
+        .find(|f| uri.contains(&format!("{}/invocations", f.arn)) || uri == f.arn)
+}
+
+/// The `$connect` route's authorizer. As on AWS, only `$connect` of a WebSocket API may
+/// have one; it must be a Lambda REQUEST authorizer of this API with identity sources the
+/// handshake can carry (query string parameters, headers).
+fn connect_authorizer(
+    template: &Template,
+    scope: &Scope,
+    api_id: &str,
+    functions: &BTreeMap<String, Function>,
+    method_arn: String,
+) -> Result<Option<Authorizer>> {
+    let mut found = None;
+    for (id, route) in template.of_type("AWS::ApiGatewayV2::Route") {
+        let properties = scope.resolve(&route.properties)?;
+        if properties["ApiId"] != api_id {
+            continue;
+        }
+        let key = properties["RouteKey"].as_str().unwrap_or_default();
+        match properties["AuthorizationType"].as_str().unwrap_or("NONE") {
+            "NONE" => continue,
+            "CUSTOM" if key == "$connect" => {}
+            "CUSTOM" => bail!("{id}: a WebSocket API authorizes $connect only, not {key}"),
+            other => bail!("{id}: AuthorizationType {other} is not emulated (NONE and CUSTOM are)"),
+        }
+        let authorizer_id = properties["AuthorizerId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("{id}: AuthorizationType CUSTOM needs an AuthorizerId"))?;
+        let (logical_id, resource) = template
+            .of_type("AWS::ApiGatewayV2::Authorizer")
+            .find(|(logical_id, _)| scope.refs[*logical_id] == authorizer_id)
+            .ok_or_else(|| anyhow!("{id}: AuthorizerId {authorizer_id} is no authorizer of the template"))?;
+        let authorizer = scope.resolve(&resource.properties)?;
+        if authorizer["ApiId"] != api_id {
+            bail!("{logical_id} belongs to another API");
+        }
+        if authorizer["AuthorizerType"] != "REQUEST" {
+            bail!("{logical_id}: a WebSocket API's authorizer is AuthorizerType REQUEST");
+        }
+        let uri = authorizer["AuthorizerUri"].as_str().unwrap_or_default();
+        let function = invoked_function(uri, functions).ok_or_else(|| {
+            anyhow!("{logical_id}.AuthorizerUri {uri:?} invokes no function of the template")
+        })?;
+        let identity_sources = match &authorizer["IdentitySource"] {
+            Value::Array(sources) => sources.iter().map(scalar_string).collect(),
+            Value::Null => Vec::new(),
+            other => vec![scalar_string(other)],
+        };
+        found = Some(Authorizer {
+            logical_id: logical_id.clone(),
+            function: function.logical_id.clone(),
+            identity_sources: identity_sources
+                .iter()
+                .map(|source| identity_source(source).with_context(|| format!("{logical_id}.IdentitySource")))
+                .collect::<Result<_>>()?,
+            method_arn: method_arn.clone(),
+        });
+    }
+    Ok(found)
+}
+
+fn identity_source(source: &str) -> Result<IdentitySource> {
+    if let Some(name) = source.strip_prefix("route.request.querystring.") {
+        return Ok(IdentitySource::Query(name.to_owned()));
+    }
+    if let Some(name) = source.strip_prefix("route.request.header.") {
+        return Ok(IdentitySource::Header(name.to_owned()));
+    }
+    bail!("{source} is not emulated (route.request.querystring.X and route.request.header.X are)")
 }
 
 fn function(template: &Template, id: &str, scope: &Scope, template_dir: &Path) -> Result<Function> {
@@ -414,13 +536,19 @@ fn package_name(manifest: &Path) -> Result<String> {
 
 /// API ids are ten lowercase letters and digits; the local one is derived from the logical id.
 fn local_api_id(logical_id: &str) -> String {
+    local_id(logical_id, 10)
+}
+
+/// A lowercase alphanumeric id of `len` characters derived from a logical id (API ids
+/// have ten, authorizer ids six).
+fn local_id(logical_id: &str, len: usize) -> String {
     let mut id: String = logical_id
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
-        .take(10)
+        .take(len)
         .collect();
-    while id.len() < 10 {
+    while id.len() < len {
         id.push('0');
     }
     id

@@ -26,6 +26,10 @@ pub struct Resource {
 #[derive(Debug, Clone)]
 pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
+    /// Parameters' `AllowedValues`, where declared.
+    pub allowed_values: BTreeMap<String, Vec<String>>,
+    /// `Rules`, unevaluated: assertions on parameter values checked before deploying.
+    pub rules: Map<String, Value>,
     pub function_globals: Map<String, Value>,
     /// `Conditions`, unevaluated.
     pub conditions: Map<String, Value>,
@@ -51,6 +55,21 @@ impl Template {
                     .map(|(name, spec)| (name.clone(), spec.get("Default").map(scalar_string)))
                     .collect()
             })
+            .unwrap_or_default();
+        let allowed_values = root
+            .get("Parameters")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, spec)| {
+                let values = spec.get("AllowedValues")?.as_array()?;
+                Some((name.clone(), values.iter().map(scalar_string).collect()))
+            })
+            .collect();
+        let rules = root
+            .get("Rules")
+            .and_then(Value::as_object)
+            .cloned()
             .unwrap_or_default();
         let function_globals = root
             .pointer("/Globals/Function")
@@ -88,6 +107,8 @@ impl Template {
             .unwrap_or_default();
         Ok(Template {
             parameters,
+            allowed_values,
+            rules,
             function_globals,
             conditions,
             resources,
@@ -116,6 +137,37 @@ impl Template {
                     .with_context(|| format!("condition {name}"))?;
             }
             pending = waiting;
+        }
+        Ok(())
+    }
+
+    /// Checks `Rules` as CloudFormation does before it deploys: where a rule's
+    /// `RuleCondition` holds (or it has none), every `Assert` must hold, else the deploy
+    /// fails with the assertion's `AssertDescription`.
+    pub fn check_rules(&self, scope: &Scope) -> Result<()> {
+        for (name, rule) in &self.rules {
+            let applies = match rule.get("RuleCondition") {
+                Some(condition) => scope
+                    .condition_value(condition)
+                    .with_context(|| format!("rule {name}"))?,
+                None => true,
+            };
+            if !applies {
+                continue;
+            }
+            let assertions = rule.get("Assertions").and_then(Value::as_array);
+            for assertion in assertions.into_iter().flatten() {
+                let holds = scope
+                    .condition_value(&assertion["Assert"])
+                    .with_context(|| format!("rule {name}"))?;
+                if !holds {
+                    let description = assertion
+                        .get("AssertDescription")
+                        .map(scalar_string)
+                        .unwrap_or_else(|| "an assertion does not hold".into());
+                    bail!("rule {name}: {description}");
+                }
+            }
         }
         Ok(())
     }

@@ -1,12 +1,29 @@
-//! Plain GETs on the WebSocket port: the browser chat client from `web/`, if present.
+//! Plain GETs on the WebSocket port: the browser chat client from `web/`, if present,
+//! and `/chat-config.json`, which tells it how to sign in here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// The path of the client's configuration.
+pub const CONFIG_PATH: &str = "/chat-config.json";
+
+/// What the WebSocket port serves to browsers.
+#[derive(Debug, Clone, Default)]
+pub struct Web {
+    /// The browser client's directory; `None` when there is none.
+    pub dir: Option<PathBuf>,
+    /// `{"authMode":"open"}` or `{"authMode":"jwt","tokenUrl":…}`.
+    pub config: Value,
+}
 
 /// Serves `path` from `web_dir` (index.html for `/`), refusing anything outside it.
-pub async fn serve(web_dir: Option<&Path>, path: &str) -> Response {
+pub async fn serve(web_dir: Option<&Path>, config: &Value, path: &str) -> Response {
+    if path == CONFIG_PATH && web_dir.is_some() {
+        return axum::Json(config.clone()).into_response();
+    }
     let Some(dir) = web_dir else {
         return (
             StatusCode::UPGRADE_REQUIRED,

@@ -137,6 +137,7 @@ impl Options {
         };
         options.port = 0;
         options.connections_port = 0;
+        options.issuer_port = 0;
         options.max_instances = self.max_instances;
         options.quiet = self.quiet;
         options.throttle = self.throttle;
@@ -152,7 +153,9 @@ impl Options {
     fn arguments(&self) -> Vec<String> {
         let mut args: Vec<String> = vec!["start".into(), "--template".into()];
         args.push(self.template.display().to_string());
-        args.extend(["--port", "0", "--connections-port", "0"].map(String::from));
+        args.extend(
+            ["--port", "0", "--connections-port", "0", "--issuer-port", "0"].map(String::from),
+        );
         args.extend(["--max-instances".into(), self.max_instances.to_string()]);
         match &self.binaries {
             Binaries::Dir(dir) => args.extend(["--bin-dir".into(), dir.display().to_string()]),
@@ -205,6 +208,8 @@ pub struct Stack {
     pub connections_url: String,
     pub dynamodb_endpoint: String,
     pub table: Option<String>,
+    /// The development issuer's URL, when the stack runs one.
+    pub dev_issuer: Option<String>,
     pub output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -244,6 +249,7 @@ impl Stack {
             connections_url: running.connections_url.clone(),
             dynamodb_endpoint: running.dynamodb_endpoint.clone(),
             table: table_of(&options),
+            dev_issuer: running.dev_issuer.as_ref().map(|issuer| issuer.url.clone()),
             output,
             runs: Runs::Library(Some(Box::new(running))),
         }
@@ -277,6 +283,10 @@ impl Stack {
         }
         drop(ready_tx);
         let banner = read_banner(&mut ready_rx, &output).await;
+        let dev_issuer = output.lock().unwrap().iter().find_map(|line| {
+            let rest = line.strip_prefix("Dev issuer:")?.trim();
+            Some(rest.split_whitespace().next()?.to_owned())
+        });
         Stack {
             ws_url: banner[0].clone(),
             connections_url: banner[1]
@@ -284,6 +294,7 @@ impl Stack {
                 .to_owned(),
             dynamodb_endpoint: banner[2].clone(),
             table: table_of(&options),
+            dev_issuer,
             output,
             runs: Runs::Command(child),
         }
@@ -504,6 +515,23 @@ impl Client {
             while let Some(Ok(_)) = self.socket.next().await {}
         })
         .await;
+    }
+}
+
+/// The HTTP status a WebSocket handshake to `url` gets: 101 when it is accepted (the
+/// connection is then closed), else the refusal's status.
+pub async fn handshake_status(url: &str) -> u16 {
+    use tokio_tungstenite::tungstenite::Error;
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("handshake within 10 s")
+    {
+        Ok((socket, _)) => {
+            Client { socket }.close().await;
+            101
+        }
+        Err(Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("handshake to {url} failed without a status: {other}"),
     }
 }
 

@@ -1,8 +1,10 @@
 // The chat page in a real headless Chromium against the real local stack: two pages chat
 // both ways, HTML is shown as text and never runs, a restarted stack is reconnected to,
 // messages over one 32 KB frame are refused in the page, a message the server closes 1009
-// on is put back in the box, and a screenshot is kept as an artifact.
-import { test, before, after } from 'node:test';
+// on is put back in the box, a name chosen in the page labels its messages, and a screenshot
+// is kept as an artifact. A second stack in AuthMode=jwt signs pages in through its token
+// endpoint, refuses a bad token without a reconnect loop, and takes a pasted token.
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -30,10 +32,13 @@ function freePort() {
   });
 }
 
-/** Starts chat-local on `port` and resolves once it prints "Ready.". */
-function startStack() {
-  const args = ['start', '--port', String(port), '--connections-port', '0', '--bin-dir', binDir, '--quiet',
-    '--parameter-overrides', `TableName=${table}`];
+/**
+ * Starts chat-local (on `port` with `table` unless told otherwise) and resolves once it prints
+ * "Ready."; `options` come before --bin-dir, `overrides` after TableName.
+ */
+function startStack({ on = port, tableName = table, options = [], overrides = [] } = {}) {
+  const args = ['start', '--port', String(on), '--connections-port', '0', ...options, '--bin-dir', binDir, '--quiet',
+    '--parameter-overrides', `TableName=${tableName}`, ...overrides];
   if (process.env.DYNAMODB_ENDPOINT) args.push('--dynamodb-endpoint', process.env.DYNAMODB_ENDPOINT);
   const child = spawn(join(binDir, 'chat-local'), args, { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
@@ -58,16 +63,36 @@ function stopStack(child) {
   });
 }
 
-/** A chat page, online; `init` runs in it before the page's own scripts. */
-async function openPage(init) {
+/**
+ * A chat page at `url` (the open stack's by default), in a browser context of its own (its own
+ * localStorage and sessionStorage); `init` runs in it before the page's own scripts.
+ */
+async function newPage(init, url = `http://127.0.0.1:${port}/`) {
   const page = await browser.newPage({ viewport: { width: 420, height: 760 } });
   page.on('dialog', (dialog) => {
     throw new Error(`a dialog opened: ${dialog.message()}`);
   });
   if (init) await page.addInitScript(init);
-  await page.goto(`http://127.0.0.1:${port}/`);
-  await page.locator('#status[data-state="online"]').waitFor({ timeout: 10_000 });
+  await page.goto(url);
   return page;
+}
+
+async function waitOnline(page) {
+  await page.locator('#status[data-state="online"]').waitFor({ timeout: 10_000 });
+}
+
+/** A chat page, online. */
+async function openPage(init, url) {
+  const page = await newPage(init, url);
+  await waitOnline(page);
+  return page;
+}
+
+/** The meta line ("name · HH:MM") of the message with `text` in it, once it arrived. */
+async function metaOf(page, text) {
+  const meta = page.locator('#log li.message', { hasText: text }).locator('.meta');
+  await meta.waitFor({ timeout: 10_000 });
+  return meta.textContent();
 }
 
 async function send(page, text) {
@@ -101,7 +126,8 @@ test('two pages chat both ways, own messages set apart', async () => {
   await alice.locator('#log li.message', { hasText: 'Bob here' }).waitFor();
   await bob.locator('#log li.own', { hasText: 'Bob here' }).waitFor();
   const meta = await alice.locator('#log li.message .meta').first().textContent();
-  assert.match(meta, /^User \S{1,6} · \d\d:\d\d/);
+  // A guest's name from the server (User <short id> from a server that sends no names).
+  assert.match(meta, /^(guest-\S+|User \S{1,6}) · \d\d:\d\d/);
   assert.equal(await alice.inputValue('#message'), '', 'Enter sent and cleared the box');
 
   mkdirSync(artifacts, { recursive: true });
@@ -180,4 +206,152 @@ test('a dropped connection is reconnected after the stack restarts', async () =>
   await send(page, 'back again');
   await page.locator('#log li.own', { hasText: 'back again' }).waitFor({ timeout: 10_000 });
   await page.close();
+});
+
+test('in open mode a name chosen in the page labels its messages, and is remembered', async () => {
+  const carol = await openPage();
+  const dave = await openPage();
+  assert.equal(await carol.locator('#token-field').isHidden(), true, 'open mode has no token box');
+  assert.equal(await carol.textContent('#join'), 'Join');
+  // No name yet: the page connected at once and the server named a guest.
+  await send(carol, 'before choosing a name');
+  assert.match(await metaOf(dave, 'before choosing a name'), /^guest-\S+ · \d\d:\d\d/);
+  await carol.locator('#who', { hasText: 'You are guest-' }).waitFor({ timeout: 10_000 });
+
+  await carol.fill('#name', 'carol');
+  await carol.press('#name', 'Enter');
+  await carol.locator('#who', { hasText: 'You are carol' }).waitFor({ timeout: 10_000 });
+  await waitOnline(carol);
+  await send(carol, 'Carol has a name now');
+  assert.match(await metaOf(dave, 'Carol has a name now'), /^carol · \d\d:\d\d/);
+  await carol.locator('#log li.own', { hasText: 'Carol has a name now' }).waitFor();
+
+  // Remembered: after a reload the page joins as carol again by itself.
+  await carol.reload();
+  assert.equal(await carol.inputValue('#name'), 'carol');
+  await waitOnline(carol);
+  await carol.locator('#who', { hasText: 'You are carol' }).waitFor({ timeout: 10_000 });
+  await send(carol, 'Carol after a reload');
+  assert.match(await metaOf(dave, 'Carol after a reload'), /^carol · /);
+  await carol.close();
+  await dave.close();
+});
+
+describe('a stack in AuthMode=jwt, with its token endpoint', () => {
+  let jwtStack;
+  let jwtPort;
+  let issuerPort;
+  const pageUrl = () => `http://127.0.0.1:${jwtPort}/`;
+
+  /** An unsigned JWT: well formed, so only the server's signature check can refuse it. */
+  function forged(claims) {
+    const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    return `${part({ alg: 'RS256', typ: 'JWT', kid: 'forged' })}.${part(claims)}.${Buffer.from('no signature').toString('base64url')}`;
+  }
+
+  /** Counts the WebSockets the page opens, in window.sockets. */
+  function countSockets() {
+    window.sockets = 0;
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.sockets += 1;
+      }
+    };
+  }
+
+  /** A page on the jwt stack, signed in as `name` through the name field. */
+  async function signedIn(name) {
+    const page = await newPage(undefined, pageUrl());
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign in' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.textContent('#join'), 'Sign in');
+    assert.equal(await page.locator('#token-field').isHidden(), true, 'the stack issues tokens: no paste box');
+    await page.fill('#name', name);
+    await page.click('#join');
+    await waitOnline(page);
+    await page.locator('#who', { hasText: `Signed in as ${name}` }).waitFor();
+    return page;
+  }
+
+  before(async () => {
+    jwtPort = await freePort();
+    issuerPort = await freePort();
+    jwtStack = await startStack({
+      on: jwtPort, tableName: `web-jwt-${process.pid}`, options: ['--issuer-port', String(issuerPort)],
+      overrides: ['AuthMode=jwt'],
+    });
+  });
+
+  after(async () => {
+    if (jwtStack) await stopStack(jwtStack);
+  });
+
+  test('alice and bob sign in by name and see each other\'s messages under their names', async () => {
+    const alice = await signedIn('alice');
+    const bob = await signedIn('bob');
+    await send(alice, 'Hello Bob, Alice here');
+    assert.match(await metaOf(bob, 'Alice here'), /^alice · \d\d:\d\d/);
+    await alice.locator('#log li.own', { hasText: 'Alice here' }).waitFor();
+    await send(bob, 'Hi Alice, Bob here');
+    assert.match(await metaOf(alice, 'Bob here'), /^bob · \d\d:\d\d/);
+    await bob.locator('#log li.own', { hasText: 'Bob here' }).waitFor();
+
+    // The token stays out of sight: not in the address bar, not in the page's text.
+    const token = await alice.evaluate(() => sessionStorage.getItem('chat.token'));
+    assert.match(token ?? '', /^[\w-]+\.[\w-]+\.[\w-]+$/, 'the page holds a JWT for the session');
+    assert.equal(alice.url().includes(token), false);
+    assert.equal((await alice.textContent('body')).includes(token), false);
+
+    mkdirSync(artifacts, { recursive: true });
+    await alice.screenshot({ path: join(artifacts, 'chat-signed-in.png') });
+    await alice.close();
+    await bob.close();
+  });
+
+  test('a refused token says so, is not retried in a loop, and signing in again works', async () => {
+    const bad = forged({ sub: 'mallory', name: 'mallory', exp: Math.floor(Date.now() / 1000) + 3600 });
+    const page = await newPage(countSockets, `${pageUrl()}#token=${bad}`);
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign-in refused: get a new token' })
+      .waitFor({ timeout: 10_000 });
+    assert.equal(page.url().includes('token='), false, 'the token left the address bar');
+    assert.equal((await page.textContent('#status')).includes(bad), false, 'the status does not show the token');
+    await page.waitForTimeout(3_000);
+    assert.equal(await page.evaluate(() => window.sockets), 1, 'one refused handshake, no reconnect loop');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('chat.token')), null, 'the refused token is dropped');
+
+    await page.fill('#name', 'erin');
+    await page.click('#join');
+    await waitOnline(page);
+    await page.locator('#who', { hasText: 'Signed in as erin' }).waitFor();
+    await send(page, 'erin got in');
+    await page.locator('#log li.own', { hasText: 'erin got in' }).waitFor({ timeout: 10_000 });
+    await page.close();
+  });
+
+  test('on a server the page cannot ask (as on AWS), a pasted token signs in', async () => {
+    // Served by the open stack but pointed at the jwt one: the page's /chat-config.json does not
+    // speak for that server, so it offers a token box, as on a static host in front of AWS.
+    const page = await newPage(countSockets, `http://127.0.0.1:${port}/?ws=ws://127.0.0.1:${jwtPort}`);
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Could not connect' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('#token-field').isVisible(), true, 'the token box is offered');
+    await page.waitForTimeout(1_500);
+    assert.equal(await page.evaluate(() => window.sockets), 1, 'refused without a token, and not retried');
+
+    const response = await fetch(`http://127.0.0.1:${issuerPort}/token?name=frank`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('access-control-allow-origin'), '*');
+    const { token, name } = await response.json();
+    assert.equal(name, 'frank');
+    await page.fill('#token', token);
+    await page.click('#join');
+    await waitOnline(page);
+    await page.locator('#who', { hasText: 'Signed in as frank' }).waitFor();
+    assert.equal(await page.inputValue('#token'), '', 'the pasted token leaves the box');
+    const bob = await signedIn('bob');
+    await send(page, 'frank pasted a token');
+    assert.match(await metaOf(bob, 'frank pasted a token'), /^frank · /);
+    await bob.close();
+    await page.close();
+  });
 });

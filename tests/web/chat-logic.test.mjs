@@ -2,7 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  backoff, chatRequest, defaultUrl, frameBytes, interpret, kb, refusal, shortId, sizeHint, MAX_FRAME_BYTES,
+  afterClose, backoff, chatRequest, cleanName, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes, interpret,
+  jwtClaims, kb, parseConfig, parseTokenAnswer, refusal, senderLabel, shortId, sizeHint, tokenExpired, tokenName,
+  tokenRequestUrl, withParam, MAX_FRAME_BYTES, TOKEN_RETRIES,
 } from '../../web/chat.js';
 
 /** The bytes of `{"action":"onMessage","message":""}` around the text. */
@@ -82,4 +84,156 @@ test('frames are interpreted, never trusted', () => {
   assert.equal(interpret('{"message":"Forbidden","connectionId":"a","requestId":"b"}').kind, 'error');
   assert.equal(interpret('not json').kind, 'notice');
   assert.equal(shortId('R1kmxc2VNjMCFIA='), 'jMCFIA');
+});
+
+/** An unsigned JWT with `payload` (a JSON object, or the raw text of the middle part). */
+function jwt(payload) {
+  const part = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part(payload)}.c2lnbmF0dXJl`;
+}
+
+test("a message is labelled with its sender's name, or its connection id from an older server", () => {
+  const named = interpret('{"type":"message","from":"R1kmxc2VNjMCFIA=","name":"alice","message":"hi","sentAt":"x"}');
+  assert.equal(named.name, 'alice');
+  assert.equal(senderLabel(named), 'alice');
+  const older = interpret('{"type":"message","from":"R1kmxc2VNjMCFIA=","message":"hi","sentAt":"x"}');
+  assert.equal(older.name, null);
+  assert.equal(senderLabel(older), 'User jMCFIA');
+  assert.equal(senderLabel({ from: 'R1kmxc2VNjMCFIA=', name: '   ' }), 'User jMCFIA', 'a blank name is no name');
+  assert.equal(senderLabel({ from: 'R1kmxc2VNjMCFIA=', name: 42 }), 'User jMCFIA', 'nor is a number');
+  assert.equal(senderLabel({ from: 'a', name: '<b>bob</b>' }), '<b>bob</b>', 'markup stays text (the page uses textContent)');
+});
+
+test('names are cleaned for display: no controls, no bidi tricks, one line, at most 64 characters', () => {
+  assert.equal(cleanName('  alice  '), 'alice');
+  assert.equal(cleanName('a\nb\tc\u0000d'), 'a b c d');
+  assert.equal(cleanName('evil\u202egnp.exe'), 'evilgnp.exe');
+  assert.equal(cleanName('zero\u200bwidth'), 'zerowidth');
+  assert.equal(cleanName('👩‍👩‍👧 family'), '👩‍👩‍👧 family', 'a zero-width joiner inside an emoji stays');
+  assert.equal(cleanName('x'.repeat(64)), 'x'.repeat(64));
+  assert.equal(cleanName('x'.repeat(65)), `${'x'.repeat(63)}…`);
+  assert.equal(cleanName('😀'.repeat(70)).length, 63 * 2 + 1, 'cut by characters, never inside one');
+  assert.equal(cleanName('abcdef', 4), 'abc…');
+  assert.equal(cleanName(null), '');
+  assert.equal(cleanName(undefined), '');
+  assert.equal(cleanName({ toString: () => 'x' }), '');
+});
+
+test('the connect URL carries ?name= in open mode, ?token= with a token, nothing for a guest', () => {
+  assert.equal(connectUrl('ws://127.0.0.1:3001', {}), 'ws://127.0.0.1:3001');
+  assert.equal(connectUrl('ws://127.0.0.1:3001'), 'ws://127.0.0.1:3001');
+  assert.equal(connectUrl('ws://127.0.0.1:3001', { name: '  ' }), 'ws://127.0.0.1:3001');
+  assert.equal(connectUrl('ws://127.0.0.1:3001', { name: 'carol' }), 'ws://127.0.0.1:3001?name=carol');
+  assert.equal(connectUrl('ws://h', { name: ' Zoë & co?#/+ ' }), 'ws://h?name=Zo%C3%AB%20%26%20co%3F%23%2F%2B');
+  const token = jwt({ name: 'alice' });
+  assert.equal(connectUrl('wss://x.example/Test', { token }), `wss://x.example/Test?token=${token}`);
+  assert.equal(connectUrl('wss://x.example/Test', { token: 'a+b/c=' }), 'wss://x.example/Test?token=a%2Bb%2Fc%3D');
+  assert.equal(connectUrl('wss://x.example/Test', { token, name: 'bob' }), `wss://x.example/Test?token=${token}`, 'the token wins');
+  assert.equal(connectUrl('wss://x.example/Test?a=1', { name: 'bob' }), 'wss://x.example/Test?a=1&name=bob');
+  assert.equal(withParam('wss://x/Test?', 'name', 'b'), 'wss://x/Test?name=b');
+  assert.equal(withParam('http://h/token#f', 'name', 'b'), 'http://h/token?name=b#f');
+  // The URL round-trips: what the server decodes is what was typed.
+  assert.equal(new URL(connectUrl('ws://h', { name: 'Zoë & co?#/+' })).searchParams.get('name'), 'Zoë & co?#/+');
+});
+
+test('the token endpoint is asked for a name, and its answer read defensively', () => {
+  assert.equal(tokenRequestUrl('http://127.0.0.1:3003/token', 'alice'), 'http://127.0.0.1:3003/token?name=alice');
+  assert.equal(tokenRequestUrl('http://127.0.0.1:3003/token', 'a b'), 'http://127.0.0.1:3003/token?name=a%20b');
+  assert.equal(tokenRequestUrl('http://127.0.0.1:3003/token', ' '), 'http://127.0.0.1:3003/token');
+  const token = jwt({ sub: 'u1', name: 'from the token' });
+  assert.deepEqual(parseTokenAnswer({ token, name: 'alice', expiresIn: 3600 }), { token, name: 'alice' });
+  assert.deepEqual(parseTokenAnswer({ token }), { token, name: 'from the token' }, 'no name: the token says');
+  assert.deepEqual(parseTokenAnswer({ token: 'opaque' }), { token: 'opaque', name: null });
+  assert.equal(parseTokenAnswer({ name: 'alice' }), null);
+  assert.equal(parseTokenAnswer({ token: '' }), null);
+  assert.equal(parseTokenAnswer({ token: 7 }), null);
+  assert.equal(parseTokenAnswer(null), null);
+});
+
+test("the sign-in mode comes from the page's /chat-config.json, for its own host only", () => {
+  assert.deepEqual(parseConfig({ authMode: 'open' }), { authMode: 'open', tokenUrl: null });
+  const jwtMode = { authMode: 'jwt', tokenUrl: 'http://127.0.0.1:3003/token' };
+  assert.deepEqual(parseConfig(jwtMode), jwtMode);
+  assert.deepEqual(parseConfig({ authMode: 'jwt' }), { authMode: 'jwt', tokenUrl: null }, 'jwt without an issuer: paste');
+  assert.deepEqual(parseConfig({ authMode: 'jwt', tokenUrl: 'javascript:alert(1)' }), { authMode: 'jwt', tokenUrl: null });
+  // Fetch failed or 404 (a static host, AWS), or something else answered.
+  for (const value of [null, undefined, 'open', [], {}, { authMode: 'cognito' }]) {
+    assert.deepEqual(parseConfig(value), { authMode: 'unknown', tokenUrl: null });
+  }
+  const page = { host: '127.0.0.1:3001' };
+  assert.deepEqual(configFor(jwtMode, 'ws://127.0.0.1:3001', page), jwtMode);
+  assert.deepEqual(configFor(jwtMode, 'ws://127.0.0.1:3001/Test', page), jwtMode);
+  assert.equal(configFor(jwtMode, 'wss://x.execute-api.us-east-1.amazonaws.com/Test', page).authMode, 'unknown');
+  assert.equal(configFor(jwtMode, 'ws://127.0.0.1:4001', page).authMode, 'unknown');
+  assert.equal(configFor(jwtMode, 'not a url', page).authMode, 'unknown');
+  assert.equal(configFor(jwtMode, '', page).authMode, 'unknown');
+});
+
+test('a token handed over in the fragment is found, in the forms an OAuth redirect uses too', () => {
+  assert.equal(fragmentToken('#token=aaa.bbb.ccc'), 'aaa.bbb.ccc');
+  assert.equal(fragmentToken('token=aaa.bbb.ccc'), 'aaa.bbb.ccc');
+  assert.equal(fragmentToken('#id_token=i.d.t&access_token=a.c.c&token_type=Bearer'), 'i.d.t');
+  assert.equal(fragmentToken('#access_token=a.c.c&expires_in=3600'), 'a.c.c');
+  assert.equal(fragmentToken('#token=t.o.k&id_token=i.d.t'), 't.o.k');
+  assert.equal(fragmentToken('#token=a%2Eb.c'), 'a.b.c');
+  assert.equal(fragmentToken('#token='), null);
+  assert.equal(fragmentToken('#section-2'), null);
+  assert.equal(fragmentToken(''), null);
+  assert.equal(fragmentToken(undefined), null);
+});
+
+test("a token's display name is decoded from its payload for display only, and never throws", () => {
+  assert.equal(tokenName(jwt({ sub: 'u1', name: 'Alice A.' })), 'Alice A.');
+  assert.equal(tokenName(jwt({ sub: 'u1', preferred_username: 'alice' })), 'alice');
+  assert.equal(tokenName(jwt({ sub: 'u1', 'cognito:username': 'alice-c', email: 'a@example.com' })), 'alice-c');
+  assert.equal(tokenName(jwt({ sub: 'u1', email: 'a@example.com' })), 'a@example.com');
+  assert.equal(tokenName(jwt({ sub: '8c4b-11ef' })), '8c4b-11ef');
+  assert.equal(tokenName(jwt({ sub: 'u1', name: '  ', preferred_username: 'second' })), 'second', 'a blank claim is skipped');
+  assert.equal(tokenName(jwt({ name: 12, sub: 'u1' })), 'u1', 'so is one that is not a string');
+  assert.equal(tokenName(jwt({ name: 'Zoë 😀' })), 'Zoë 😀', 'UTF-8 payloads decode');
+  assert.equal(tokenName(jwt({ name: 'a\u202eb\nc' })), 'ab c', 'and are cleaned');
+  assert.equal(tokenName(jwt({ iss: 'x' })), null);
+  // Whatever is not a JWT with a JSON object inside gives no name and no exception.
+  for (const bad of ['', 'abc', 'a.b', 'a.b.c.d', 'a..c', 'a.!!!.c', jwt('not json'), jwt('[1,2]'), jwt('null'), jwt('"s"'),
+    `x.${Buffer.from([0xff, 0xfe, 0x7b, 0x7d]).toString('base64url')}.y`, null, undefined, 42, {}]) {
+    assert.equal(tokenName(bad), null, `no name in ${String(bad)}`);
+    assert.equal(jwtClaims(bad), null);
+  }
+  assert.deepEqual(jwtClaims(jwt({ sub: 'u1', exp: 1 })), { sub: 'u1', exp: 1 });
+  // Padding-free base64url of every length decodes (1, 2 and 3 trailing bytes).
+  for (const name of ['a', 'ab', 'abc', 'abcd']) assert.equal(tokenName(jwt({ name })), name);
+});
+
+test('a token is expired from its exp claim on; one without exp is left to the server', () => {
+  const now = Date.UTC(2026, 0, 1);
+  assert.equal(tokenExpired(jwt({ exp: now / 1000 + 60 }), now), false);
+  assert.equal(tokenExpired(jwt({ exp: now / 1000 }), now), true);
+  assert.equal(tokenExpired(jwt({ exp: now / 1000 - 1 }), now), true);
+  assert.equal(tokenExpired(jwt({ sub: 'u1' }), now), false);
+  assert.equal(tokenExpired(jwt({ exp: 'soon' }), now), false);
+  assert.equal(tokenExpired('opaque', now), false);
+});
+
+test('a refused handshake is not retried in a loop; a dropped connection is, as before', () => {
+  const jwtMode = { authMode: 'jwt', withToken: true, expired: false };
+  // Closed before it opened, on the first try: refused (401/403 look like 1006 to a browser).
+  assert.equal(afterClose({ ...jwtMode, opened: false, attempt: 0 }), 'refused');
+  // Was open and dropped: reconnect, and keep trying a while if the server is restarting.
+  assert.equal(afterClose({ ...jwtMode, opened: true, attempt: 0 }), 'reconnect');
+  assert.equal(afterClose({ ...jwtMode, opened: false, attempt: 1 }), 'reconnect');
+  assert.equal(afterClose({ ...jwtMode, opened: false, attempt: TOKEN_RETRIES - 1 }), 'reconnect');
+  assert.equal(afterClose({ ...jwtMode, opened: false, attempt: TOKEN_RETRIES }), 'refused');
+  // A token past its exp is not tried again, open or not.
+  assert.equal(afterClose({ ...jwtMode, expired: true, opened: true, attempt: 0 }), 'expired');
+  assert.equal(afterClose({ ...jwtMode, expired: true, opened: false, attempt: 3 }), 'expired');
+  // Open mode reconnects whatever happens, as the page always did.
+  const open = { authMode: 'open', withToken: false, expired: false };
+  assert.equal(afterClose({ ...open, opened: false, attempt: 0 }), 'reconnect');
+  assert.equal(afterClose({ ...open, opened: false, attempt: 50 }), 'reconnect');
+  assert.equal(afterClose({ ...open, opened: true, attempt: 0 }), 'reconnect');
+  // Unknown mode (AWS) without a token: a first refusal stops and asks for a token; a drop reconnects.
+  const unknown = { authMode: 'unknown', withToken: false, expired: false };
+  assert.equal(afterClose({ ...unknown, opened: false, attempt: 0 }), 'refused');
+  assert.equal(afterClose({ ...unknown, opened: true, attempt: 0 }), 'reconnect');
+  assert.equal(afterClose({ ...unknown, opened: false, attempt: 9 }), 'reconnect');
 });

@@ -1,4 +1,5 @@
-//! The opening handshake: the stage path, stage throttling, the `$connect` invocation with
+//! The opening handshake: the stage path, stage throttling, the `$connect` authorizer
+//! (see [`super::authorize`]), the `$connect` invocation with
 //! the request's headers (as the client cased them) and query string, and its answer: a
 //! 2xx upgrades, with the response's headers (`Sec-WebSocket-Protocol`) passed on;
 //! anything else refuses the upgrade with that status.
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::listener::Peer;
-use super::{gateway_error, now_ms, session, Gateway};
+use super::{authorize, gateway_error, now_ms, session, Gateway};
 use crate::events::{self, ConnectionInfo};
 use crate::registry::{Registry, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
@@ -35,25 +36,38 @@ pub(super) async fn handshake(
 ) -> Response {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(_) => return crate::web::serve(gateway.web_dir.as_deref(), uri.path()).await,
+        Err(_) => {
+            let web = &gateway.web;
+            return crate::web::serve(web.dir.as_deref(), &web.config, uri.path()).await;
+        }
     };
     // The API answers at its root (the local default) and at /{stage}, as on AWS.
     let path = uri.path().trim_end_matches('/');
     if !path.is_empty() && path.trim_start_matches('/') != gateway.stage {
         return (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#).into_response();
     }
-    let info = connection_info(&gateway, &peer, &headers);
+    let mut info = connection_info(&gateway, &peer, &headers);
     if !gateway.throttle.admit("$connect") {
         let body = gateway_error("Too Many Requests", &info.connection_id);
         return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
     }
+    let request_headers = request_headers(&peer, &headers);
+    let query: Vec<(String, String)> = query
+        .map(|q| serde_urlencoded::from_str(&q).unwrap_or_default())
+        .unwrap_or_default();
+    if let Some(authorizer) = &gateway.authorizer {
+        let verdict =
+            authorize::authorize(&gateway, authorizer, &info, &request_headers, &query).await;
+        match verdict {
+            Ok(context) => info.authorizer = Some(context),
+            Err((status, message)) => {
+                return (status, gateway_error(message, &info.connection_id)).into_response()
+            }
+        }
+    }
     let response_headers = match gateway.routes.get("$connect") {
         None => HeaderMap::new(),
         Some(function) => {
-            let request_headers = request_headers(&peer, &headers);
-            let query: Vec<(String, String)> = query
-                .map(|q| serde_urlencoded::from_str(&q).unwrap_or_default())
-                .unwrap_or_default();
             let event = events::connect(&info, &request_headers, &query, info.connected_at_ms);
             match gateway.functions.invoke(function, &event).await {
                 Ok(response) => match connect_answer(&response) {
@@ -100,6 +114,7 @@ fn connection_info(gateway: &Gateway, peer: &Peer, headers: &HeaderMap) -> Conne
         api_id: gateway.api_id.clone(),
         stage: gateway.stage.clone(),
         domain_name: header_text(header::HOST).unwrap_or_else(|| peer.address.to_string()),
+        authorizer: None,
     }
 }
 

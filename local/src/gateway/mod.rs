@@ -1,17 +1,18 @@
 //! The WebSocket front: the handshake (with `$connect` run before it completes), frames,
 //! AWS's quotas, throttling, route selection, and `$disconnect` on every close.
 //!
-//! [`handshake`] admits a client, [`session`] runs one connection (frames in, queued
+//! [`handshake`] admits a client (after [`authorize`] runs the `$connect` authorizer, if
+//! the template gives it one), [`session`] runs one connection (frames in, queued
 //! frames out, limits), [`dispatch`] turns a frame into an invocation, and [`listener`]
 //! keeps the request head so events carry header names as the client sent them.
 
+mod authorize;
 mod dispatch;
 mod handshake;
 pub mod listener;
 mod session;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 use crate::functions::Functions;
 use crate::log::Log;
 use crate::registry::Registry;
+use crate::stack::Authorizer;
 use crate::throttle::Throttle;
 
 /// API Gateway's connection limits (tests shorten them), and the local bound on work.
@@ -54,11 +56,13 @@ pub struct Gateway {
     pub route_selection_expression: String,
     /// Route key to function logical id.
     pub routes: BTreeMap<String, String>,
+    /// The `$connect` authorizer, if the template declares one.
+    pub authorizer: Option<Authorizer>,
     pub functions: Arc<Functions>,
     pub registry: Arc<Registry>,
     pub throttle: Throttle,
     pub limits: Limits,
-    pub web_dir: Option<PathBuf>,
+    pub web: crate::web::Web,
     pub shutdown: watch::Receiver<bool>,
     pub sessions: Arc<Sessions>,
     pub log: Log,

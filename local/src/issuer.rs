@@ -1,0 +1,175 @@
+//! The development issuer: an OpenID Connect issuer on loopback so `AuthMode=jwt` works
+//! with no identity provider. It serves a discovery document, its JWKS (one RSA key made
+//! at start) and a token endpoint minting RS256 tokens for a name
+//! (`GET /token?name=alice` → `{"token", "name", "expiresIn"}`), which
+//! `chat-local token --name alice` and the web page call.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::signing::SigningKey;
+
+/// The template parameter naming the token issuer; when a stack whose `$connect` has an
+/// authorizer is started without it, the development issuer stands in.
+pub const ISSUER_PARAMETER: &str = "JwtIssuer";
+
+/// The template parameter naming the tokens' audience.
+pub const AUDIENCE_PARAMETER: &str = "JwtAudience";
+
+/// The audience of development tokens when the template's `JwtAudience` is not given.
+pub const DEV_AUDIENCE: &str = "chat-local";
+
+/// How long a development token is valid.
+pub const TOKEN_SECONDS: i64 = 3600;
+
+/// The longest name the token endpoint signs, in characters.
+const MAX_NAME_CHARS: usize = 64;
+
+struct Issuer {
+    url: String,
+    audience: String,
+    key: SigningKey,
+}
+
+/// A running development issuer; dropping it stops it.
+pub struct DevIssuer {
+    pub url: String,
+    pub audience: String,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for DevIssuer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl DevIssuer {
+    /// Serves the issuer on `listener`, its URL being `http://{address}`.
+    pub fn start(listener: TcpListener, audience: &str) -> Result<DevIssuer> {
+        let address: SocketAddr = listener.local_addr()?;
+        if !address.ip().is_loopback() {
+            bail!("the development issuer serves on loopback only, not {address}");
+        }
+        let url = format!("http://{address}");
+        let issuer = Arc::new(Issuer {
+            url: url.clone(),
+            audience: audience.to_owned(),
+            key: SigningKey::rs256(&format!("dev-{}", crate::ids::gateway_id()))?,
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/.well-known/jwks.json", get(jwks))
+            .route("/token", get(token))
+            .with_state(issuer);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(DevIssuer {
+            url,
+            audience: audience.to_owned(),
+            server,
+        })
+    }
+
+    /// `{url}/token`, the endpoint that mints tokens.
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.url)
+    }
+}
+
+async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
+    let url = &issuer.url;
+    cors(Json(json!({
+        "issuer": url,
+        "jwks_uri": format!("{url}/.well-known/jwks.json"),
+        "token_endpoint": format!("{url}/token"),
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    })))
+}
+
+async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
+    cors(Json(json!({"keys": [issuer.key.jwk()]})))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    name: Option<String>,
+}
+
+async fn token(
+    State(issuer): State<Arc<Issuer>>,
+    request: Result<Query<TokenRequest>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let name = request
+        .ok()
+        .and_then(|Query(request)| request.name)
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        let error = format!("give a name of 1 to {MAX_NAME_CHARS} characters: /token?name=alice");
+        return cors((StatusCode::BAD_REQUEST, Json(json!({"error": error}))));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": issuer.url,
+        "sub": subject(&name),
+        "aud": issuer.audience,
+        "name": name,
+        "iat": now,
+        "nbf": now,
+        "exp": now + TOKEN_SECONDS,
+    });
+    let token = issuer.key.token(&claims);
+    cors(Json(json!({"token": token, "name": name, "expiresIn": TOKEN_SECONDS})))
+}
+
+/// A stable subject per name, so the same name is the same user across tokens.
+fn subject(name: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
+    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("dev-{hex}")
+}
+
+/// The web page calls from another origin (the WebSocket port).
+fn cors(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// Asks the issuer at `url` for a token for `name` (what `chat-local token` does).
+pub async fn fetch_token(url: &str, name: &str) -> Result<String> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let query = serde_urlencoded::to_string([("name", name)])?;
+    let uri: hyper::Uri = format!("{}/token?{query}", url.trim_end_matches('/')).parse()?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let response = client
+        .get(uri)
+        .await
+        .with_context(|| format!("no development issuer answers at {url}; is `chat-local start` running with AuthMode=jwt?"))?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    let answer: serde_json::Value = serde_json::from_slice(&body)
+        .with_context(|| format!("{url}/token did not answer JSON"))?;
+    match answer.get("token").and_then(serde_json::Value::as_str) {
+        Some(token) if status.is_success() => Ok(token.to_owned()),
+        _ => bail!("{url}/token answered {status}: {answer}"),
+    }
+}
