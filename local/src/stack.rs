@@ -697,4 +697,81 @@ Resources:
         assert_eq!(stack.throttle.stage.unwrap().burst, 10);
         assert_eq!(stack.throttle.routes["$default"].rate_per_second, 1.0);
     }
+
+    /// A `$connect` route with `authorization` properties and an authorizer with `sources`.
+    fn with_authorizer(route_key: &str, authorization: &str, sources: &str) -> Result<Stack> {
+        tiny(
+            "    Properties: {Runtime: provided.al2023, CodeUri: functions/connect}",
+            &format!(
+                r#"  Connect:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {{ApiId: !Ref Api, RouteKey: {route_key}, {authorization}, Target: !Join ['/', [integrations, !Ref Integration]]}}
+  Auth:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      ApiId: !Ref Api
+      AuthorizerType: REQUEST
+      IdentitySource: {sources}
+      AuthorizerUri: !Sub arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{Fn.Arn}}/invocations"#
+            ),
+        )
+    }
+
+    #[test]
+    fn connect_authorizers_are_read_and_what_aws_refuses_is_refused() {
+        let custom = "AuthorizationType: CUSTOM, AuthorizerId: !Ref Auth";
+        let sources = "[route.request.querystring.token, route.request.header.X-Key]";
+        let stack = with_authorizer("$connect", custom, sources).unwrap();
+        let authorizer = stack.connect_authorizer.unwrap();
+        assert_eq!(authorizer.function, "Fn");
+        assert_eq!(
+            authorizer.identity_sources,
+            [
+                IdentitySource::Query("token".into()),
+                IdentitySource::Header("X-Key".into())
+            ]
+        );
+        assert_eq!(
+            authorizer.method_arn,
+            "arn:aws-cn:execute-api:cn-north-1:123456789012:api0000000/local/$connect"
+        );
+        let refused = |route: &str, authorization: &str, sources: &str| {
+            format!("{:#}", with_authorizer(route, authorization, sources).unwrap_err())
+        };
+        assert!(refused("onMessage", custom, sources).contains("$connect only"));
+        let iam = refused("$connect", "AuthorizationType: AWS_IAM", sources);
+        assert!(iam.contains("AWS_IAM is not emulated"), "{iam}");
+        let stage_variable = refused("$connect", custom, "[stageVariables.key]");
+        assert!(stage_variable.contains("stageVariables.key is not emulated"), "{stage_variable}");
+        let none = with_authorizer("$connect", "AuthorizationType: NONE", sources).unwrap();
+        assert!(none.connect_authorizer.is_none());
+    }
+
+    #[test]
+    fn rules_are_checked_where_their_condition_holds() {
+        let rules = |value: &str| {
+            let text = format!(
+                r#"
+Parameters:
+  Mode: {{Type: String, Default: {value}, AllowedValues: [a, b]}}
+  Key: {{Type: String, Default: ''}}
+Rules:
+  BNeedsKey:
+    RuleCondition: !Equals [!Ref Mode, b]
+    Assertions:
+      - Assert: !Not [!Equals [!Ref Key, '']]
+        AssertDescription: Mode b needs Key.
+Resources: {{}}
+"#
+            );
+            let template = Template::parse(&text).unwrap();
+            let scope = pseudo_parameters(&template, "us-east-1", &BTreeMap::new())?;
+            template.check_rules(&scope)
+        };
+        assert!(rules("a").is_ok());
+        let error = rules("b").unwrap_err().to_string();
+        assert_eq!(error, "rule BNeedsKey: Mode b needs Key.");
+        let error = rules("c").unwrap_err().to_string();
+        assert!(error.contains("AllowedValues are a, b"), "{error}");
+    }
 }

@@ -239,3 +239,45 @@ async fn the_local_stack_delivers_events_in_the_aws_shape() {
     }
     check_shapes(events);
 }
+
+#[test]
+fn the_local_authorizer_event_has_the_captured_shape() {
+    let fixture = read(
+        &repo().join("tests/fixtures/aws-events/example-apigw-v2-custom-authorizer-websocket-request.json"),
+    );
+    let info = chat_local::events::ConnectionInfo {
+        connection_id: "R1kmxc2VNjMCFIA=".into(),
+        connected_at_ms: 1_655_103_417_248,
+        source_ip: "127.0.0.1".into(),
+        user_agent: Some("test".into()),
+        api_id: "chatapi000".into(),
+        stage: "Test".into(),
+        domain_name: "127.0.0.1:3001".into(),
+        authorizer: None,
+    };
+    let headers = [("Host".to_owned(), "127.0.0.1:3001".to_owned())];
+    let query = [("token".to_owned(), "abc".to_owned())];
+    let arn = "arn:aws:execute-api:us-east-1:123456789012:chatapi000/Test/$connect";
+    let local = chat_local::events::authorizer_request(&info, &headers, &query, arn, 1_655_103_417_249);
+    let (mut expected, mut actual) = (BTreeMap::new(), BTreeMap::new());
+    shape(&fixture, "", &mut expected);
+    shape(&local, "", &mut actual);
+    // The capture also holds the Rust runtime's invocation context (context, deadline, …),
+    // which is not part of what API Gateway sends.
+    let sent_by_api_gateway = [
+        "type", "methodArn", "headers", "multiValueHeaders", "queryStringParameters",
+        "multiValueQueryStringParameters", "stageVariables", "requestContext",
+    ];
+    expected.retain(|path, _| {
+        sent_by_api_gateway
+            .iter()
+            .any(|top| path == top || path.starts_with(&format!("{top}.")))
+    });
+    actual.remove("");
+    assert_eq!(actual, expected);
+    assert_eq!(local["type"], "REQUEST");
+    assert_eq!(local["methodArn"], arn);
+    assert_eq!(local["queryStringParameters"]["token"], "abc");
+    assert_eq!(local["requestContext"]["eventType"], "CONNECT");
+    assert_eq!(local["requestContext"]["routeKey"], "$connect");
+}

@@ -28,6 +28,13 @@ fn every_statement_is_scoped_to_this_stack() {
     let template = template();
     let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (id, function) in template.of_type("AWS::Serverless::Function") {
+        if id == "AuthorizerFunction" {
+            assert!(
+                function.properties.get("Policies").is_none(),
+                "the authorizer needs no AWS access: no Policies beyond SAM's logging role"
+            );
+            continue;
+        }
         let policies = function.properties["Policies"]
             .as_array()
             .unwrap_or_else(|| panic!("{id} has inline Policies"));
@@ -73,6 +80,7 @@ fn every_statement_is_scoped_to_this_stack() {
     assert_eq!(
         granted["OnMessageFunction"],
         expect(&[
+            "dynamodb:GetItem",
             "dynamodb:Scan",
             "dynamodb:DeleteItem",
             "execute-api:ManageConnections"
@@ -88,15 +96,87 @@ fn every_statement_is_scoped_to_this_stack() {
 fn only_this_api_may_invoke_the_functions() {
     let template = template();
     let permissions: Vec<_> = template.of_type("AWS::Lambda::Permission").collect();
-    assert_eq!(permissions.len(), 4, "one permission per function");
+    let functions = template.of_type("AWS::Serverless::Function").count();
+    assert_eq!(permissions.len(), functions, "one permission per function");
     for (id, permission) in permissions {
         let p = &permission.properties;
         assert_eq!(p["Action"], "lambda:InvokeFunction", "{id}");
         assert_eq!(p["Principal"], "apigateway.amazonaws.com", "{id}");
+        let source = if id == "AuthorizerPermission" {
+            assert_eq!(p["FunctionName"], json!({"Ref": "AuthorizerFunction"}));
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/authorizers/${ChatAuthorizer}"
+        } else {
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/*"
+        };
         assert_eq!(
             p["SourceArn"],
-            json!({"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/*"}),
-            "{id} is scoped to this API"
+            json!({ "Fn::Sub": source }),
+            "{id} is scoped to this API (the authorizer's to its authorizer)"
         );
     }
+}
+
+/// The resources CloudFormation would create for `overrides`.
+fn deployed(overrides: &[(&str, &str)]) -> Vec<String> {
+    use chat_local::stack::Stack;
+    let overrides = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let template = template();
+    Stack::from_template(&template, &common::repo(), "us-east-1", &overrides)
+        .expect("the template deploys with these parameters");
+    let mut scope = chat_local::template::Scope::default();
+    for (name, default) in &template.parameters {
+        let value = overrides.get(name).or(default.as_ref()).cloned().unwrap_or_default();
+        scope.refs.insert(name.clone(), value);
+    }
+    template.evaluate_conditions(&mut scope).unwrap();
+    template.deployed(&scope).unwrap().resources.keys().cloned().collect()
+}
+
+#[test]
+fn open_mode_deploys_no_authorizer_and_jwt_mode_puts_one_on_connect() {
+    let authorizer_parts = [
+        "AuthorizerFunction",
+        "AuthorizerLogGroup",
+        "AuthorizerPermission",
+        "ChatAuthorizer",
+    ];
+    let open = deployed(&[]);
+    for part in authorizer_parts {
+        assert!(!open.contains(&part.to_owned()), "open mode deploys no {part}");
+    }
+    let jwt = [
+        ("AuthMode", "jwt"),
+        ("JwtIssuer", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"),
+        ("JwtAudience", "client"),
+    ];
+    let deployed_jwt = deployed(&jwt);
+    for part in authorizer_parts {
+        assert!(deployed_jwt.contains(&part.to_owned()), "jwt mode deploys {part}");
+    }
+    let overrides = jwt.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let stack = chat_local::stack::Stack::from_template(&template(), &common::repo(), "us-east-1", &overrides).unwrap();
+    let authorizer = stack.connect_authorizer.expect("$connect has the authorizer");
+    assert_eq!(authorizer.function, "AuthorizerFunction");
+    assert_eq!(
+        authorizer.identity_sources,
+        [chat_local::stack::IdentitySource::Query("token".into())]
+    );
+    let environment = &stack.functions["AuthorizerFunction"].environment;
+    assert_eq!(environment["JWT_ISSUER"], jwt[1].1);
+    assert_eq!(environment["JWT_AUDIENCE"], "client");
+}
+
+#[test]
+fn jwt_mode_without_an_issuer_or_with_an_unknown_mode_does_not_deploy() {
+    let stack = |overrides: &[(&str, &str)]| {
+        let overrides = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        chat_local::stack::Stack::from_template(&template(), &common::repo(), "us-east-1", &overrides)
+    };
+    let error = stack(&[("AuthMode", "jwt"), ("JwtAudience", "client")]).unwrap_err();
+    assert!(format!("{error:#}").contains("JwtIssuer"), "{error:#}");
+    let error = stack(&[("AuthMode", "JWT")]).unwrap_err();
+    assert!(format!("{error:#}").contains("AllowedValues"), "{error:#}");
 }
