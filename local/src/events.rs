@@ -114,7 +114,10 @@ pub fn authorizer_request(
 }
 
 /// Headers and query string of the handshake, single- and multi-valued.
-fn handshake_request(headers: &[(String, String)], query: &[(String, String)]) -> Map<String, Value> {
+fn handshake_request(
+    headers: &[(String, String)],
+    query: &[(String, String)],
+) -> Map<String, Value> {
     let (single, multi) = header_maps(headers);
     let mut event = Map::new();
     event.insert("headers".into(), single);

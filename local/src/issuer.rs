@@ -132,13 +132,18 @@ async fn token(
         "exp": now + TOKEN_SECONDS,
     });
     let token = issuer.key.token(&claims);
-    cors(Json(json!({"token": token, "name": name, "expiresIn": TOKEN_SECONDS})))
+    cors(Json(
+        json!({"token": token, "name": name, "expiresIn": TOKEN_SECONDS}),
+    ))
 }
 
 /// A stable subject per name, so the same name is the same user across tokens.
 fn subject(name: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
-    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("dev-{hex}")
 }
 

@@ -120,13 +120,20 @@ impl Options {
         let (dir, region) = (self.template_dir(), &self.region);
         let overrides = &self.parameter_overrides;
         let declared = |name: &str| template.parameters.contains_key(name);
-        if overrides.contains_key(issuer::ISSUER_PARAMETER) || !declared(issuer::ISSUER_PARAMETER)
-        {
-            return Ok((Stack::from_template(&template, &dir, region, overrides)?, None));
+        if overrides.contains_key(issuer::ISSUER_PARAMETER) || !declared(issuer::ISSUER_PARAMETER) {
+            return Ok((
+                Stack::from_template(&template, &dir, region, overrides)?,
+                None,
+            ));
         }
         let audience = overrides
             .get(issuer::AUDIENCE_PARAMETER)
-            .or_else(|| template.parameters.get(issuer::AUDIENCE_PARAMETER)?.as_ref())
+            .or_else(|| {
+                template
+                    .parameters
+                    .get(issuer::AUDIENCE_PARAMETER)?
+                    .as_ref()
+            })
             .filter(|audience| !audience.is_empty())
             .cloned()
             .unwrap_or_else(|| issuer::DEV_AUDIENCE.to_owned());
@@ -138,7 +145,10 @@ impl Options {
         // Whether anything needs an issuer is known once the conditions are evaluated.
         let stack = Stack::from_template(&template, &dir, region, &pointed)?;
         if stack.connect_authorizer.is_none() {
-            return Ok((Stack::from_template(&template, &dir, region, overrides)?, None));
+            return Ok((
+                Stack::from_template(&template, &dir, region, overrides)?,
+                None,
+            ));
         }
         Ok((stack, Some(audience)))
     }

@@ -355,10 +355,9 @@ fn routes(
             anyhow!("{id} targets {integration_id}, which is not in the template")
         })?;
         let uri = scope.resolve_string(&integration.properties["IntegrationUri"])?;
-        let function = invoked_function(&uri, functions)
-            .ok_or_else(|| {
-                anyhow!("{integration_id} integrates {uri}, which is no function of the template")
-            })?;
+        let function = invoked_function(&uri, functions).ok_or_else(|| {
+            anyhow!("{integration_id} integrates {uri}, which is no function of the template")
+        })?;
         routes.insert(key, function.logical_id.clone());
     }
     Ok(routes)
@@ -403,7 +402,9 @@ fn connect_authorizer(
         let (logical_id, resource) = template
             .of_type("AWS::ApiGatewayV2::Authorizer")
             .find(|(logical_id, _)| scope.refs[*logical_id] == authorizer_id)
-            .ok_or_else(|| anyhow!("{id}: AuthorizerId {authorizer_id} is no authorizer of the template"))?;
+            .ok_or_else(|| {
+                anyhow!("{id}: AuthorizerId {authorizer_id} is no authorizer of the template")
+            })?;
         let authorizer = scope.resolve(&resource.properties)?;
         if authorizer["ApiId"] != api_id {
             bail!("{logical_id} belongs to another API");
@@ -425,7 +426,9 @@ fn connect_authorizer(
             function: function.logical_id.clone(),
             identity_sources: identity_sources
                 .iter()
-                .map(|source| identity_source(source).with_context(|| format!("{logical_id}.IdentitySource")))
+                .map(|source| {
+                    identity_source(source).with_context(|| format!("{logical_id}.IdentitySource"))
+                })
                 .collect::<Result<_>>()?,
             method_arn: method_arn.clone(),
         });
@@ -736,13 +739,19 @@ Resources:
             "arn:aws-cn:execute-api:cn-north-1:123456789012:api0000000/local/$connect"
         );
         let refused = |route: &str, authorization: &str, sources: &str| {
-            format!("{:#}", with_authorizer(route, authorization, sources).unwrap_err())
+            format!(
+                "{:#}",
+                with_authorizer(route, authorization, sources).unwrap_err()
+            )
         };
         assert!(refused("onMessage", custom, sources).contains("$connect only"));
         let iam = refused("$connect", "AuthorizationType: AWS_IAM", sources);
         assert!(iam.contains("AWS_IAM is not emulated"), "{iam}");
         let stage_variable = refused("$connect", custom, "[stageVariables.key]");
-        assert!(stage_variable.contains("stageVariables.key is not emulated"), "{stage_variable}");
+        assert!(
+            stage_variable.contains("stageVariables.key is not emulated"),
+            "{stage_variable}"
+        );
         let none = with_authorizer("$connect", "AuthorizationType: NONE", sources).unwrap();
         assert!(none.connect_authorizer.is_none());
     }

@@ -154,7 +154,15 @@ impl Options {
         let mut args: Vec<String> = vec!["start".into(), "--template".into()];
         args.push(self.template.display().to_string());
         args.extend(
-            ["--port", "0", "--connections-port", "0", "--issuer-port", "0"].map(String::from),
+            [
+                "--port",
+                "0",
+                "--connections-port",
+                "0",
+                "--issuer-port",
+                "0",
+            ]
+            .map(String::from),
         );
         args.extend(["--max-instances".into(), self.max_instances.to_string()]);
         match &self.binaries {

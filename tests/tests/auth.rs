@@ -52,17 +52,39 @@ fn bad_tokens(keys: &Keys, issuer: &TestIssuer) -> Vec<(&'static str, String)> {
     let hs256 = {
         let input = signing_input(&header("HS256"), &good);
         let secret = hmac::Key::new(hmac::HMAC_SHA256, &keys.rsa.public_bytes());
-        format!("{input}.{}", b64(hmac::sign(&secret, input.as_bytes()).as_ref()))
+        format!(
+            "{input}.{}",
+            b64(hmac::sign(&secret, input.as_bytes()).as_ref())
+        )
     };
     let unknown_kid = SigningKey::rs256("rsa-unpublished").unwrap();
     vec![
-        ("expired", keys.rsa.token(&with(json!({"exp": now() - 120})))),
-        ("not yet valid", keys.rsa.token(&with(json!({"nbf": now() + 120})))),
-        ("wrong iss", keys.rsa.token(&with(json!({"iss": "https://elsewhere.example"})))),
-        ("wrong aud", keys.rsa.token(&with(json!({"aud": "another-client"})))),
+        (
+            "expired",
+            keys.rsa.token(&with(json!({"exp": now() - 120}))),
+        ),
+        (
+            "not yet valid",
+            keys.rsa.token(&with(json!({"nbf": now() + 120}))),
+        ),
+        (
+            "wrong iss",
+            keys.rsa
+                .token(&with(json!({"iss": "https://elsewhere.example"}))),
+        ),
+        (
+            "wrong aud",
+            keys.rsa.token(&with(json!({"aud": "another-client"}))),
+        ),
         ("bad signature", keys.rogue.token(&good)),
         ("unknown kid", unknown_kid.token(&good)),
-        ("alg none", format!("{}.", signing_input(&json!({"alg": "none", "typ": "JWT"}), &good))),
+        (
+            "alg none",
+            format!(
+                "{}.",
+                signing_input(&json!({"alg": "none", "typ": "JWT"}), &good)
+            ),
+        ),
         ("HS256 with the public key", hs256),
         ("truncated", valid[..valid.len() - 20].to_owned()),
         ("garbage", "x".repeat(10 * 1024)),
@@ -71,11 +93,14 @@ fn bad_tokens(keys: &Keys, issuer: &TestIssuer) -> Vec<(&'static str, String)> {
             let header = json!({"alg": "RS256", "typ": "JWT", "kid": "ec-1"});
             keys.ec.sign(&header, &good)
         }),
-        ("no sub", keys.rsa.token(&{
-            let mut claims = good.clone();
-            claims.as_object_mut().unwrap().remove("sub");
-            claims
-        })),
+        (
+            "no sub",
+            keys.rsa.token(&{
+                let mut claims = good.clone();
+                claims.as_object_mut().unwrap().remove("sub");
+                claims
+            }),
+        ),
     ]
 }
 
@@ -116,10 +141,15 @@ async fn cognito_access_tokens_carry_the_audience_as_client_id() {
         json!({"iss": issuer.url, "sub": "c0ffee", "client_id": client_id, "token_use": "access",
             "username": "alice", "cognito:username": "alice", "exp": now() + 600})
     };
-    let verified = verifier.verify(&keys.rsa.token(&access(AUDIENCE))).await.unwrap();
+    let verified = verifier
+        .verify(&keys.rsa.token(&access(AUDIENCE)))
+        .await
+        .unwrap();
     assert_eq!(verified.name, "alice");
     assert!(matches!(
-        verifier.verify(&keys.rsa.token(&access("someone-else"))).await,
+        verifier
+            .verify(&keys.rsa.token(&access("someone-else")))
+            .await,
         Err(Rejection::Deny(_))
     ));
 }
@@ -179,8 +209,11 @@ async fn the_answer_allows_the_method_arn_with_the_users_context() {
         audience: AUDIENCE.into(),
     };
     let authorizer = Authorizer::new(&config, Duration::from_secs(30));
-    let fixture = common::repo().join("tests/fixtures/aws-events/example-apigw-v2-custom-authorizer-websocket-request.json");
-    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let fixture = common::repo().join(
+        "tests/fixtures/aws-events/example-apigw-v2-custom-authorizer-websocket-request.json",
+    );
+    let mut event: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
     let token = keys.ec.token(&issuer.claims(AUDIENCE, "sub-9", "Zoë"));
     event["queryStringParameters"]["token"] = json!(token);
 
@@ -213,18 +246,31 @@ async fn through_the_stack_tokens_decide_the_handshake_and_name_the_sender() {
     let keys = keys();
     let issuer = TestIssuer::start(&[&keys.rsa, &keys.ec], true).await;
     let stack = Stack::start(jwt_stack(&issuer)).await;
-    assert!(stack.dev_issuer.is_none(), "JwtIssuer given: no development issuer");
+    assert!(
+        stack.dev_issuer.is_none(),
+        "JwtIssuer given: no development issuer"
+    );
 
-    assert_eq!(handshake_status(&format!("{}/Test", stack.ws_url)).await, 401);
-    assert_eq!(handshake_status(&format!("{}/Test?token=", stack.ws_url)).await, 401);
+    assert_eq!(
+        handshake_status(&format!("{}/Test", stack.ws_url)).await,
+        401
+    );
+    assert_eq!(
+        handshake_status(&format!("{}/Test?token=", stack.ws_url)).await,
+        401
+    );
     for (what, token) in bad_tokens(&keys, &issuer) {
         let url = with_token(&stack.ws_url, &urlencode(&token));
         assert_eq!(handshake_status(&url).await, 403, "{what}");
     }
 
-    let alice = keys.rsa.token(&issuer.claims(AUDIENCE, "sub-alice", "Alice"));
+    let alice = keys
+        .rsa
+        .token(&issuer.claims(AUDIENCE, "sub-alice", "Alice"));
     let bob = keys.ec.token(&issuer.claims(AUDIENCE, "sub-bob", "Bob"));
-    let mut alice = Client::connect(&with_token(&stack.ws_url, &alice)).await.unwrap();
+    let mut alice = Client::connect(&with_token(&stack.ws_url, &alice))
+        .await
+        .unwrap();
     // ?name= cannot override a signed-in name.
     let url = format!("{}&name=mallory", with_token(&stack.ws_url, &bob));
     let mut bob = Client::connect(&url).await.unwrap();
@@ -254,7 +300,8 @@ async fn an_authorizer_that_cannot_reach_its_issuer_refuses_with_500() {
         format!("JwtAudience={AUDIENCE}"),
     ]);
     let stack = Stack::start(options).await;
-    let claims = json!({"iss": "http://127.0.0.1:9", "sub": "u", "aud": AUDIENCE, "exp": now() + 60});
+    let claims =
+        json!({"iss": "http://127.0.0.1:9", "sub": "u", "aud": AUDIENCE, "exp": now() + 60});
     let url = with_token(&stack.ws_url, &keys.rsa.token(&claims));
     assert_eq!(handshake_status(&url).await, 500);
     let _ = stack.stop().await;
@@ -301,23 +348,40 @@ async fn the_development_issuer_signs_users_in_through_chat_local_token() {
     let mut options = Options::project();
     options.overrides.push("AuthMode=jwt".into());
     let stack = Stack::start(options).await;
-    let issuer = stack.dev_issuer.clone().expect("AuthMode=jwt without JwtIssuer runs a dev issuer");
-    assert!(stack.output().iter().any(|line| line.starts_with("Dev issuer:")));
+    let issuer = stack
+        .dev_issuer
+        .clone()
+        .expect("AuthMode=jwt without JwtIssuer runs a dev issuer");
+    assert!(stack
+        .output()
+        .iter()
+        .any(|line| line.starts_with("Dev issuer:")));
 
     let token = |name: &str| {
         let output = std::process::Command::new(bin_dir().join("chat-local"))
             .args(["token", "--name", name, "--issuer", &issuer])
             .output()
             .expect("run chat-local token");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     };
-    let mut alice = Client::connect(&with_token(&stack.ws_url, &token("alice"))).await.unwrap();
-    let mut bob = Client::connect(&with_token(&stack.ws_url, &token("bob"))).await.unwrap();
+    let mut alice = Client::connect(&with_token(&stack.ws_url, &token("alice")))
+        .await
+        .unwrap();
+    let mut bob = Client::connect(&with_token(&stack.ws_url, &token("bob")))
+        .await
+        .unwrap();
     bob.say("hello alice").await;
     assert_eq!(alice.json().await["name"], "bob");
     assert_eq!(bob.json().await["name"], "bob");
-    assert_eq!(handshake_status(&format!("{}/Test", stack.ws_url)).await, 401);
+    assert_eq!(
+        handshake_status(&format!("{}/Test", stack.ws_url)).await,
+        401
+    );
 
     // Asking with no name is a clear error, not a token.
     let refused = std::process::Command::new(bin_dir().join("chat-local"))
@@ -335,7 +399,9 @@ async fn the_development_issuer_signs_users_in_through_chat_local_token() {
 async fn open_mode_names_come_from_the_query_or_are_guests() {
     let stack = Stack::start(Options::project()).await;
     assert!(stack.dev_issuer.is_none());
-    let mut alice = Client::connect(&format!("{}/Test?name=%20alice%0A", stack.ws_url)).await.unwrap();
+    let mut alice = Client::connect(&format!("{}/Test?name=%20alice%0A", stack.ws_url))
+        .await
+        .unwrap();
     let mut guest = Client::connect(&stack.ws_url).await.unwrap();
     alice.say("Hello everyone").await;
     assert_eq!(guest.json().await["name"], "alice");
@@ -343,7 +409,11 @@ async fn open_mode_names_come_from_the_query_or_are_guests() {
     guest.say("hi").await;
     let frame = alice.json().await;
     let from = frame["from"].as_str().unwrap();
-    let expected: String = from.chars().filter(char::is_ascii_alphanumeric).take(4).collect();
+    let expected: String = from
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(4)
+        .collect();
     assert_eq!(frame["name"], format!("guest-{expected}"));
     alice.close().await;
     guest.close().await;

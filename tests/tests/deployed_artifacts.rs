@@ -109,7 +109,9 @@ async fn the_arm64_authorizer_signs_users_in() {
     options.overrides.push("AuthMode=jwt".into());
     let stack = Stack::start(options).await;
     let issuer = stack.dev_issuer.clone().expect("a development issuer");
-    let token = chat_local::issuer::fetch_token(&issuer, "Ada").await.unwrap();
+    let token = chat_local::issuer::fetch_token(&issuer, "Ada")
+        .await
+        .unwrap();
 
     let url = format!("{}/Test?token={token}", stack.ws_url);
     let mut ada = common::Client::connect(&url).await.unwrap();
@@ -119,7 +121,12 @@ async fn the_arm64_authorizer_signs_users_in() {
     // The same token with one signature character changed.
     let at = token.rfind('.').unwrap() + 10;
     let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
-    let forged = format!("{}/Test?token={}{swapped}{}", stack.ws_url, &token[..at], &token[at + 1..]);
+    let forged = format!(
+        "{}/Test?token={}{swapped}{}",
+        stack.ws_url,
+        &token[..at],
+        &token[at + 1..]
+    );
     assert_eq!(common::handshake_status(&forged).await, 403);
     ada.close().await;
     let _ = stack.stop().await;

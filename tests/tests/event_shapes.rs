@@ -241,10 +241,10 @@ async fn the_local_stack_delivers_events_in_the_aws_shape() {
 }
 
 #[test]
-fn the_local_authorizer_event_has_the_captured_shape() {
-    let fixture = read(
-        &repo().join("tests/fixtures/aws-events/example-apigw-v2-custom-authorizer-websocket-request.json"),
-    );
+fn the_authorizer_events_have_the_captured_shape() {
+    let fixture = read(&repo().join(
+        "tests/fixtures/aws-events/example-apigw-v2-custom-authorizer-websocket-request.json",
+    ));
     let info = chat_local::events::ConnectionInfo {
         connection_id: "R1kmxc2VNjMCFIA=".into(),
         connected_at_ms: 1_655_103_417_248,
@@ -258,23 +258,37 @@ fn the_local_authorizer_event_has_the_captured_shape() {
     let headers = [("Host".to_owned(), "127.0.0.1:3001".to_owned())];
     let query = [("token".to_owned(), "abc".to_owned())];
     let arn = "arn:aws:execute-api:us-east-1:123456789012:chatapi000/Test/$connect";
-    let local = chat_local::events::authorizer_request(&info, &headers, &query, arn, 1_655_103_417_249);
-    let (mut expected, mut actual) = (BTreeMap::new(), BTreeMap::new());
+    let local =
+        chat_local::events::authorizer_request(&info, &headers, &query, arn, 1_655_103_417_249);
+    let sample = read(&repo().join("events/authorizer/connect_request.json"));
+    let mut expected = BTreeMap::new();
     shape(&fixture, "", &mut expected);
-    shape(&local, "", &mut actual);
     // The capture also holds the Rust runtime's invocation context (context, deadline, …),
     // which is not part of what API Gateway sends.
     let sent_by_api_gateway = [
-        "type", "methodArn", "headers", "multiValueHeaders", "queryStringParameters",
-        "multiValueQueryStringParameters", "stageVariables", "requestContext",
+        "type",
+        "methodArn",
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "stageVariables",
+        "requestContext",
     ];
     expected.retain(|path, _| {
         sent_by_api_gateway
             .iter()
             .any(|top| path == top || path.starts_with(&format!("{top}.")))
     });
-    actual.remove("");
-    assert_eq!(actual, expected);
+    for (name, event) in [
+        ("the local stack's", &local),
+        ("events/authorizer/", &sample),
+    ] {
+        let mut actual = BTreeMap::new();
+        shape(event, "", &mut actual);
+        actual.remove("");
+        assert_eq!(actual, expected, "{name} authorizer event");
+    }
     assert_eq!(local["type"], "REQUEST");
     assert_eq!(local["methodArn"], arn);
     assert_eq!(local["queryStringParameters"]["token"], "abc");

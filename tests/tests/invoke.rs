@@ -6,9 +6,14 @@ mod common;
 use std::process::Stdio;
 
 async fn invoke(function: &str, event: &str) -> (bool, String, String) {
+    invoke_with(function, event, &[]).await
+}
+
+async fn invoke_with(function: &str, event: &str, extra: &[&str]) -> (bool, String, String) {
     let output = tokio::process::Command::new(common::bin_dir().join("chat-local"))
         .args(["invoke", function, "-e", event, "--bin-dir"])
         .arg(common::bin_dir())
+        .args(extra)
         .current_dir(common::repo())
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -44,6 +49,38 @@ async fn invoke_runs_a_function_once_and_prints_its_response_and_report() {
     let (ok, stdout, _) = invoke("OnMessageFunction", "events/on_message.json").await;
     assert!(ok);
     assert!(stdout.contains(r#""statusCode":200"#), "{stdout}");
+}
+
+#[tokio::test]
+async fn invoke_runs_the_authorizer_against_the_development_issuer() {
+    let jwt = ["--parameter-overrides", "AuthMode=jwt"];
+    let (ok, stdout, stderr) = invoke_with(
+        "AuthorizerFunction",
+        "events/authorizer/connect_request.json",
+        &jwt,
+    )
+    .await;
+    assert!(ok, "{stdout}{stderr}");
+    let last = stdout.lines().last().unwrap();
+    let answer: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{last}: {e}"));
+    // The sample's token is not signed by the development issuer.
+    assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    assert_eq!(
+        answer["policyDocument"]["Statement"][0]["Resource"],
+        "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/Test/$connect"
+    );
+    // Open mode deploys no authorizer, so there is none to invoke.
+    let (ok, _, stderr) = invoke(
+        "AuthorizerFunction",
+        "events/authorizer/connect_request.json",
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("no function AuthorizerFunction"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

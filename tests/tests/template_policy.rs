@@ -128,11 +128,21 @@ fn deployed(overrides: &[(&str, &str)]) -> Vec<String> {
         .expect("the template deploys with these parameters");
     let mut scope = chat_local::template::Scope::default();
     for (name, default) in &template.parameters {
-        let value = overrides.get(name).or(default.as_ref()).cloned().unwrap_or_default();
+        let value = overrides
+            .get(name)
+            .or(default.as_ref())
+            .cloned()
+            .unwrap_or_default();
         scope.refs.insert(name.clone(), value);
     }
     template.evaluate_conditions(&mut scope).unwrap();
-    template.deployed(&scope).unwrap().resources.keys().cloned().collect()
+    template
+        .deployed(&scope)
+        .unwrap()
+        .resources
+        .keys()
+        .cloned()
+        .collect()
 }
 
 #[test]
@@ -145,20 +155,40 @@ fn open_mode_deploys_no_authorizer_and_jwt_mode_puts_one_on_connect() {
     ];
     let open = deployed(&[]);
     for part in authorizer_parts {
-        assert!(!open.contains(&part.to_owned()), "open mode deploys no {part}");
+        assert!(
+            !open.contains(&part.to_owned()),
+            "open mode deploys no {part}"
+        );
     }
     let jwt = [
         ("AuthMode", "jwt"),
-        ("JwtIssuer", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"),
+        (
+            "JwtIssuer",
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
+        ),
         ("JwtAudience", "client"),
     ];
     let deployed_jwt = deployed(&jwt);
     for part in authorizer_parts {
-        assert!(deployed_jwt.contains(&part.to_owned()), "jwt mode deploys {part}");
+        assert!(
+            deployed_jwt.contains(&part.to_owned()),
+            "jwt mode deploys {part}"
+        );
     }
-    let overrides = jwt.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let stack = chat_local::stack::Stack::from_template(&template(), &common::repo(), "us-east-1", &overrides).unwrap();
-    let authorizer = stack.connect_authorizer.expect("$connect has the authorizer");
+    let overrides = jwt
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let stack = chat_local::stack::Stack::from_template(
+        &template(),
+        &common::repo(),
+        "us-east-1",
+        &overrides,
+    )
+    .unwrap();
+    let authorizer = stack
+        .connect_authorizer
+        .expect("$connect has the authorizer");
     assert_eq!(authorizer.function, "AuthorizerFunction");
     assert_eq!(
         authorizer.identity_sources,
@@ -172,8 +202,16 @@ fn open_mode_deploys_no_authorizer_and_jwt_mode_puts_one_on_connect() {
 #[test]
 fn jwt_mode_without_an_issuer_or_with_an_unknown_mode_does_not_deploy() {
     let stack = |overrides: &[(&str, &str)]| {
-        let overrides = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        chat_local::stack::Stack::from_template(&template(), &common::repo(), "us-east-1", &overrides)
+        let overrides = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        chat_local::stack::Stack::from_template(
+            &template(),
+            &common::repo(),
+            "us-east-1",
+            &overrides,
+        )
     };
     let error = stack(&[("AuthMode", "jwt"), ("JwtAudience", "client")]).unwrap_err();
     assert!(format!("{error:#}").contains("JwtIssuer"), "{error:#}");

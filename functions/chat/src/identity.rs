@@ -88,20 +88,29 @@ mod tests {
     fn names_are_cleaned_and_capped() {
         assert_eq!(clean_name("  alice  ").as_deref(), Some("alice"));
         assert_eq!(clean_name("al\u{0}i\u{7}ce\n").as_deref(), Some("alice"));
-        assert_eq!(clean_name("Ada \t\n Lovelace").as_deref(), Some("Ada Lovelace"));
+        assert_eq!(
+            clean_name("Ada \t\n Lovelace").as_deref(),
+            Some("Ada Lovelace")
+        );
         assert_eq!(clean_name(" \u{1b}\r\n "), None);
         assert_eq!(clean_name(""), None);
         let long = clean_name(&"é".repeat(100)).unwrap();
         assert_eq!(long.chars().count(), MAX_NAME_CHARS);
         let cut_at_space = clean_name(&format!("{} b", "a".repeat(31))).unwrap();
-        assert_eq!(cut_at_space, "a".repeat(31), "no trailing space after the cut");
+        assert_eq!(
+            cut_at_space,
+            "a".repeat(31),
+            "no trailing space after the cut"
+        );
     }
 
     #[test]
     fn display_name_follows_the_claim_order() {
         let claims = |value: Value| value.as_object().unwrap().clone();
-        let all = claims(json!({"sub": "s-1", "email": "e@x", "cognito:username": "cog",
-            "preferred_username": "pref", "name": "Full Name"}));
+        let all = claims(
+            json!({"sub": "s-1", "email": "e@x", "cognito:username": "cog",
+            "preferred_username": "pref", "name": "Full Name"}),
+        );
         assert_eq!(display_name(&all).as_deref(), Some("Full Name"));
         let cognito = claims(json!({"sub": "s-1", "cognito:username": "cog", "name": " \n "}));
         assert_eq!(display_name(&cognito).as_deref(), Some("cog"));

@@ -222,7 +222,9 @@ mod tests {
     use super::*;
 
     fn code_of(body: &str) -> ErrorCode {
-        chat_frame(Some(body), "id", "n", "t".into()).unwrap_err().code
+        chat_frame(Some(body), "id", "n", "t".into())
+            .unwrap_err()
+            .code
     }
 
     #[test]

@@ -44,11 +44,7 @@ fn app(dynamo_rules: &[&Rule], management_rules: &[&Rule]) -> App {
     .unwrap();
     // The sender's stored name, unless a test sets its own GetItem rule (first match wins).
     let stored_name = stored_name("carol");
-    let dynamo_rules: Vec<&Rule> = dynamo_rules
-        .iter()
-        .copied()
-        .chain([&stored_name])
-        .collect();
+    let dynamo_rules: Vec<&Rule> = dynamo_rules.iter().copied().chain([&stored_name]).collect();
     let dynamo = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &dynamo_rules);
     let management = mock_client!(
         aws_sdk_apigatewaymanagement,
@@ -149,7 +145,11 @@ async fn a_signed_in_sender_is_named_by_the_authorizer_without_a_read() {
         .await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(get.num_calls(), 0, "no GetItem when the authorizer named the sender");
+    assert_eq!(
+        get.num_calls(),
+        0,
+        "no GetItem when the authorizer named the sender"
+    );
     let posts = posts.lock().unwrap();
     assert_eq!(posts.len(), 2);
     assert!(posts.iter().all(|(_, frame)| frame["name"] == "Alice"));
@@ -356,7 +356,10 @@ async fn connect_stores_the_name_from_the_query_the_authorizer_or_a_guest_tag() 
         "alice"
     );
     let guest = format!("guest-{}", &SENDER[..4]);
-    assert_eq!(stored_name_after_connect(with_query(serde_json::json!({}))).await, guest);
+    assert_eq!(
+        stored_name_after_connect(with_query(serde_json::json!({}))).await,
+        guest
+    );
     assert_eq!(
         stored_name_after_connect(with_query(serde_json::json!({"name": "\n"}))).await,
         guest

@@ -83,7 +83,12 @@ async fn add_remove_and_list() {
     let store = ConnectionStore::new(client.clone(), &table);
 
     store
-        .add("R1kmxc2VNjMCFIA=", "alice", 1_700_000_000_000, 1_700_000_000)
+        .add(
+            "R1kmxc2VNjMCFIA=",
+            "alice",
+            1_700_000_000_000,
+            1_700_000_000,
+        )
         .await
         .unwrap();
     store

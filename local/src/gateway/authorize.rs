@@ -70,10 +70,16 @@ pub(super) async fn authorize(
 }
 
 /// Whether the handshake carries a non-empty value for `source`.
-fn present(source: &IdentitySource, headers: &[(String, String)], query: &[(String, String)]) -> bool {
+fn present(
+    source: &IdentitySource,
+    headers: &[(String, String)],
+    query: &[(String, String)],
+) -> bool {
     let found = match source {
         IdentitySource::Query(name) => query.iter().find(|(key, _)| key == name),
-        IdentitySource::Header(name) => headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)),
+        IdentitySource::Header(name) => headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name)),
     };
     found.is_some_and(|(_, value)| !value.is_empty())
 }
@@ -96,7 +102,11 @@ fn allowed(answer: &Value, method_arn: &str) -> Result<bool, String> {
                 Some(Value::String(one)) => Ok(vec![one.clone()]),
                 Some(Value::Array(many)) => many
                     .iter()
-                    .map(|v| v.as_str().map(str::to_owned).ok_or(format!("{key} holds a non-string")))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .ok_or(format!("{key} holds a non-string"))
+                    })
                     .collect(),
                 _ => Err(format!("a statement has no {key}")),
             }
@@ -128,9 +138,7 @@ fn request_context_authorizer(answer: &Value, latency_ms: u64) -> Result<Value, 
             }
             for (key, value) in context {
                 if !(value.is_string() || value.is_number() || value.is_boolean()) {
-                    return Err(format!(
-                        "context.{key} is not a string, number or boolean"
-                    ));
+                    return Err(format!("context.{key} is not a string, number or boolean"));
                 }
                 fields.insert(key.clone(), value.clone());
             }
@@ -187,11 +195,23 @@ mod tests {
         assert_eq!(allowed(&answer("Allow", ARN), ARN), Ok(true));
         assert_eq!(allowed(&answer("Deny", ARN), ARN), Ok(false));
         assert_eq!(
-            allowed(&answer("Allow", "arn:aws:execute-api:us-east-1:123456789012:chatapi000/*"), ARN),
+            allowed(
+                &answer(
+                    "Allow",
+                    "arn:aws:execute-api:us-east-1:123456789012:chatapi000/*"
+                ),
+                ARN
+            ),
             Ok(true)
         );
         assert_eq!(
-            allowed(&answer("Allow", "arn:aws:execute-api:us-east-1:123456789012:other/*"), ARN),
+            allowed(
+                &answer(
+                    "Allow",
+                    "arn:aws:execute-api:us-east-1:123456789012:other/*"
+                ),
+                ARN
+            ),
             Ok(false),
             "an Allow on another API allows nothing here"
         );
@@ -237,12 +257,35 @@ mod tests {
 
     #[test]
     fn identity_sources_must_be_present_and_non_empty() {
-        let query = vec![("token".to_owned(), "abc".to_owned()), ("e".to_owned(), String::new())];
+        let query = vec![
+            ("token".to_owned(), "abc".to_owned()),
+            ("e".to_owned(), String::new()),
+        ];
         let headers = vec![("Authorization".to_owned(), "Bearer x".to_owned())];
-        assert!(present(&IdentitySource::Query("token".into()), &headers, &query));
-        assert!(!present(&IdentitySource::Query("e".into()), &headers, &query));
-        assert!(!present(&IdentitySource::Query("Token".into()), &headers, &query));
-        assert!(present(&IdentitySource::Header("authorization".into()), &headers, &query));
-        assert!(!present(&IdentitySource::Header("x-key".into()), &headers, &query));
+        assert!(present(
+            &IdentitySource::Query("token".into()),
+            &headers,
+            &query
+        ));
+        assert!(!present(
+            &IdentitySource::Query("e".into()),
+            &headers,
+            &query
+        ));
+        assert!(!present(
+            &IdentitySource::Query("Token".into()),
+            &headers,
+            &query
+        ));
+        assert!(present(
+            &IdentitySource::Header("authorization".into()),
+            &headers,
+            &query
+        ));
+        assert!(!present(
+            &IdentitySource::Header("x-key".into()),
+            &headers,
+            &query
+        ));
     }
 }

@@ -136,7 +136,11 @@ impl Jwks {
         let document = self.get_json(&jwks_uri).await?;
         let keys: JwkSet = serde_json::from_value(document)
             .map_err(|error| Unavailable(format!("{jwks_uri} is not a JWK set: {error}")))?;
-        tracing::info!(keys = keys.keys.len(), jwks_uri, "fetched the issuer's keys");
+        tracing::info!(
+            keys = keys.keys.len(),
+            jwks_uri,
+            "fetched the issuer's keys"
+        );
         cache.jwks_uri = Some(jwks_uri);
         cache.keys = Some(Arc::new(keys));
         Ok(())
@@ -150,7 +154,10 @@ impl Jwks {
             Ok(document) => match document.get("jwks_uri").and_then(Value::as_str) {
                 Some(uri) if allowed_url(uri) => uri.to_owned(),
                 Some(uri) => {
-                    tracing::warn!(jwks_uri = uri, "discovery names a jwks_uri that is not https; using {fallback}");
+                    tracing::warn!(
+                        jwks_uri = uri,
+                        "discovery names a jwks_uri that is not https; using {fallback}"
+                    );
                     fallback
                 }
                 None => fallback,

@@ -169,11 +169,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_token_is_denied_on_the_method_arn() {
-        let config = config(&[
-            ("JWT_ISSUER", "http://127.0.0.1:9"),
-            ("JWT_AUDIENCE", "a"),
-        ])
-        .unwrap();
+        let config =
+            config(&[("JWT_ISSUER", "http://127.0.0.1:9"), ("JWT_AUDIENCE", "a")]).unwrap();
         let authorizer = Authorizer::new(&config, Duration::from_secs(30));
         let arn = "arn:aws:execute-api:us-east-1:123456789012:abc/Test/$connect";
         let answer = authorizer
