@@ -165,10 +165,13 @@ pub async fn fetch_token(url: &str, name: &str) -> Result<String> {
     let query = serde_urlencoded::to_string([("name", name)])?;
     let uri: hyper::Uri = format!("{}/token?{query}", url.trim_end_matches('/')).parse()?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-    let response = client
-        .get(uri)
+    let no_issuer = || {
+        format!("no development issuer answers at {url}; is `chat-local start` running with AuthMode=jwt?")
+    };
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
         .await
-        .with_context(|| format!("no development issuer answers at {url}; is `chat-local start` running with AuthMode=jwt?"))?;
+        .with_context(no_issuer)?
+        .with_context(no_issuer)?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     let answer: serde_json::Value = serde_json::from_slice(&body)

@@ -120,7 +120,13 @@ impl Options {
         let (dir, region) = (self.template_dir(), &self.region);
         let overrides = &self.parameter_overrides;
         let declared = |name: &str| template.parameters.contains_key(name);
-        if overrides.contains_key(issuer::ISSUER_PARAMETER) || !declared(issuer::ISSUER_PARAMETER) {
+        // An issuer given by override or by a non-empty template default is used as is.
+        let given = overrides.contains_key(issuer::ISSUER_PARAMETER)
+            || template
+                .parameters
+                .get(issuer::ISSUER_PARAMETER)
+                .is_some_and(|default| default.as_deref().is_some_and(|d| !d.is_empty()));
+        if given || !declared(issuer::ISSUER_PARAMETER) {
             return Ok((
                 Stack::from_template(&template, &dir, region, overrides)?,
                 None,

@@ -107,10 +107,12 @@ impl Stack {
             })?;
         let api_id = local_api_id(api_logical_id);
         scope.refs.insert(api_logical_id.clone(), api_id.clone());
-        for id in template.resources.keys() {
-            if template.resources[id].kind == "AWS::ApiGatewayV2::Authorizer" {
-                scope.refs.insert(id.clone(), local_id(id, 6));
-            }
+        let authorizers = template.of_type("AWS::ApiGatewayV2::Authorizer");
+        for (n, (id, _)) in authorizers.enumerate() {
+            // Six characters from the logical id, the last made unique by position.
+            let mut local = local_id(id, 5);
+            local.push(char::from_digit(n as u32 % 36, 36).unwrap_or('0'));
+            scope.refs.insert(id.clone(), local);
         }
         let tables = name_tables(template, &mut scope, region)?;
         let function_ids = name_functions(template, &mut scope, region)?;

@@ -88,6 +88,11 @@ fn bad_tokens(keys: &Keys, issuer: &TestIssuer) -> Vec<(&'static str, String)> {
         ("HS256 with the public key", hs256),
         ("truncated", valid[..valid.len() - 20].to_owned()),
         ("garbage", "x".repeat(10 * 1024)),
+        ("garbage in three parts", {
+            let part = "eyJ".repeat(800);
+            format!("{part}.{part}.{part}")
+        }),
+        ("a header that is not JSON", format!("{}.{}.c2ln", b64(b"{\"alg\":"), b64(b"{}"))),
         ("empty parts", "..".into()),
         ("RS256 header on the EC key", {
             let header = json!({"alg": "RS256", "typ": "JWT", "kid": "ec-1"});
@@ -139,7 +144,7 @@ async fn cognito_access_tokens_carry_the_audience_as_client_id() {
     let verifier = Verifier::new(&issuer.url, AUDIENCE, Duration::from_secs(30));
     let access = |client_id: &str| {
         json!({"iss": issuer.url, "sub": "c0ffee", "client_id": client_id, "token_use": "access",
-            "username": "alice", "cognito:username": "alice", "exp": now() + 600})
+            "username": "alice", "exp": now() + 600})
     };
     let verified = verifier
         .verify(&keys.rsa.token(&access(AUDIENCE)))
@@ -187,6 +192,22 @@ async fn keys_are_discovered_cached_and_refetched_for_a_new_kid_at_most_so_often
 }
 
 #[tokio::test]
+async fn an_issuer_with_a_trailing_slash_is_matched_as_written() {
+    let keys = keys();
+    let issuer = TestIssuer::start(&[&keys.rsa], true).await;
+    let with_slash = format!("{}/", issuer.url);
+    let verifier = Verifier::new(&with_slash, AUDIENCE, Duration::from_secs(30));
+    let mut claims = issuer.claims(AUDIENCE, "u", "u");
+    claims["iss"] = json!(with_slash);
+    assert!(verifier.verify(&keys.rsa.token(&claims)).await.is_ok());
+    claims["iss"] = json!(issuer.url);
+    assert!(matches!(
+        verifier.verify(&keys.rsa.token(&claims)).await,
+        Err(Rejection::Deny(_))
+    ));
+}
+
+#[tokio::test]
 async fn an_unreachable_issuer_fails_the_authorizer_rather_than_deny() {
     let keys = keys();
     let config = AuthConfig {
@@ -198,6 +219,9 @@ async fn an_unreachable_issuer_fails_the_authorizer_rather_than_deny() {
     let event = json!({"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:1:a/b/$connect",
         "queryStringParameters": {"token": keys.rsa.token(&claims)}});
     assert!(authorizer.answer(&event).await.is_err());
+    // The failed fetch is not repeated on the next connect, which fails at once.
+    let again = authorizer.answer(&event).await.unwrap_err();
+    assert!(again.to_string().contains("could not be fetched"), "{again}");
 }
 
 #[tokio::test]

@@ -14,6 +14,8 @@ pub const NAME_CLAIMS: &[&str] = &[
     "name",
     "preferred_username",
     "cognito:username",
+    // Cognito access tokens carry the user name as `username`.
+    "username",
     "email",
     "sub",
 ];
@@ -114,6 +116,8 @@ mod tests {
         assert_eq!(display_name(&all).as_deref(), Some("Full Name"));
         let cognito = claims(json!({"sub": "s-1", "cognito:username": "cog", "name": " \n "}));
         assert_eq!(display_name(&cognito).as_deref(), Some("cog"));
+        let access = claims(json!({"sub": "s-1", "username": "alice", "email": "a@x"}));
+        assert_eq!(display_name(&access).as_deref(), Some("alice"));
         let only_sub = claims(json!({"sub": "s-1", "email": 7}));
         assert_eq!(display_name(&only_sub).as_deref(), Some("s-1"));
         assert_eq!(display_name(&claims(json!({}))), None);

@@ -69,16 +69,18 @@ pub(super) async fn authorize(
     }
 }
 
-/// Whether the handshake carries a non-empty value for `source`.
+/// Whether the handshake carries a non-empty value for `source`: the last one given, the
+/// one the event's single-value map carries.
 fn present(
     source: &IdentitySource,
     headers: &[(String, String)],
     query: &[(String, String)],
 ) -> bool {
     let found = match source {
-        IdentitySource::Query(name) => query.iter().find(|(key, _)| key == name),
+        IdentitySource::Query(name) => query.iter().rev().find(|(key, _)| key == name),
         IdentitySource::Header(name) => headers
             .iter()
+            .rev()
             .find(|(key, _)| key.eq_ignore_ascii_case(name)),
     };
     found.is_some_and(|(_, value)| !value.is_empty())
@@ -260,6 +262,8 @@ mod tests {
         let query = vec![
             ("token".to_owned(), "abc".to_owned()),
             ("e".to_owned(), String::new()),
+            ("twice".to_owned(), "x".to_owned()),
+            ("twice".to_owned(), String::new()),
         ];
         let headers = vec![("Authorization".to_owned(), "Bearer x".to_owned())];
         assert!(present(
@@ -267,6 +271,10 @@ mod tests {
             &headers,
             &query
         ));
+        assert!(
+            !present(&IdentitySource::Query("twice".into()), &headers, &query),
+            "the last value counts, as in the event"
+        );
         assert!(!present(
             &IdentitySource::Query("e".into()),
             &headers,

@@ -17,8 +17,9 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-/// How long one discovery or JWKS request may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one discovery or JWKS request may take; a fetch makes at most two, well
+/// inside the authorizer's timeout.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The largest discovery document or key set read.
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -107,6 +108,14 @@ impl Jwks {
     pub async fn key(&self, kid: Option<&str>) -> Result<Option<Jwk>, Unavailable> {
         let mut cache = self.cache.lock().await;
         if cache.keys.is_none() {
+            // A failed fetch is not retried on every connect either.
+            if let Some(at) = cache.fetched_at.filter(|at| at.elapsed() < self.min_refresh) {
+                return Err(Unavailable(format!(
+                    "the issuer's keys could not be fetched {} s ago; retrying after {} s",
+                    at.elapsed().as_secs(),
+                    self.min_refresh.as_secs()
+                )));
+            }
             self.refresh(&mut cache).await?;
         }
         let find = |keys: &JwkSet| match kid {

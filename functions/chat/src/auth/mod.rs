@@ -28,7 +28,8 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// Reads `JWT_ISSUER` and `JWT_AUDIENCE` through `var`; both are required, and the
-    /// issuer must be `https://` (or `http://` on loopback, for local issuers).
+    /// issuer must be `https://` (or `http://` on loopback, for local issuers). The issuer
+    /// is kept exactly as given: tokens' `iss` must equal it, trailing slash and all.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<AuthConfig, String> {
         let required = |name: &str| {
             var(name)
@@ -36,7 +37,7 @@ impl AuthConfig {
                 .filter(|value| !value.is_empty())
                 .ok_or_else(|| format!("{name} must be set when AuthMode is jwt"))
         };
-        let issuer = required("JWT_ISSUER")?.trim_end_matches('/').to_owned();
+        let issuer = required("JWT_ISSUER")?;
         if !jwks::allowed_url(&issuer) {
             return Err(format!(
                 "JWT_ISSUER {issuer:?} must be an https:// URL (http:// only on loopback)"
@@ -144,7 +145,7 @@ mod tests {
         assert_eq!(
             config(&[("JWT_ISSUER", cognito), ("JWT_AUDIENCE", "client")]).unwrap(),
             AuthConfig {
-                issuer: cognito.trim_end_matches('/').into(),
+                issuer: cognito.into(),
                 audience: "client".into()
             }
         );
