@@ -9,10 +9,16 @@
 // `?token=`. Elsewhere (a static host in front of AWS) the mode is unknown: the page connects
 // with a token handed over as `#token=…` or pasted, else by name. A token is kept in memory and
 // sessionStorage only, and never shown or logged; the name is remembered in localStorage.
+//
+// A token is kept with the socket (scheme://host/path) it was got for or first used with, and
+// sent by itself only to that socket: a link's `?ws=` may name any server, and must not make the
+// page hand it the tab's token. For any other socket the page waits for Sign in / Join, which
+// binds the token to it. A handed-over token is bound by that first click too.
 
 import {
   afterClose, backoff, chatRequest, cleanName, clock, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes,
-  interpret, parseConfig, parseTokenAnswer, refusal, senderLabel, sizeHint, tokenExpired, tokenName, tokenRequestUrl,
+  interpret, parseConfig, parseTokenAnswer, refusal, senderLabel, sizeHint, socketKey, tokenExpired, tokenMayGoTo,
+  tokenName, tokenRequestUrl,
 } from './chat.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -35,6 +41,7 @@ const who = $('#who');
 const NAME_KEY = 'chat.name';
 const TOKEN_KEY = 'chat.token';
 const TOKEN_NAME_KEY = 'chat.tokenName';
+const TOKEN_FOR_KEY = 'chat.tokenFor';
 
 let socket = null;
 let attempt = 0;
@@ -45,6 +52,8 @@ let config = parseConfig(null);
 /** The sign-in token (JWT) and the name its issuer gave, or null. */
 let token = null;
 let tokenLabel = null;
+/** The socket (socketKey) the token may be sent to without asking, or null until a click binds it. */
+let tokenFor = null;
 /** Bumped whenever a connection is dropped on purpose, so that a slower sign-in gives up. */
 let generation = 0;
 /** What #who says before the server's own name for us is known: 'You are' or 'Signed in as'. */
@@ -97,11 +106,19 @@ function storedName() {
   return (stored(localStorage, NAME_KEY) ?? '').trim();
 }
 
-function keepToken(value, name) {
+/** Keeps token `value`, bound to WebSocket URL `target` (null: to none yet, a click binds it). */
+function keepToken(value, name, target) {
   token = value;
   tokenLabel = name || tokenName(value);
   store(sessionStorage, TOKEN_KEY, value);
   store(sessionStorage, TOKEN_NAME_KEY, tokenLabel);
+  bindToken(target);
+}
+
+/** From now on the token goes by itself to `target`'s socket, and to no other. */
+function bindToken(target) {
+  tokenFor = target === null ? null : socketKey(target);
+  store(sessionStorage, TOKEN_FOR_KEY, tokenFor);
 }
 
 function forgetToken() {
@@ -109,6 +126,7 @@ function forgetToken() {
   tokenLabel = null;
   store(sessionStorage, TOKEN_KEY, null);
   store(sessionStorage, TOKEN_NAME_KEY, null);
+  bindToken(null);
 }
 
 /** The sign-in mode for the URL under Server. */
@@ -212,6 +230,13 @@ function connect() {
     signedOut(expiredText(mode));
     return;
   }
+  if (withToken && !tokenMayGoTo(tokenFor, url)) {
+    // Not the socket the token is for (a link's ?ws= can name any server): the user decides.
+    const target = socketKey(url);
+    if (target === null) setStatus('offline', 'Cannot connect: the WebSocket URL must start with ws:// or wss://.');
+    else signedOut(`Sign in to ${target}: press ${joinLabel(mode)} to send your sign-in token to this server.`);
+    return;
+  }
   const name = withToken ? null : storedName();
   setStatus('connecting', attempt ? `Reconnecting to ${url} (attempt ${attempt})…` : `Connecting to ${url}…`);
   let ws;
@@ -293,6 +318,8 @@ function refusedText(mode, withToken, tries, code) {
 async function signIn(tokenUrl, name) {
   drop();
   const mine = generation;
+  // The token is for the socket it was asked for, should the URL under Server change meanwhile.
+  const target = urlInput.value.trim();
   setStatus('connecting', name ? `Signing in as ${cleanName(name)}…` : 'Signing in…');
   let answer = null;
   let problem = null;
@@ -313,7 +340,7 @@ async function signIn(tokenUrl, name) {
     signedOut(`Sign-in failed: ${problem}.`);
     return;
   }
-  keepToken(answer.token, answer.name);
+  keepToken(answer.token, answer.name, target);
   connectFresh();
 }
 
@@ -379,9 +406,14 @@ signinForm.addEventListener('submit', (event) => {
   store(localStorage, NAME_KEY, name);
   const pasted = tokenInput.value.trim();
   tokenInput.value = '';
+  const target = urlInput.value.trim();
   if (mode.authMode === 'open') connectFresh();
   else if (pasted) {
-    keepToken(pasted, null);
+    keepToken(pasted, null, target);
+    connectFresh();
+  } else if (token !== null && !tokenExpired(token) && !tokenMayGoTo(tokenFor, target)) {
+    // The token held for another socket, or handed over, goes to this one because the user said so.
+    bindToken(target);
     connectFresh();
   } else if (mode.authMode === 'jwt' && mode.tokenUrl) signIn(mode.tokenUrl, name);
   else if (token !== null) connectFresh();
@@ -410,12 +442,14 @@ urlInput.value = defaultUrl(window.location);
 nameInput.value = storedName();
 const handed = fragmentToken(window.location.hash);
 if (handed) {
-  keepToken(handed, null);
+  // Bound to no socket yet: the link that handed it over may also have chosen ?ws=.
+  keepToken(handed, null, null);
   // Out of the address bar and the history, so it is not bookmarked or shared by accident.
   history.replaceState(null, '', window.location.pathname + window.location.search);
 } else if (stored(sessionStorage, TOKEN_KEY)) {
   token = stored(sessionStorage, TOKEN_KEY);
   tokenLabel = stored(sessionStorage, TOKEN_NAME_KEY) || tokenName(token);
+  tokenFor = stored(sessionStorage, TOKEN_FOR_KEY);
 }
 config = await loadConfig();
 const startMode = currentMode();

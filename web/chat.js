@@ -1,6 +1,7 @@
 // The chat client's logic, free of the DOM so it can be tested on its own: where to
-// connect and as whom, how big a message may be (one 32 KB frame), how long to wait before
-// reconnecting (and when not to), what a server frame means and whose name it shows.
+// connect and as whom (and where a saved token may go by itself), how big a message may be
+// (one 32 KB frame), how long to wait before reconnecting (and when not to), what a server
+// frame means and whose name it shows.
 
 /**
  * API Gateway's limit on one WebSocket frame: a bigger frame closes the connection with 1009.
@@ -176,6 +177,32 @@ export function configFor(config, wsUrl, location) {
 }
 
 /**
+ * The socket a token is for: WebSocket URL `url` as scheme://host[:port]/path, without user
+ * info, query or fragment (a default port and an empty path normalised away), or null when it
+ * is not a ws:// or wss:// URL.
+ */
+export function socketKey(url) {
+  let parsed;
+  try {
+    parsed = new URL(String(url ?? '').trim());
+  } catch {
+    return null;
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') return null;
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+}
+
+/**
+ * Whether the page may send a token saved for socket `savedFor` to WebSocket URL `target`
+ * without asking: only to that very socket. A link's `?ws=` chooses the target, so anything
+ * else (another host, port or path, or no saved socket) waits for the user to sign in there.
+ */
+export function tokenMayGoTo(savedFor, target) {
+  const saved = socketKey(savedFor);
+  return saved !== null && saved === socketKey(target);
+}
+
+/**
  * A sign-in token handed over in the page's fragment (`#token=…`, or `#id_token=…` /
  * `#access_token=…` as an OAuth implicit grant returns it), or null.
  */
@@ -206,8 +233,11 @@ export function jwtClaims(token) {
   }
 }
 
-/** The claims a display name is taken from, first found wins (Cognito's among them). */
-export const NAME_CLAIMS = ['name', 'preferred_username', 'cognito:username', 'email', 'sub'];
+/**
+ * The claims a display name is taken from, first found wins. Cognito's ID tokens carry
+ * `cognito:username`, its access tokens `username`.
+ */
+export const NAME_CLAIMS = ['name', 'preferred_username', 'cognito:username', 'username', 'email', 'sub'];
 
 /** The name to show for JWT `token`, or null when it has none (the page then says "signed in"). */
 export function tokenName(token) {

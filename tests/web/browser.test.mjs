@@ -3,7 +3,8 @@
 // messages over one 32 KB frame are refused in the page, a message the server closes 1009
 // on is put back in the box, a name chosen in the page labels its messages, and a screenshot
 // is kept as an artifact. A second stack in AuthMode=jwt signs pages in through its token
-// endpoint, refuses a bad token without a reconnect loop, and takes a pasted token.
+// endpoint, sends a handed-over token only once the user signs in, refuses a badly signed one
+// without a reconnect loop, and takes a pasted token.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -243,10 +244,18 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
   let issuerPort;
   const pageUrl = () => `http://127.0.0.1:${jwtPort}/`;
 
-  /** An unsigned JWT: well formed, so only the server's signature check can refuse it. */
-  function forged(claims) {
-    const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-    return `${part({ alg: 'RS256', typ: 'JWT', kid: 'forged' })}.${part(claims)}.${Buffer.from('no signature').toString('base64url')}`;
+  /**
+   * A token of the development issuer's for `name` with one character of its signature changed:
+   * its header (the issuer's real `kid`), payload and expiry are good, so only the server's
+   * signature check can refuse it (a made-up `kid` would be refused as an unknown key instead).
+   */
+  async function forged(name) {
+    const response = await fetch(`http://127.0.0.1:${issuerPort}/token?name=${name}`);
+    assert.equal(response.status, 200);
+    const [header, payload, signature] = (await response.json()).token.split('.');
+    const at = 10;
+    const changed = signature[at] === 'A' ? 'B' : 'A';
+    return `${header}.${payload}.${signature.slice(0, at)}${changed}${signature.slice(at + 1)}`;
   }
 
   /** Counts the WebSockets the page opens, in window.sockets. */
@@ -310,8 +319,13 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
   });
 
   test('a refused token says so, is not retried in a loop, and signing in again works', async () => {
-    const bad = forged({ sub: 'mallory', name: 'mallory', exp: Math.floor(Date.now() / 1000) + 3600 });
+    const bad = await forged('mallory');
     const page = await newPage(countSockets, `${pageUrl()}#token=${bad}`);
+    // A handed-over token is sent nowhere until the user signs in to the socket the page names.
+    await page.locator('#status[data-state="signed-out"]', { hasText: `Sign in to ws://127.0.0.1:${jwtPort}/` })
+      .waitFor({ timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.sockets), 0, 'nothing connected before the click');
+    await page.click('#join');
     await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign-in refused: get a new token' })
       .waitFor({ timeout: 10_000 });
     assert.equal(page.url().includes('token='), false, 'the token left the address bar');

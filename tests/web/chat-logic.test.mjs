@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   afterClose, backoff, chatRequest, cleanName, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes, interpret,
-  jwtClaims, kb, parseConfig, parseTokenAnswer, refusal, senderLabel, shortId, sizeHint, tokenExpired, tokenName,
-  tokenRequestUrl, withParam, MAX_FRAME_BYTES, TOKEN_RETRIES,
+  jwtClaims, kb, parseConfig, parseTokenAnswer, refusal, senderLabel, shortId, sizeHint, socketKey, tokenExpired,
+  tokenMayGoTo, tokenName, tokenRequestUrl, withParam, MAX_FRAME_BYTES, NAME_CLAIMS, TOKEN_RETRIES,
 } from '../../web/chat.js';
 
 /** The bytes of `{"action":"onMessage","message":""}` around the text. */
@@ -169,6 +169,33 @@ test("the sign-in mode comes from the page's /chat-config.json, for its own host
   assert.equal(configFor(jwtMode, '', page).authMode, 'unknown');
 });
 
+test('a saved token goes by itself only to the socket it is for: same scheme, host, port and path', () => {
+  const saved = socketKey('wss://x.example/Test');
+  assert.equal(saved, 'wss://x.example/Test');
+  assert.equal(socketKey('wss://x.example/Test?token=abc#f'), 'wss://x.example/Test', 'no query, no fragment');
+  assert.equal(socketKey('  wss://user:pw@X.Example:443/Test '), 'wss://x.example/Test', 'no user info, default port');
+  assert.equal(socketKey('ws://127.0.0.1:3001'), 'ws://127.0.0.1:3001/');
+  for (const bad of ['', 'not a url', 'https://x.example/Test', 'javascript:alert(1)', null, undefined, 42]) {
+    assert.equal(socketKey(bad), null, `no socket in ${String(bad)}`);
+  }
+
+  assert.equal(tokenMayGoTo(saved, 'wss://x.example/Test'), true);
+  assert.equal(tokenMayGoTo(saved, 'wss://x.example/Test?a=1'), true, 'a query is not another socket');
+  assert.equal(tokenMayGoTo('ws://127.0.0.1:3001/', 'ws://127.0.0.1:3001'), true);
+  assert.equal(tokenMayGoTo(saved, 'wss://x.example/Prod'), false, 'same host, another path');
+  assert.equal(tokenMayGoTo(saved, 'wss://x.example/'), false);
+  assert.equal(tokenMayGoTo(saved, 'wss://x.example:8443/Test'), false, 'another port');
+  assert.equal(tokenMayGoTo(saved, 'ws://x.example/Test'), false, 'another scheme');
+  assert.equal(tokenMayGoTo(saved, 'wss://attacker.example/Test'), false, 'another host');
+  assert.equal(tokenMayGoTo(saved, 'wss://x.example.attacker.example/Test'), false);
+  assert.equal(tokenMayGoTo(saved, 'wss://x.example@attacker.example/Test'), false, 'user info is not the host');
+  // Malformed on either side, or nothing saved: never.
+  for (const [savedFor, target] of [[saved, 'not a url'], [saved, ''], ['not a url', 'not a url'], [null, null],
+    [null, 'wss://x.example/Test'], ['', 'wss://x.example/Test'], [saved, 'https://x.example/Test']]) {
+    assert.equal(tokenMayGoTo(savedFor, target), false, `${String(savedFor)} → ${String(target)}`);
+  }
+});
+
 test('a token handed over in the fragment is found, in the forms an OAuth redirect uses too', () => {
   assert.equal(fragmentToken('#token=aaa.bbb.ccc'), 'aaa.bbb.ccc');
   assert.equal(fragmentToken('token=aaa.bbb.ccc'), 'aaa.bbb.ccc');
@@ -186,6 +213,10 @@ test("a token's display name is decoded from its payload for display only, and n
   assert.equal(tokenName(jwt({ sub: 'u1', name: 'Alice A.' })), 'Alice A.');
   assert.equal(tokenName(jwt({ sub: 'u1', preferred_username: 'alice' })), 'alice');
   assert.equal(tokenName(jwt({ sub: 'u1', 'cognito:username': 'alice-c', email: 'a@example.com' })), 'alice-c');
+  // A Cognito access token says `username`; its ID token's `cognito:username` comes first.
+  assert.equal(tokenName(jwt({ sub: 'u1', username: 'alice-a', email: 'a@example.com' })), 'alice-a');
+  assert.equal(tokenName(jwt({ sub: 'u1', username: 'alice-a', 'cognito:username': 'alice-c' })), 'alice-c');
+  assert.deepEqual(NAME_CLAIMS, ['name', 'preferred_username', 'cognito:username', 'username', 'email', 'sub']);
   assert.equal(tokenName(jwt({ sub: 'u1', email: 'a@example.com' })), 'a@example.com');
   assert.equal(tokenName(jwt({ sub: '8c4b-11ef' })), '8c4b-11ef');
   assert.equal(tokenName(jwt({ sub: 'u1', name: '  ', preferred_username: 'second' })), 'second', 'a blank claim is skipped');
