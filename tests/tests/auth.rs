@@ -92,7 +92,10 @@ fn bad_tokens(keys: &Keys, issuer: &TestIssuer) -> Vec<(&'static str, String)> {
             let part = "eyJ".repeat(800);
             format!("{part}.{part}.{part}")
         }),
-        ("a header that is not JSON", format!("{}.{}.c2ln", b64(b"{\"alg\":"), b64(b"{}"))),
+        (
+            "a header that is not JSON",
+            format!("{}.{}.c2ln", b64(b"{\"alg\":"), b64(b"{}")),
+        ),
         ("empty parts", "..".into()),
         ("RS256 header on the EC key", {
             let header = json!({"alg": "RS256", "typ": "JWT", "kid": "ec-1"});
@@ -221,7 +224,10 @@ async fn an_unreachable_issuer_fails_the_authorizer_rather_than_deny() {
     assert!(authorizer.answer(&event).await.is_err());
     // The failed fetch is not repeated on the next connect, which fails at once.
     let again = authorizer.answer(&event).await.unwrap_err();
-    assert!(again.to_string().contains("could not be fetched"), "{again}");
+    assert!(
+        again.to_string().contains("could not be fetched"),
+        "{again}"
+    );
 }
 
 #[tokio::test]

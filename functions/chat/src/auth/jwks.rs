@@ -109,7 +109,10 @@ impl Jwks {
         let mut cache = self.cache.lock().await;
         if cache.keys.is_none() {
             // A failed fetch is not retried on every connect either.
-            if let Some(at) = cache.fetched_at.filter(|at| at.elapsed() < self.min_refresh) {
+            if let Some(at) = cache
+                .fetched_at
+                .filter(|at| at.elapsed() < self.min_refresh)
+            {
                 return Err(Unavailable(format!(
                     "the issuer's keys could not be fetched {} s ago; retrying after {} s",
                     at.elapsed().as_secs(),
