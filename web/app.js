@@ -14,11 +14,17 @@
 // sent by itself only to that socket: a link's `?ws=` may name any server, and must not make the
 // page hand it the tab's token. For any other socket the page waits for Sign in / Join, which
 // binds the token to it. A handed-over token is bound by that first click too.
+//
+// The page is in one room at a time, the one its URL's `?room=` names (lobby without one). It
+// connects with `?room=`, moves with a `join` action (no reconnect), and on every connect and
+// every move asks who is there and what was said: history goes above what arrives meanwhile,
+// each message once (by id), and nothing of another room is shown.
 
 import {
   afterClose, backoff, chatRequest, cleanName, clock, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes,
-  interpret, parseConfig, parseTokenAnswer, refusal, senderLabel, sizeHint, socketKey, tokenExpired, tokenMayGoTo,
-  tokenName, tokenRequestUrl,
+  historyRequest, initialRoom, interpret, joinRequest, memberEntries, mergeHistory, messageKey, newRoster, pageWithRoom,
+  parseConfig, parseTokenAnswer, presenceText, rateLimitText, refusal, roomRefusal, rosterSummary, senderLabel, sizeHint,
+  socketKey, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster, whoRequest,
 } from './chat.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -37,6 +43,11 @@ const tokenInput = $('#token');
 const joinButton = $('#join');
 const signOutButton = $('#signout');
 const who = $('#who');
+const roomForm = $('#room-form');
+const roomInput = $('#room');
+const roomNote = $('#room-note');
+const memberCount = $('#member-count');
+const memberList = $('#members');
 
 const NAME_KEY = 'chat.name';
 const TOKEN_KEY = 'chat.token';
@@ -60,6 +71,26 @@ let generation = 0;
 let whoPrefix = 'You are';
 /** Messages sent and not yet seen coming back: {text, ws}. */
 const pending = [];
+/** Every connection id this page has had: their messages (in history too) are its own. */
+const ownIds = new Set();
+/** The room the page is in; the URL, the room box, the log and the member list are about it. */
+let currentRoom = null;
+/** Who is in it (see updateRoster). */
+let roster = newRoster(null);
+/** The messageKey of every message shown in this room, so that each shows once. */
+const shown = new Set();
+/** The log item history goes after (null: the top): where the log stood when it was asked for. */
+let historyAfter = null;
+/** Whether history was shown in this room yet (a truncated first answer says so). */
+let historyShown = false;
+/** The room a `join` left, until the server moves us (our own `joined`) or refuses the name. */
+let joinFrom = null;
+/** While waiting for our own `joined` to ask the new room: the timer that asks anyway. */
+let joinTimer = null;
+/** How long to wait for our own `joined` before asking the new room anyway. */
+const JOIN_WAIT_MS = 3_000;
+/** Until when (ms) the server said it takes no messages from us (rate_limited). */
+let quietUntil = 0;
 
 function setStatus(state, text) {
   status.dataset.state = state;
@@ -74,6 +105,11 @@ function showNote(text) {
 function showWho(text) {
   who.textContent = text ?? '';
   who.hidden = !text;
+}
+
+function showRoomNote(text) {
+  roomNote.textContent = text ?? '';
+  roomNote.hidden = !text;
 }
 
 function showSize() {
@@ -153,7 +189,7 @@ function signedOut(text) {
   showSignIn(currentMode());
 }
 
-function append(kind, parts) {
+function logItem(kind, parts) {
   const item = document.createElement('li');
   item.className = kind;
   if (parts.meta) {
@@ -167,29 +203,221 @@ function append(kind, parts) {
   body.className = 'body';
   body.textContent = parts.text;
   item.append(body);
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  return item;
+}
+
+function atBottom() {
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+}
+
+function append(kind, parts) {
+  const item = logItem(kind, parts);
+  const follow = atBottom();
   log.append(item);
-  if (atBottom || kind === 'own') item.scrollIntoView({ block: 'end' });
+  if (follow || kind === 'own') item.scrollIntoView({ block: 'end' });
+  return item;
+}
+
+/** Puts `item` where history goes: after what was in the log when it was asked for. */
+function insertHistory(item) {
+  if (historyAfter) historyAfter.after(item);
+  else log.prepend(item);
+  historyAfter = item;
+}
+
+function messageItem(message) {
+  const own = ownIds.has(message.from);
+  const label = own ? 'You' : senderLabel(message);
+  return logItem(own ? 'own' : 'message', {
+    meta: `${label} · ${clock(message.sentAt)}`, title: `Connection ${message.from}`, text: message.text,
+  });
+}
+
+/** The server's name for us (a guest's, or the name as it cleaned it) is the one to show. */
+function showOwnName(name) {
+  if (cleanName(name ?? '')) showWho(`${whoPrefix} ${cleanName(name)}`);
+}
+
+function learnOwnId(id) {
+  ownId = id;
+  ownIds.add(id);
 }
 
 function receive(data) {
   const frame = interpret(data);
   if (frame.kind === 'message') {
     const index = pending.findIndex((sent) => sent.text === frame.text);
-    if (ownId === null && index !== -1) ownId = frame.from;
+    if (ownId === null && index !== -1) learnOwnId(frame.from);
     const own = frame.from === ownId;
     if (own && index !== -1) pending.splice(index, 1);
-    // The server's name for us (a guest's, or the name as it cleaned it) is the one to show.
-    if (own && cleanName(frame.name ?? '')) showWho(`${whoPrefix} ${cleanName(frame.name)}`);
-    const label = own ? 'You' : senderLabel(frame);
-    append(own ? 'own' : 'message', {
-      meta: `${label} · ${clock(frame.sentAt)}`, title: `Connection ${frame.from}`, text: frame.text,
-    });
+    if (own) showOwnName(frame.name);
+    // Another room's message (sent there before a move) is never shown here; history may have shown this one.
+    if (frame.room !== null && frame.room !== currentRoom) return;
+    const key = messageKey(frame);
+    if (shown.has(key)) return;
+    shown.add(key);
+    const item = messageItem(frame);
+    const follow = atBottom();
+    log.append(item);
+    if (follow || own) item.scrollIntoView({ block: 'end' });
+  } else if (frame.kind === 'history') {
+    receiveHistory(frame);
+  } else if (frame.kind === 'members') {
+    if (frame.you) learnOwnId(frame.you);
+    roster = updateRoster(roster, frame);
+    showMembers();
+    if (roster.known) showOwnName(roster.members.find((member) => member.from === ownId)?.name);
+  } else if (frame.kind === 'joined' || frame.kind === 'left') {
+    receivePresence(frame);
+  } else if (frame.kind === 'error' && frame.code === 'rate_limited') {
+    rateLimited(frame.retryAfterMs);
   } else if (frame.kind === 'error') {
+    if (frame.code === 'invalid_room') roomRefused(frame.text);
     append('error', { meta: `Error · ${frame.code}`, text: frame.text });
   } else {
     append('notice', { text: frame.text });
   }
+}
+
+/** Shows what a `history` answer has that the log has not, above what arrived since it was asked for. */
+function receiveHistory(frame) {
+  if (frame.room !== currentRoom) return;
+  const fresh = mergeHistory(shown, frame.messages, currentRoom);
+  if (fresh.length === 0) return;
+  const follow = atBottom();
+  if (frame.truncated && !historyShown) insertHistory(logItem('notice', { text: 'Older messages are not shown.' }));
+  historyShown = true;
+  for (const message of fresh) {
+    shown.add(messageKey(message));
+    insertHistory(messageItem(message));
+  }
+  if (follow) log.scrollTop = log.scrollHeight;
+}
+
+/** Someone entered or left a room: the member list follows, and the log says so (for this room only). */
+function receivePresence(frame) {
+  if (frame.room !== currentRoom) return;
+  roster = updateRoster(roster, frame);
+  showMembers();
+  if (frame.kind === 'joined' && frame.from === ownId) {
+    // The server moved us: the new room can be asked now, and answers for it.
+    joinFrom = null;
+    if (joinTimer !== null) askRoom();
+    return;
+  }
+  // An earlier connection of ours leaving after a reconnect is no news.
+  if (ownIds.has(frame.from)) return;
+  append('presence', { text: presenceText(frame) });
+}
+
+function showMembers() {
+  memberCount.textContent = rosterSummary(roster);
+  if (roster.known) memberCount.dataset.count = String(roster.members.length);
+  else delete memberCount.dataset.count;
+  memberList.replaceChildren(...memberEntries(roster).map((entry) => {
+    const item = document.createElement('li');
+    item.textContent = entry.label;
+    item.title = `Connection ${entry.from}`;
+    if (entry.own) {
+      item.className = 'own';
+      const mark = document.createElement('span');
+      mark.className = 'you';
+      mark.textContent = ' (you)';
+      item.append(mark);
+    }
+    return item;
+  }));
+}
+
+/** Asks the server who is in the room and what was said there (on an open socket). */
+function askRoom() {
+  clearTimeout(joinTimer);
+  joinTimer = null;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  roster = updateRoster(roster, { kind: 'who' });
+  socket.send(whoRequest());
+  socket.send(historyRequest());
+}
+
+/**
+ * Makes `room` the page's room: the URL, the room box, an empty log and member list. The
+ * server is told separately (join, or ?room= on the next connect).
+ */
+function enterRoom(room) {
+  currentRoom = room;
+  roomInput.value = room;
+  history.replaceState(history.state, '', pageWithRoom(window.location, room));
+  log.replaceChildren();
+  shown.clear();
+  historyAfter = null;
+  historyShown = false;
+  roster = { ...newRoster(room), you: ownId };
+  showMembers();
+}
+
+/** Moves the page to the room typed in the room box, if the server would take the name. */
+function switchRoom(typed) {
+  const room = typed.trim();
+  const problem = roomRefusal(room);
+  if (problem) {
+    showRoomNote(problem);
+    return;
+  }
+  showRoomNote(null);
+  roomInput.value = room;
+  if (room === currentRoom) return;
+  const from = currentRoom;
+  enterRoom(room);
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(joinRequest(room));
+    joinFrom = from;
+    // Asked at once, `who` might be answered for the room being left; our own `joined` says
+    // when the move is done. Without our id yet (no `members` answer) it cannot be recognised.
+    if (ownId === null) askRoom();
+    else {
+      clearTimeout(joinTimer);
+      joinTimer = setTimeout(askRoom, JOIN_WAIT_MS);
+    }
+  } else if (socket) {
+    // Still connecting, with the old room in the URL: connect again, to the new one.
+    drop();
+    connect();
+  }
+}
+
+/** The server refused the room a `join` asked for: back to the room the connection is still in. */
+function roomRefused(text) {
+  if (joinFrom === null) return;
+  showRoomNote(`The server refused the room name "${currentRoom}": ${text}`);
+  const back = joinFrom;
+  joinFrom = null;
+  enterRoom(back);
+  askRoom();
+}
+
+/**
+ * After a rate_limited error: says how long to wait, and puts the newest message still unanswered
+ * back in the box (the server posted none of the refused ones; several refusals put them back
+ * oldest first).
+ */
+function rateLimited(retryAfterMs) {
+  quietUntil = Date.now() + (retryAfterMs ?? 1_000);
+  const index = pending.findLastIndex((sent) => sent.ws === socket);
+  const text = rateLimitText(retryAfterMs);
+  if (index === -1) {
+    showNote(text);
+    return;
+  }
+  const [lost] = pending.splice(index, 1);
+  putBack(lost.text);
+  showNote(`${text} Your message was not sent; it is back in the box.`);
+}
+
+/** Puts unsent `text` back in the box, before anything typed since. */
+function putBack(text) {
+  const typed = input.value;
+  if (typed !== text) input.value = typed.trim() === '' ? text : `${text}\n\n${typed}`;
+  showSize();
 }
 
 /** Closes the current socket (it reconnects no more) and gives up any sign-in under way. */
@@ -241,7 +469,7 @@ function connect() {
   setStatus('connecting', attempt ? `Reconnecting to ${url} (attempt ${attempt})…` : `Connecting to ${url}…`);
   let ws;
   try {
-    ws = new WebSocket(connectUrl(url, withToken ? { token } : { name }));
+    ws = new WebSocket(connectUrl(url, withToken ? { token } : { name }, currentRoom));
   } catch (error) {
     // The browser's message quotes the URL, and with it the token: say only what is wrong.
     setStatus('offline', withToken ? 'Cannot connect: the WebSocket URL is not valid.' : `Cannot connect: ${error.message}`);
@@ -255,6 +483,13 @@ function connect() {
     attempt = 0;
     ownId = null;
     setStatus('online', `Connected to ${url}`);
+    // In the room of the URL it connected with: ask who is there and what was said, to go
+    // after what the log has (a reconnect keeps it, and shows what was missed).
+    joinFrom = null;
+    historyAfter = log.lastElementChild;
+    roster = newRoster(currentRoom);
+    showMembers();
+    askRoom();
     whoPrefix = withToken ? 'Signed in as' : 'You are';
     if (withToken) showWho(tokenLabel ? `Signed in as ${tokenLabel}` : 'Signed in');
     else showWho(name ? `You are ${cleanName(name)}` : 'You are a guest (the server picks your name)');
@@ -356,10 +591,8 @@ function restoreTooBig(unanswered) {
     showNote(text);
     return;
   }
-  const typed = input.value;
-  if (typed !== lost) input.value = typed.trim() === '' ? lost : `${lost}\n\n${typed}`;
+  putBack(lost);
   showNote(`${text} It was not delivered and is back in the box; shorten it and send it again.`);
-  showSize();
 }
 
 form.addEventListener('submit', (event) => {
@@ -372,6 +605,10 @@ form.addEventListener('submit', (event) => {
   }
   if (!socket || socket.readyState !== WebSocket.OPEN) {
     showNote('Not connected yet; your message is still here, send it again once connected.');
+    return;
+  }
+  if (Date.now() < quietUntil) {
+    showNote(`${rateLimitText(quietUntil - Date.now())} Your message is still here.`);
     return;
   }
   showNote(null);
@@ -392,6 +629,15 @@ input.addEventListener('keydown', (event) => {
 input.addEventListener('input', () => {
   showSize();
   if (!note.hidden) showNote(refusal(input.value) === null ? null : note.textContent);
+});
+
+roomForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  switchRoom(roomInput.value);
+});
+
+roomInput.addEventListener('input', () => {
+  if (!roomNote.hidden && roomRefusal(roomInput.value.trim()) === null) showRoomNote(null);
 });
 
 urlForm.addEventListener('submit', (event) => {
@@ -451,6 +697,9 @@ if (handed) {
   tokenLabel = stored(sessionStorage, TOKEN_NAME_KEY) || tokenName(token);
   tokenFor = stored(sessionStorage, TOKEN_FOR_KEY);
 }
+const start = initialRoom(window.location);
+if (start.problem) showRoomNote(`The link's room cannot be used: ${start.problem} You are in ${start.room}.`);
+enterRoom(start.room);
 config = await loadConfig();
 const startMode = currentMode();
 // The local token endpoint issues a token for any name: one remembered signs in again by itself.

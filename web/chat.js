@@ -1,7 +1,8 @@
 // The chat client's logic, free of the DOM so it can be tested on its own: where to
 // connect and as whom (and where a saved token may go by itself), how big a message may be
 // (one 32 KB frame), how long to wait before reconnecting (and when not to), what a server
-// frame means and whose name it shows.
+// frame means and whose name it shows, which room names are valid, who is in the room, and
+// which history messages are new.
 
 /**
  * API Gateway's limit on one WebSocket frame: a bigger frame closes the connection with 1009.
@@ -69,9 +70,12 @@ export function shortId(id) {
 }
 
 /**
- * What a server frame means: {kind: 'message', from, name, text, sentAt} (name null when the
- * server sent none), {kind: 'error', code, text},
- * or {kind: 'notice', text} for API Gateway's own frames and anything unexpected.
+ * What a server frame means: {kind: 'message', id, room, from, name, text, sentAt} (id, room and
+ * name null when the server sent none), {kind: 'joined' | 'left', room, from, name},
+ * {kind: 'members', room, you, members: [{from, name}], more}, {kind: 'history', room,
+ * messages: [message…], truncated}, {kind: 'error', code, text, retryAfterMs} (retryAfterMs
+ * null unless the server said how long to wait), or {kind: 'notice', text} for API Gateway's
+ * own frames and anything unexpected.
  */
 export function interpret(data) {
   let frame;
@@ -80,17 +84,44 @@ export function interpret(data) {
   } catch {
     return { kind: 'notice', text: String(data) };
   }
-  if (frame && frame.type === 'message' && typeof frame.message === 'string') {
-    const name = typeof frame.name === 'string' ? frame.name : null;
-    return { kind: 'message', from: String(frame.from ?? ''), name, text: frame.message, sentAt: frame.sentAt };
+  return interpretFrame(frame) ?? { kind: 'notice', text: String(data) };
+}
+
+const stringOrNull = (value) => (typeof value === 'string' ? value : null);
+
+/** What a parsed frame means (as interpret() says), or null when it is nothing the page knows. */
+function interpretFrame(frame) {
+  if (frame === null || typeof frame !== 'object') return null;
+  if (frame.type === 'message' && typeof frame.message === 'string') {
+    return {
+      kind: 'message', id: stringOrNull(frame.id) || null, room: stringOrNull(frame.room), from: String(frame.from ?? ''),
+      name: stringOrNull(frame.name), text: frame.message, sentAt: frame.sentAt,
+    };
   }
-  if (frame && frame.type === 'error') {
-    return { kind: 'error', code: String(frame.code ?? 'error'), text: String(frame.message ?? '') };
+  if (frame.type === 'joined' || frame.type === 'left') {
+    return { kind: frame.type, room: stringOrNull(frame.room), from: String(frame.from ?? ''), name: stringOrNull(frame.name) };
   }
-  if (frame && typeof frame.message === 'string') {
+  if (frame.type === 'members' && Array.isArray(frame.members)) {
+    const members = frame.members
+      .filter((member) => member !== null && typeof member === 'object')
+      .map((member) => ({ from: String(member.from ?? ''), name: stringOrNull(member.name) }));
+    return { kind: 'members', room: stringOrNull(frame.room), you: stringOrNull(frame.you), members, more: frame.more === true };
+  }
+  if (frame.type === 'history' && Array.isArray(frame.messages)) {
+    const messages = frame.messages.map(interpretFrame).filter((message) => message?.kind === 'message');
+    return { kind: 'history', room: stringOrNull(frame.room), messages, truncated: frame.truncated === true };
+  }
+  if (frame.type === 'error') {
+    const wait = frame.retryAfterMs;
+    return {
+      kind: 'error', code: String(frame.code ?? 'error'), text: String(frame.message ?? ''),
+      retryAfterMs: Number.isFinite(wait) && wait >= 0 ? wait : null,
+    };
+  }
+  if (typeof frame.message === 'string') {
     return { kind: 'error', code: 'gateway', text: `The API answered: ${frame.message}` };
   }
-  return { kind: 'notice', text: String(data) };
+  return null;
 }
 
 /** Local time of an RFC 3339 timestamp, as HH:MM. */
@@ -133,13 +164,14 @@ export function withParam(url, key, value) {
 }
 
 /**
- * The WebSocket URL to open for `base` as `who`: {token} adds `?token=`, {name} adds `?name=`
- * (open mode), neither (or a blank name) adds nothing and the server names a guest.
+ * The WebSocket URL to open for `base` as `who` in `room`: {token} adds `?token=`, {name} adds
+ * `?name=` (open mode), neither (or a blank name) adds nothing and the server names a guest;
+ * a room adds `&room=` (none: the server's default, lobby).
  */
-export function connectUrl(base, who = {}) {
-  if (who.token) return withParam(base, 'token', who.token);
+export function connectUrl(base, who = {}, room = null) {
   const name = typeof who.name === 'string' ? who.name.trim() : '';
-  return name ? withParam(base, 'name', name) : base;
+  const url = who.token ? withParam(base, 'token', who.token) : name ? withParam(base, 'name', name) : base;
+  return room ? withParam(url, 'room', room) : url;
 }
 
 /** The token endpoint's URL for `name` (none when blank: the issuer decides). */
@@ -281,4 +313,169 @@ export function afterClose({ opened, attempt, authMode, withToken, expired }) {
   if (attempt === 0) return 'refused';
   if (withToken && attempt >= TOKEN_RETRIES) return 'refused';
   return 'reconnect';
+}
+
+/** The room a connection is in unless it asks for another, as the server has it. */
+export const DEFAULT_ROOM = 'lobby';
+
+/** Longest room name the server takes. */
+export const MAX_ROOM_CHARS = 64;
+
+/** A room name as the server takes it: 1 to 64 of A–Z, a–z, 0–9, `_` and `-`. */
+const ROOM_NAME = /^[A-Za-z0-9_-]+$/;
+
+/** Why `room` is not a room name the server takes, or null when it is. */
+export function roomRefusal(room) {
+  const name = typeof room === 'string' ? room : '';
+  const rule = `1 to ${MAX_ROOM_CHARS} of A–Z, a–z, 0–9, _ and -`;
+  if (name === '') return `Enter a room name (${rule}).`;
+  const bad = [...name].find((char) => !ROOM_NAME.test(char));
+  if (bad !== undefined) {
+    const shown = bad === ' ' ? 'a space'
+      : /^[\p{L}\p{N}\p{P}\p{S}]$/u.test(bad) ? `"${bad}"`
+        : `U+${bad.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+    return `A room name may use only A–Z, a–z, 0–9, _ and -; ${shown} is not allowed.`;
+  }
+  if (name.length > MAX_ROOM_CHARS) return `A room name has at most ${MAX_ROOM_CHARS} characters; this one has ${name.length}.`;
+  return null;
+}
+
+/**
+ * The room the page opens in, from its `?room=`: {room, problem}. Without one, or with one the
+ * server would refuse (problem says why), the room is lobby.
+ */
+export function initialRoom(location) {
+  const asked = new URLSearchParams(location.search).get('room');
+  if (asked === null) return { room: DEFAULT_ROOM, problem: null };
+  const problem = roomRefusal(asked);
+  return { room: problem ? DEFAULT_ROOM : asked, problem };
+}
+
+/**
+ * The page's own address (path, query, fragment) with `?room=` set to `room`; the other
+ * parameters (say `?ws=`) stay as they were written.
+ */
+export function pageWithRoom(location, room) {
+  const key = (pair) => {
+    try {
+      return decodeURIComponent(pair.split('=')[0].replace(/\+/g, ' '));
+    } catch {
+      return pair;
+    }
+  };
+  const kept = String(location.search ?? '').replace(/^\?/, '').split('&')
+    .filter((pair) => pair !== '' && key(pair) !== 'room');
+  return `${location.pathname}?${[...kept, `room=${encodeURIComponent(room)}`].join('&')}${location.hash ?? ''}`;
+}
+
+/** The request that moves this connection to `room`. */
+export function joinRequest(room) {
+  return JSON.stringify({ action: 'join', room });
+}
+
+/** The request for the current room's members. */
+export function whoRequest() {
+  return JSON.stringify({ action: 'who' });
+}
+
+/** How many recent messages the page asks for on entering a room (the server takes 1 to 100). */
+export const HISTORY_LIMIT = 50;
+
+/** The request for the current room's recent messages. */
+export function historyRequest(limit = HISTORY_LIMIT) {
+  return JSON.stringify({ action: 'history', limit });
+}
+
+/**
+ * What the page knows of who is in `room`: nobody until a `members` answer completes (known),
+ * `you` the page's own connection id once the server said it.
+ */
+export function newRoster(room) {
+  return { room, you: null, members: [], known: false, incoming: null, changes: [] };
+}
+
+/** `members` with `event` ({kind: 'joined' | 'left', from, name}) applied: each connection once. */
+function applyPresence(members, event) {
+  const others = members.filter((member) => member.from !== event.from);
+  return event.kind === 'joined' ? [...others, { from: event.from, name: event.name }] : others;
+}
+
+/** `members` with each connection once (its last entry wins). */
+function uniqueMembers(members) {
+  return [...new Map(members.map((member) => [member.from, member])).values()];
+}
+
+/**
+ * The roster after `event`: {kind: 'who'} (the page asked), or a `members`, `joined` or `left`
+ * frame as interpret() gives it; frames for another room change nothing. A `members` answer may
+ * come in several frames (`more`): they are gathered, and the list is replaced once the last one
+ * is in, with every `joined` / `left` seen since the question replayed over it, in order, so
+ * that none is lost whichever side of the snapshot it fell on.
+ */
+export function updateRoster(roster, event) {
+  if (event.kind === 'who') return { ...roster, incoming: [], changes: [] };
+  if (event.room !== roster.room) return roster;
+  if (event.kind === 'members') {
+    const gathering = roster.incoming !== null;
+    const incoming = [...(roster.incoming ?? []), ...event.members];
+    const changes = gathering ? roster.changes : [];
+    const you = event.you ?? roster.you;
+    if (event.more) return { ...roster, you, incoming, changes };
+    const members = changes.reduce(applyPresence, uniqueMembers(incoming));
+    return { room: roster.room, you, members, known: true, incoming: null, changes: [] };
+  }
+  if (event.kind === 'joined' || event.kind === 'left') {
+    const changes = roster.incoming === null ? roster.changes : [...roster.changes, event];
+    return { ...roster, members: applyPresence(roster.members, event), changes };
+  }
+  return roster;
+}
+
+/** The roster as the page lists it: {from, label, own}, the page's own entry first, then by name. */
+export function memberEntries(roster) {
+  const entries = roster.members.map((member) => ({
+    from: member.from, label: senderLabel(member), own: roster.you !== null && member.from === roster.you,
+  }));
+  return entries.sort((a, b) => (b.own - a.own)
+    || a.label.localeCompare(b.label, undefined, { sensitivity: 'base' }) || a.from.localeCompare(b.from));
+}
+
+/** The heading of the member list: how many are in the room, once the server said. */
+export function rosterSummary(roster) {
+  if (!roster.known) return `In ${roster.room}`;
+  const count = roster.members.length;
+  return `${count} ${count === 1 ? 'person' : 'people'} in ${roster.room}`;
+}
+
+/** The system line for a `joined` / `left` frame: "bob joined", "bob left". */
+export function presenceText(event) {
+  return `${senderLabel(event)} ${event.kind === 'joined' ? 'joined' : 'left'}`;
+}
+
+/** What tells one chat message from another: its id, or (from a server without ids) sender, time and text. */
+export function messageKey(message) {
+  return message.id ? `id:${message.id}` : `from:${message.from}|${message.sentAt}|${message.text}`;
+}
+
+/**
+ * The messages of a `history` answer for `room` the page has not shown yet, oldest first:
+ * none whose messageKey is in `seen`, none twice, none from another room.
+ */
+export function mergeHistory(seen, messages, room) {
+  const keys = new Set(seen);
+  const fresh = [];
+  for (const message of messages) {
+    const key = messageKey(message);
+    if (keys.has(key) || (message.room !== null && message.room !== room)) continue;
+    keys.add(key);
+    fresh.push(message);
+  }
+  return fresh;
+}
+
+/** The notice for a `rate_limited` error: how long until the server takes messages again. */
+export function rateLimitText(retryAfterMs) {
+  if (!Number.isFinite(retryAfterMs) || retryAfterMs < 0) return 'Slow down: wait a moment before you send again.';
+  const seconds = Math.max(0.1, Math.ceil(retryAfterMs / 100) / 10);
+  return `Slow down: you can send again in ${seconds.toFixed(1)} s.`;
 }

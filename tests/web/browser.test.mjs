@@ -2,7 +2,9 @@
 // both ways, HTML is shown as text and never runs, a restarted stack is reconnected to,
 // messages over one 32 KB frame are refused in the page, a message the server closes 1009
 // on is put back in the box, a name chosen in the page labels its messages, and a screenshot
-// is kept as an artifact. A second stack in AuthMode=jwt signs pages in through its token
+// is kept as an artifact. Rooms: a message reaches its own room only, a room's history shows on
+// entry, member lists follow who comes and goes, and the room switcher moves a page (each test
+// in rooms of its own). A second stack in AuthMode=jwt signs pages in through its token
 // endpoint, sends a handed-over token only once the user signs in, refuses a badly signed one
 // without a reconnect loop, and takes a pasted token.
 import { test, describe, before, after } from 'node:test';
@@ -236,6 +238,170 @@ test('in open mode a name chosen in the page labels its messages, and is remembe
   assert.match(await metaOf(dave, 'Carol after a reload'), /^carol · /);
   await carol.close();
   await dave.close();
+});
+
+describe('rooms, presence and history', () => {
+  const soon = { timeout: 10_000 };
+  let rooms = 0;
+
+  /** A room name no other test (nor another run of this file) uses. */
+  function freshRoom(label) {
+    rooms += 1;
+    return `${label}-${process.pid}-${rooms}`;
+  }
+
+  /**
+   * A page on the open stack in `room` as `name` (remembered in its localStorage before the page
+   * loads, as the Name field would), online and with the room's member list in, its own entry
+   * marked; window.sockets counts the WebSockets it opens.
+   */
+  async function inRoom(room, name) {
+    const init = `localStorage.setItem('chat.name', ${JSON.stringify(name)});
+      window.sockets = 0;
+      window.WebSocket = class extends window.WebSocket {
+        constructor(...args) {
+          super(...args);
+          window.sockets += 1;
+        }
+      };`;
+    const page = await openPage(init, `http://127.0.0.1:${port}/?room=${room}`);
+    await page.locator('#members li.own', { hasText: name }).waitFor(soon);
+    assert.equal(await page.inputValue('#room'), room, 'the switcher shows the room');
+    return page;
+  }
+
+  /** The texts of the chat messages in `page`'s log, in order. */
+  function messageTexts(page) {
+    return page.locator('#log li.message .body, #log li.own .body').allTextContents();
+  }
+
+  /** Waits until `page` lists `name` as a member (or, with gone, no longer does). */
+  async function member(page, name, { gone = false } = {}) {
+    await page.locator('#members li', { hasText: name }).waitFor({ ...soon, state: gone ? 'detached' : 'visible' });
+  }
+
+  test("a message reaches its own room's pages and no other", async () => {
+    const alpha = freshRoom('alpha');
+    const beta = freshRoom('beta');
+    const a = await inRoom(alpha, 'amy');
+    const b = await inRoom(beta, 'bea');
+    const c = await inRoom(alpha, 'cal');
+    await send(c, 'for alpha only');
+    assert.match(await metaOf(a, 'for alpha only'), /^cal · \d\d:\d\d/);
+    await c.locator('#log li.own', { hasText: 'for alpha only' }).waitFor(soon);
+    // What beta says afterwards reaches beta; alpha's message had its chance to arrive by then.
+    await send(b, 'for beta only');
+    await b.locator('#log li.own', { hasText: 'for beta only' }).waitFor(soon);
+    await send(c, 'alpha again');
+    await a.locator('#log li.message', { hasText: 'alpha again' }).waitFor(soon);
+    assert.deepEqual(await messageTexts(b), ['for beta only'], 'beta saw nothing of alpha');
+    assert.deepEqual(await messageTexts(a), ['for alpha only', 'alpha again'], 'alpha saw nothing of beta');
+    await a.locator('#member-count[data-count="2"]').waitFor(soon);
+    await b.locator('#member-count[data-count="1"]').waitFor(soon);
+    assert.equal(await b.locator('#members li', { hasText: 'amy' }).count(), 0, "alpha's members are not beta's");
+    assert.equal(await b.locator('#log li.presence').count(), 0, "nor are alpha's comings");
+    for (const page of [a, b, c]) await page.close();
+  });
+
+  test("a room's recent messages show on entry, in order and once", async () => {
+    const room = freshRoom('history');
+    const a = await inRoom(room, 'ada');
+    await send(a, 'history one');
+    await a.locator('#log li.own', { hasText: 'history one' }).waitFor(soon);
+    await send(a, 'history two');
+    await a.locator('#log li.own', { hasText: 'history two' }).waitFor(soon);
+
+    const d = await inRoom(room, 'dov');
+    await d.locator('#log li.message', { hasText: 'history two' }).waitFor(soon);
+    assert.deepEqual(await messageTexts(d), ['history one', 'history two']);
+    assert.match(await metaOf(d, 'history one'), /^ada · \d\d:\d\d/);
+    // New messages come after the history, and nothing shows twice.
+    await send(a, 'history three');
+    await d.locator('#log li.message', { hasText: 'history three' }).waitFor(soon);
+    assert.deepEqual(await messageTexts(d), ['history one', 'history two', 'history three']);
+    // The page that was there all along got the same history (its own) and shows it once too.
+    assert.deepEqual(await messageTexts(a), ['history one', 'history two', 'history three']);
+    await a.close();
+    await d.close();
+  });
+
+  test('member lists follow a page coming and going', async () => {
+    const room = freshRoom('members');
+    const a = await inRoom(room, 'ann');
+    const b = await inRoom(room, 'ben');
+    await member(a, 'ben');
+    await b.locator('#member-count[data-count="2"]').waitFor(soon);
+
+    const c = await inRoom(room, 'cat');
+    for (const page of [a, b]) {
+      await member(page, 'cat');
+      await page.locator('#member-count[data-count="3"]').waitFor(soon);
+      await page.locator('#log li.presence', { hasText: 'cat joined' }).waitFor(soon);
+    }
+    assert.deepEqual((await c.locator('#members li').allTextContents()).sort(), ['ann', 'ben', 'cat (you)']);
+    assert.equal(await c.locator('#log li.presence').count(), 0, 'a page is not told of its own arrival');
+
+    await c.close();
+    for (const page of [a, b]) {
+      await member(page, 'cat', { gone: true });
+      await page.locator('#member-count[data-count="2"]').waitFor(soon);
+      await page.locator('#log li.presence', { hasText: 'cat left' }).waitFor(soon);
+    }
+    assert.equal(await a.locator('#members li.own').textContent(), 'ann (you)');
+    await a.close();
+    await b.close();
+  });
+
+  test('the room switcher moves a page without reconnecting: the old room sees it leave, the new one arrive', async () => {
+    const from = freshRoom('from');
+    const to = freshRoom('to');
+    const mover = await inRoom(from, 'max');
+    const stayer = await inRoom(from, 'sue');
+    const host = await inRoom(to, 'tom');
+    await member(mover, 'sue');
+    await send(stayer, 'said before the move');
+    await mover.locator('#log li.message', { hasText: 'said before the move' }).waitFor(soon);
+    await send(host, 'waiting in the new room');
+    await host.locator('#log li.own', { hasText: 'waiting in the new room' }).waitFor(soon);
+
+    // A name the server would refuse is refused in the page, with the reason, and changes nothing.
+    await mover.fill('#room', 'no such room!');
+    await mover.click('#switch-room');
+    await mover.locator('#room-note:not([hidden])', { hasText: 'a space is not allowed' }).waitFor(soon);
+    assert.equal(new URL(mover.url()).searchParams.get('room'), from);
+    await member(mover, 'sue');
+
+    await mover.fill('#room', to);
+    await mover.press('#room', 'Enter');
+    await member(stayer, 'max', { gone: true });
+    await stayer.locator('#log li.presence', { hasText: 'max left' }).waitFor(soon);
+    await member(host, 'max');
+    await host.locator('#log li.presence', { hasText: 'max joined' }).waitFor(soon);
+
+    // The moved page: the new room's members and history, nothing of the old room, the URL says so.
+    await member(mover, 'tom');
+    await mover.locator('#members li.own', { hasText: 'max' }).waitFor(soon);
+    await mover.locator('#member-count[data-count="2"]').waitFor(soon);
+    await member(mover, 'sue', { gone: true });
+    await mover.locator('#log li.message', { hasText: 'waiting in the new room' }).waitFor(soon);
+    assert.equal(await mover.locator('#log li', { hasText: 'said before the move' }).count(), 0, 'the log was cleared');
+    assert.equal(new URL(mover.url()).searchParams.get('room'), to);
+    assert.equal(await mover.inputValue('#room'), to);
+    assert.equal(await mover.locator('#room-note').isHidden(), true);
+    assert.equal(await mover.locator('#status').getAttribute('data-state'), 'online');
+    assert.equal(await mover.evaluate(() => window.sockets), 1, 'moved on the same connection');
+
+    // It now talks to the new room only.
+    await send(mover, 'max in the new room');
+    await host.locator('#log li.message', { hasText: 'max in the new room' }).waitFor(soon);
+    await send(stayer, 'sue stayed');
+    await stayer.locator('#log li.own', { hasText: 'sue stayed' }).waitFor(soon);
+    await send(host, 'tom answers');
+    await mover.locator('#log li.message', { hasText: 'tom answers' }).waitFor(soon);
+    assert.equal(await stayer.locator('#log li', { hasText: 'max in the new room' }).count(), 0);
+    assert.equal(await mover.locator('#log li', { hasText: 'sue stayed' }).count(), 0);
+    for (const page of [mover, stayer, host]) await page.close();
+  });
 });
 
 describe('a stack in AuthMode=jwt, with its token endpoint', () => {

@@ -2,9 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  afterClose, backoff, chatRequest, cleanName, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes, interpret,
-  jwtClaims, kb, parseConfig, parseTokenAnswer, refusal, senderLabel, shortId, sizeHint, socketKey, tokenExpired,
-  tokenMayGoTo, tokenName, tokenRequestUrl, withParam, MAX_FRAME_BYTES, NAME_CLAIMS, TOKEN_RETRIES,
+  afterClose, backoff, chatRequest, cleanName, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes,
+  historyRequest, initialRoom, interpret, joinRequest, jwtClaims, kb, memberEntries, mergeHistory, messageKey, newRoster,
+  pageWithRoom, parseConfig, parseTokenAnswer, presenceText, rateLimitText, refusal, roomRefusal, rosterSummary,
+  senderLabel, shortId, sizeHint, socketKey, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster,
+  whoRequest, withParam, DEFAULT_ROOM, HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_ROOM_CHARS, NAME_CLAIMS, TOKEN_RETRIES,
 } from '../../web/chat.js';
 
 /** The bytes of `{"action":"onMessage","message":""}` around the text. */
@@ -267,4 +269,233 @@ test('a refused handshake is not retried in a loop; a dropped connection is, as 
   assert.equal(afterClose({ ...unknown, opened: false, attempt: 0 }), 'refused');
   assert.equal(afterClose({ ...unknown, opened: true, attempt: 0 }), 'reconnect');
   assert.equal(afterClose({ ...unknown, opened: false, attempt: 9 }), 'reconnect');
+});
+
+test('room names are 1 to 64 of A-Z, a-z, 0-9, _ and -, as the server takes them', () => {
+  assert.equal(DEFAULT_ROOM, 'lobby');
+  assert.equal(MAX_ROOM_CHARS, 64);
+  for (const good of ['lobby', 'rust', 'R', 'a-b_C-9', '-', '_', 'x'.repeat(64)]) {
+    assert.equal(roomRefusal(good), null, good);
+  }
+  assert.match(roomRefusal(''), /Enter a room name \(1 to 64 of A–Z, a–z, 0–9, _ and -\)/);
+  assert.match(roomRefusal('x'.repeat(65)), /at most 64 characters; this one has 65/);
+  assert.match(roomRefusal('two words'), /a space is not allowed/);
+  assert.match(roomRefusal('zoë'), /"ë" is not allowed/);
+  assert.match(roomRefusal('a/b'), /"\/" is not allowed/);
+  assert.match(roomRefusal('a.b'), /"\." is not allowed/);
+  assert.match(roomRefusal('tab\there'), /U\+0009 is not allowed/);
+  assert.match(roomRefusal('a\u202eb'), /U\+202E is not allowed/, 'an invisible character is named by its code point');
+  assert.match(roomRefusal('😀'), /"😀" is not allowed/, 'one character, not half of one');
+  assert.match(roomRefusal(' lobby'), /a space/, 'the URL\'s room is not trimmed: the server would refuse it');
+  assert.match(roomRefusal(null), /Enter a room name/);
+  assert.match(roomRefusal(42), /Enter a room name/);
+});
+
+test("the page's room comes from its ?room=, lobby without one or for one the server would refuse", () => {
+  assert.deepEqual(initialRoom({ search: '' }), { room: 'lobby', problem: null });
+  assert.deepEqual(initialRoom({ search: '?room=rust' }), { room: 'rust', problem: null });
+  assert.deepEqual(initialRoom({ search: '?ws=wss://x.example/Test&room=a-b_1' }), { room: 'a-b_1', problem: null });
+  const bad = initialRoom({ search: '?room=no%20spaces' });
+  assert.equal(bad.room, 'lobby');
+  assert.match(bad.problem, /a space is not allowed/);
+  assert.match(initialRoom({ search: '?room=' }).problem, /Enter a room name/);
+});
+
+test("the page's address carries ?room=, its other parameters kept as written", () => {
+  const at = (search, hash = '') => ({ pathname: '/', search, hash });
+  assert.equal(pageWithRoom(at(''), 'rust'), '/?room=rust');
+  assert.equal(pageWithRoom(at('?room=lobby'), 'rust'), '/?room=rust');
+  assert.equal(pageWithRoom(at('?ws=wss://x.example/Test'), 'rust'), '/?ws=wss://x.example/Test&room=rust');
+  assert.equal(pageWithRoom(at('?room=a&ws=ws://h&room=b'), 'c'), '/?ws=ws://h&room=c', 'every old room goes');
+  assert.equal(pageWithRoom(at('?ro%6Fm=a&roomy=1'), 'c'), '/?roomy=1&room=c', 'the key is compared decoded');
+  assert.equal(pageWithRoom(at('?%E0%A4%A=1'), 'c'), '/?%E0%A4%A=1&room=c', 'a malformed key is kept, not thrown on');
+  assert.equal(pageWithRoom({ pathname: '/chat/index.html', search: '?', hash: '#top' }, 'r'), '/chat/index.html?room=r#top');
+});
+
+test('the connect URL carries the room after who is connecting', () => {
+  assert.equal(connectUrl('ws://127.0.0.1:3001', {}, 'lobby'), 'ws://127.0.0.1:3001?room=lobby');
+  assert.equal(connectUrl('ws://127.0.0.1:3001', { name: 'carol' }, 'rust'), 'ws://127.0.0.1:3001?name=carol&room=rust');
+  assert.equal(connectUrl('wss://x.example/Test', { token: 'a.b.c' }, 'a-b_1'), 'wss://x.example/Test?token=a.b.c&room=a-b_1');
+  assert.equal(connectUrl('wss://x.example/Test?a=1', { name: ' ' }, 'rust'), 'wss://x.example/Test?a=1&room=rust');
+  assert.equal(connectUrl('ws://h', { name: 'bob' }, null), 'ws://h?name=bob', 'no room: the server\'s default');
+  const url = new URL(connectUrl('ws://h', { name: 'Zoë & co' }, 'rust'));
+  assert.equal(url.searchParams.get('name'), 'Zoë & co');
+  assert.equal(url.searchParams.get('room'), 'rust');
+});
+
+test('the room requests are the documented actions', () => {
+  assert.deepEqual(JSON.parse(joinRequest('rust')), { action: 'join', room: 'rust' });
+  assert.deepEqual(JSON.parse(whoRequest()), { action: 'who' });
+  assert.equal(HISTORY_LIMIT, 50);
+  assert.deepEqual(JSON.parse(historyRequest()), { action: 'history', limit: 50 });
+  assert.deepEqual(JSON.parse(historyRequest(100)), { action: 'history', limit: 100 });
+});
+
+const chat = (id, text, room = 'lobby', from = 'A1', name = 'alice') => ({
+  type: 'message', id, room, from, name, message: text, sentAt: '2026-01-01T00:00:00Z',
+});
+
+test('room frames are interpreted, never trusted', () => {
+  const message = interpret(JSON.stringify(chat('m1', 'hi')));
+  assert.deepEqual(message, {
+    kind: 'message', id: 'm1', room: 'lobby', from: 'A1', name: 'alice', text: 'hi', sentAt: '2026-01-01T00:00:00Z',
+  });
+  const older = interpret('{"type":"message","from":"A1","message":"hi"}');
+  assert.equal(older.id, null, 'an older server sends no id');
+  assert.equal(older.room, null, 'nor a room');
+
+  assert.deepEqual(interpret('{"type":"joined","room":"rust","from":"B2","name":"bob"}'),
+    { kind: 'joined', room: 'rust', from: 'B2', name: 'bob' });
+  assert.deepEqual(interpret('{"type":"left","room":"lobby","from":"B2"}'), { kind: 'left', room: 'lobby', from: 'B2', name: null });
+
+  const members = interpret(JSON.stringify({
+    type: 'members', room: 'lobby', you: 'A1', members: [{ from: 'A1', name: 'alice' }, null, 'x', { from: 'B2', name: 7 }], more: false,
+  }));
+  assert.deepEqual(members, {
+    kind: 'members', room: 'lobby', you: 'A1', members: [{ from: 'A1', name: 'alice' }, { from: 'B2', name: null }], more: false,
+  });
+  assert.equal(interpret('{"type":"members","room":"lobby","members":[],"more":"yes"}').more, false, 'only true is more');
+
+  const history = interpret(JSON.stringify({
+    type: 'history', room: 'lobby', messages: [chat('m1', 'one'), { type: 'joined' }, null, chat('m2', 'two')], truncated: true,
+  }));
+  assert.equal(history.kind, 'history');
+  assert.equal(history.truncated, true);
+  assert.deepEqual(history.messages.map((m) => [m.id, m.text]), [['m1', 'one'], ['m2', 'two']], 'only chat messages');
+  assert.equal(interpret('{"type":"history","room":"lobby","messages":"none"}').kind, 'notice');
+
+  const limited = interpret('{"type":"error","code":"rate_limited","message":"slow down","retryAfterMs":1200}');
+  assert.deepEqual(limited, { kind: 'error', code: 'rate_limited', text: 'slow down', retryAfterMs: 1200 });
+  assert.equal(interpret('{"type":"error","code":"rate_limited","retryAfterMs":"soon"}').retryAfterMs, null);
+  assert.equal(interpret('{"type":"error","code":"rate_limited","retryAfterMs":-5}').retryAfterMs, null);
+  assert.equal(interpret('{"type":"error","code":"invalid_room","message":"m"}').code, 'invalid_room');
+});
+
+const members = (room, list, more = false, you = 'A1') => ({
+  kind: 'members', room, you, members: list.map(([from, name]) => ({ from, name })), more,
+});
+const names = (roster) => roster.members.map((member) => member.name);
+
+test('the member list: replaced by a members answer, kept current by joined and left, of its own room only', () => {
+  let roster = newRoster('lobby');
+  assert.equal(rosterSummary(roster), 'In lobby', 'nothing known before the answer');
+  roster = updateRoster(roster, { kind: 'who' });
+  roster = updateRoster(roster, members('lobby', [['A1', 'alice'], ['B2', 'bob']]));
+  assert.deepEqual(names(roster), ['alice', 'bob']);
+  assert.equal(roster.you, 'A1');
+  assert.equal(roster.known, true);
+  assert.equal(rosterSummary(roster), '2 people in lobby');
+
+  roster = updateRoster(roster, { kind: 'joined', room: 'lobby', from: 'C3', name: 'carol' });
+  assert.deepEqual(names(roster), ['alice', 'bob', 'carol']);
+  roster = updateRoster(roster, { kind: 'joined', room: 'lobby', from: 'C3', name: 'carol' });
+  assert.deepEqual(names(roster), ['alice', 'bob', 'carol'], 'a second joined adds nobody twice');
+  roster = updateRoster(roster, { kind: 'left', room: 'lobby', from: 'B2', name: 'bob' });
+  assert.deepEqual(names(roster), ['alice', 'carol']);
+  roster = updateRoster(roster, { kind: 'left', room: 'lobby', from: 'Z9', name: 'nobody' });
+  assert.deepEqual(names(roster), ['alice', 'carol'], 'someone unknown leaving changes nothing');
+
+  // Frames of another room (the one just left, say) change nothing.
+  const same = roster;
+  for (const frame of [{ kind: 'joined', room: 'rust', from: 'D4', name: 'dave' }, { kind: 'left', room: 'rust', from: 'A1' },
+    members('rust', [['D4', 'dave']]), { kind: 'left', room: null, from: 'A1' }]) {
+    roster = updateRoster(roster, frame);
+  }
+  assert.equal(roster, same);
+  assert.equal(rosterSummary({ ...newRoster('r'), known: true, members: [{ from: 'A1', name: 'a' }] }), '1 person in r');
+});
+
+test('a members answer in several frames is gathered until more is false', () => {
+  let roster = updateRoster(newRoster('big'), { kind: 'who' });
+  roster = updateRoster(roster, members('big', [['A1', 'alice'], ['B2', 'bob']], true));
+  assert.deepEqual(names(roster), [], 'not shown half done');
+  assert.equal(roster.known, false);
+  roster = updateRoster(roster, members('big', [['C3', 'carol']], true));
+  roster = updateRoster(roster, members('big', [['D4', 'dave'], ['B2', 'bob']], false));
+  assert.deepEqual(names(roster), ['alice', 'bob', 'carol', 'dave'], 'each once');
+  assert.equal(roster.known, true);
+
+  // A new answer replaces the list, it does not add to it.
+  roster = updateRoster(roster, { kind: 'who' });
+  roster = updateRoster(roster, members('big', [['A1', 'alice']]));
+  assert.deepEqual(names(roster), ['alice']);
+
+  // An answer the page did not ask for (or whose question it missed) is taken all the same.
+  roster = updateRoster(roster, members('big', [['E5', 'erin']], true));
+  roster = updateRoster(roster, members('big', [['A1', 'alice']]));
+  assert.deepEqual(names(roster), ['erin', 'alice']);
+});
+
+test('joined and left between the question and the last members frame are not lost', () => {
+  let roster = updateRoster(newRoster('lobby'), { kind: 'who' });
+  roster = updateRoster(roster, members('lobby', [['A1', 'alice'], ['B2', 'bob']], true));
+  // bob leaves after his page was counted, carol arrives after hers was not.
+  roster = updateRoster(roster, { kind: 'left', room: 'lobby', from: 'B2', name: 'bob' });
+  roster = updateRoster(roster, { kind: 'joined', room: 'lobby', from: 'C3', name: 'carol' });
+  roster = updateRoster(roster, members('lobby', [['D4', 'dave']]));
+  assert.deepEqual(names(roster), ['alice', 'dave', 'carol']);
+
+  // Changes before the answer that the snapshot already has are replayed harmlessly.
+  roster = updateRoster(roster, { kind: 'who' });
+  roster = updateRoster(roster, { kind: 'joined', room: 'lobby', from: 'E5', name: 'erin' });
+  roster = updateRoster(roster, { kind: 'left', room: 'lobby', from: 'D4', name: 'dave' });
+  roster = updateRoster(roster, members('lobby', [['A1', 'alice'], ['C3', 'carol'], ['E5', 'erin']]));
+  assert.deepEqual(names(roster), ['alice', 'carol', 'erin']);
+  // Once answered, changes are no longer kept for a replay.
+  assert.deepEqual(roster.changes, []);
+  roster = updateRoster(roster, { kind: 'left', room: 'lobby', from: 'C3' });
+  assert.deepEqual(roster.changes, []);
+});
+
+test('the member list shows names (the page\'s own entry first and marked), as text', () => {
+  const roster = {
+    ...newRoster('lobby'), you: 'C3', known: true,
+    members: [{ from: 'B2', name: 'bob' }, { from: 'R1kmxc2VNjMCFIA=', name: null }, { from: 'C3', name: 'zoe' },
+      { from: 'A1', name: 'Alice' }, { from: 'X9', name: '<b>x</b>' }],
+  };
+  assert.deepEqual(memberEntries(roster), [
+    { from: 'C3', label: 'zoe', own: true },
+    { from: 'X9', label: '<b>x</b>', own: false },
+    { from: 'A1', label: 'Alice', own: false },
+    { from: 'B2', label: 'bob', own: false },
+    { from: 'R1kmxc2VNjMCFIA=', label: 'User jMCFIA', own: false },
+  ]);
+  assert.equal(memberEntries({ ...roster, you: null }).some((entry) => entry.own), false, 'no own entry before the server says');
+});
+
+test('presence lines name who came and went', () => {
+  assert.equal(presenceText({ kind: 'joined', from: 'B2', name: 'bob' }), 'bob joined');
+  assert.equal(presenceText({ kind: 'left', from: 'B2', name: 'bob' }), 'bob left');
+  assert.equal(presenceText({ kind: 'left', from: 'R1kmxc2VNjMCFIA=', name: null }), 'User jMCFIA left');
+  assert.equal(presenceText({ kind: 'joined', from: 'B2', name: 'a\u202eb' }), 'ab joined', 'the name is cleaned');
+});
+
+test('history adds each message once, by id, oldest first, and only of its room', () => {
+  const m = (id, text, room = 'lobby') => interpret(JSON.stringify(chat(id, text, room)));
+  const history = [m('m1', 'one'), m('m2', 'two'), m('m3', 'three'), m('m2', 'two'), m('x1', 'elsewhere', 'rust')];
+  assert.deepEqual(mergeHistory([], history, 'lobby').map((x) => x.id), ['m1', 'm2', 'm3']);
+  // What arrived live while the answer was on its way is not shown twice.
+  const seen = new Set([messageKey(m('m3', 'three')), messageKey(m('m9', 'nine'))]);
+  assert.deepEqual(mergeHistory(seen, history, 'lobby').map((x) => x.id), ['m1', 'm2']);
+  assert.deepEqual(mergeHistory(new Set(history.map(messageKey)), history, 'lobby'), [], 'all seen: nothing');
+  assert.deepEqual(mergeHistory([], history, 'rust').map((x) => x.id), ['x1']);
+  // The same text twice is two messages; the id tells them apart.
+  assert.equal(mergeHistory([], [m('a', 'same'), m('b', 'same')], 'lobby').length, 2);
+  // Without ids (an older server) sender, time and text stand in.
+  const bare = interpret('{"type":"message","from":"A1","message":"hi","sentAt":"t"}');
+  assert.equal(messageKey(bare), 'from:A1|t|hi');
+  assert.equal(messageKey(m('m1', 'one')), 'id:m1');
+  assert.deepEqual(mergeHistory([], [bare, { ...bare }], 'lobby'), [bare]);
+});
+
+test('a rate_limited error says how long to wait, never 0.0 s', () => {
+  assert.equal(rateLimitText(1200), 'Slow down: you can send again in 1.2 s.');
+  assert.equal(rateLimitText(1201), 'Slow down: you can send again in 1.3 s.');
+  assert.equal(rateLimitText(200), 'Slow down: you can send again in 0.2 s.');
+  assert.equal(rateLimitText(1), 'Slow down: you can send again in 0.1 s.');
+  assert.equal(rateLimitText(0), 'Slow down: you can send again in 0.1 s.');
+  assert.equal(rateLimitText(12_000), 'Slow down: you can send again in 12.0 s.');
+  for (const none of [null, undefined, -1, NaN, Infinity, '1200']) {
+    assert.equal(rateLimitText(none), 'Slow down: wait a moment before you send again.', String(none));
+  }
 });

@@ -1,11 +1,11 @@
 //! Sending frames to connections through API Gateway's `@connections` management API,
-//! and fanning one frame out to every connection in the store.
+//! and fanning one frame out to every member of a room.
 //!
 //! The fan-out is the hot path of the chat. It posts with bounded concurrency, so a
 //! large room neither serialises on round trips nor opens thousands of sockets at once,
 //! and one connection's failure never stops delivery to the others. A `410 Gone` means
 //! the connection closed without `$disconnect` reaching us: that id, and only that id,
-//! is deleted from the store.
+//! is deleted from the connection table and from the room.
 
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use futures::stream::{self, StreamExt};
 
+use crate::members::MemberStore;
 use crate::store::{ConnectionStore, StoreError};
 
 /// How one post to one connection ended.
@@ -50,6 +51,8 @@ pub async fn post(client: &Client, connection_id: &str, data: &[u8]) -> Delivery
 /// What one broadcast did; logged as one line per broadcast.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// Member items DynamoDB read to find the recipients.
+    pub items_read: usize,
     pub recipients: usize,
     pub delivered: usize,
     pub gone: usize,
@@ -57,30 +60,42 @@ pub struct Summary {
     pub elapsed_ms: u128,
 }
 
-/// Posts `frame` to every connection in `store`, the sender's included.
+/// Who a frame goes to: the members of `room`, but `except`.
+pub struct Audience<'a> {
+    pub connections: &'a ConnectionStore,
+    pub members: &'a MemberStore,
+    pub room: &'a str,
+    pub except: Option<&'a str>,
+}
+
+/// Posts `frame` to every member of the audience's room (but `except`).
 ///
-/// Fails only when the list of connections cannot be read; per-connection failures are
+/// Fails only when the room's members cannot be read; per-connection failures are
 /// logged and counted in the [`Summary`].
 pub async fn fan_out(
-    store: &ConnectionStore,
+    audience: Audience<'_>,
     client: &Client,
     frame: &[u8],
     concurrency: usize,
 ) -> Result<Summary, StoreError> {
     let started = Instant::now();
-    let ids = store.all_ids().await?;
+    let (members, items_read) = audience.members.all(audience.room).await?;
+    let ids: Vec<String> = members
+        .into_iter()
+        .map(|member| member.from)
+        .filter(|id| Some(id.as_str()) != audience.except)
+        .collect();
     let mut summary = Summary {
+        items_read,
         recipients: ids.len(),
         ..Summary::default()
     };
+    let audience = &audience;
     let mut deliveries = stream::iter(ids)
         .map(|id| async move {
             let delivery = post(client, &id, frame).await;
             if let Delivery::Gone = delivery {
-                let now_ms = chrono::Utc::now().timestamp_millis();
-                if let Err(error) = store.remove_stale(&id, now_ms).await {
-                    tracing::warn!(connection_id = %id, %error, "could not delete stale connection");
-                }
+                forget_gone(audience, &id).await;
             }
             (id, delivery)
         })
@@ -97,4 +112,19 @@ pub async fn fan_out(
     }
     summary.elapsed_ms = started.elapsed().as_millis();
     Ok(summary)
+}
+
+/// Deletes a connection that answered 410 from the table and from the room.
+async fn forget_gone(audience: &Audience<'_>, id: &str) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if let Err(error) = audience.connections.remove_stale(id, now_ms).await {
+        tracing::warn!(connection_id = %id, %error, "could not delete stale connection");
+    }
+    if let Err(error) = audience
+        .members
+        .remove_stale(audience.room, id, now_ms)
+        .await
+    {
+        tracing::warn!(connection_id = %id, %error, "could not delete stale member");
+    }
 }

@@ -8,10 +8,19 @@ pub const ENDPOINT_OVERRIDE_VAR: &str = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAP
 /// Posts in flight at once during a fan-out, unless `FANOUT_CONCURRENCY` says otherwise.
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// DynamoDB table of connection ids (`TABLE_NAME`, default `Chat`).
     pub table_name: String,
+    /// Table of each room's members (`MEMBERS_TABLE`, default `<TABLE_NAME>-members`).
+    pub members_table: String,
+    /// Table of each room's messages (`MESSAGES_TABLE`, default `<TABLE_NAME>-messages`).
+    pub messages_table: String,
+    /// How long messages are kept for `history` (`HISTORY_HOURS`, default 24).
+    pub history_hours: u32,
+    /// The per-connection message rate: `MESSAGE_BURST` (default 20) at once, refilled at
+    /// `MESSAGES_PER_SECOND` (default 5).
+    pub rate: crate::ratelimit::Rate,
     /// Posts in flight at once during a broadcast (`FANOUT_CONCURRENCY`).
     pub fanout_concurrency: usize,
     /// `AWS_REGION`, used to build the callback endpoint.
@@ -34,10 +43,32 @@ impl Config {
                 }
             },
         };
-        Ok(Config {
-            table_name: var("TABLE_NAME")
+        let table_name = var("TABLE_NAME")
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "Chat".to_owned());
+        let positive = |name: &str, default: f64| -> Result<f64, String> {
+            match var(name) {
+                None => Ok(default),
+                Some(text) => match text.trim().parse::<f64>() {
+                    Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
+                    _ => Err(format!("{name} must be a positive number, not {text:?}")),
+                },
+            }
+        };
+        let table = |name: &str, suffix: &str| {
+            var(name)
                 .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| "Chat".to_owned()),
+                .unwrap_or_else(|| format!("{table_name}-{suffix}"))
+        };
+        Ok(Config {
+            members_table: table("MEMBERS_TABLE", "members"),
+            messages_table: table("MESSAGES_TABLE", "messages"),
+            history_hours: positive("HISTORY_HOURS", 24.0)?.ceil() as u32,
+            rate: crate::ratelimit::Rate {
+                burst: positive("MESSAGE_BURST", 20.0)?,
+                per_second: positive("MESSAGES_PER_SECOND", 5.0)?,
+            },
+            table_name,
             fanout_concurrency,
             region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
             endpoint_override: var(ENDPOINT_OVERRIDE_VAR).filter(|url| !url.is_empty()),
@@ -109,7 +140,27 @@ mod tests {
     fn defaults_apply() {
         let config = config(&[]).unwrap();
         assert_eq!(config.table_name, "Chat");
+        assert_eq!(config.members_table, "Chat-members");
+        assert_eq!(config.messages_table, "Chat-messages");
+        assert_eq!(config.history_hours, 24);
+        assert_eq!(config.rate.burst, 20.0);
+        assert_eq!(config.rate.per_second, 5.0);
         assert_eq!(config.fanout_concurrency, DEFAULT_FANOUT_CONCURRENCY);
+    }
+
+    #[test]
+    fn bad_rates_are_refused() {
+        assert!(config(&[("MESSAGE_BURST", "0")]).is_err());
+        assert!(config(&[("MESSAGES_PER_SECOND", "fast")]).is_err());
+        assert!(config(&[("HISTORY_HOURS", "-1")]).is_err());
+        let tables = config(&[("MEMBERS_TABLE", "M"), ("TABLE_NAME", "T")]).unwrap();
+        assert_eq!(
+            (
+                tables.members_table.as_str(),
+                tables.messages_table.as_str()
+            ),
+            ("M", "T-messages")
+        );
     }
 
     #[test]

@@ -6,21 +6,28 @@
 //! with mocked AWS clients or against a real DynamoDB endpoint.
 //!
 //! - [`protocol`]: the frames the server sends and the validation of what clients send.
-//! - [`store`]: the table of live connection ids (DynamoDB).
-//! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out.
+//! - [`rooms`]: room names; [`store`]: the table of live connections (room, name, rate);
+//!   [`members`]: each room's members; [`history`]: each room's messages (DynamoDB).
+//! - [`ratelimit`]: the per-connection token bucket.
+//! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out
+//!   to a room.
 //! - [`config`]: settings from the environment and the callback endpoint.
 //! - [`identity`]: display names and the signed-in user every route sees.
 //! - [`handlers`]: one function per route.
-//! - [`lambda`]: the runtime wiring shared by the four route binaries.
+//! - [`lambda`]: the runtime wiring shared by the route binaries.
 //! - [`auth`]: the `$connect` authorizer (JWT verification against the issuer's keys).
 
 pub mod auth;
 pub mod broadcast;
 pub mod config;
 pub mod handlers;
+pub mod history;
 pub mod identity;
 pub mod lambda;
+pub mod members;
 pub mod protocol;
+pub mod ratelimit;
+pub mod rooms;
 pub mod store;
 
 pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};

@@ -1,13 +1,18 @@
 //! The wire protocol: what the server sends and how client messages are validated.
 //!
 //! Every frame the server sends is one JSON object with a `type`:
-//! `{"type":"message","from":…,"name":…,"message":…,"sentAt":…}` for chat and
-//! `{"type":"error","code":…,"message":…}` when a request could not be served.
+//! `{"type":"message","id":…,"room":…,"from":…,"name":…,"message":…,"sentAt":…}` for
+//! chat, `joined`/`left` for presence, `members` and `history` answering `who` and
+//! `history`, and `{"type":"error","code":…,"message":…}` when a request could not be
+//! served.
 //! Validation never panics: every way a body can be wrong maps to an [`ErrorFrame`]
 //! whose message says what to change.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+
+use crate::rooms;
 
 /// API Gateway's WebSocket message quota: 128 KB per message, in either direction.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
@@ -15,16 +20,28 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// The route that broadcasts a chat message.
 pub const ON_MESSAGE_ACTION: &str = "onMessage";
 
+/// The room actions, each its own route.
+pub const JOIN_ACTION: &str = "join";
+pub const WHO_ACTION: &str = "who";
+pub const HISTORY_ACTION: &str = "history";
+
 /// A request a person can copy to get it right.
 pub const EXAMPLE_REQUEST: &str = r#"{"action":"onMessage","message":"Hello everyone"}"#;
 
+/// Messages `history` returns unless asked for another number, and the most it returns.
+pub const DEFAULT_HISTORY: u32 = 50;
+pub const MAX_HISTORY: u32 = 100;
+
 /// A frame sent to clients.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Frame {
-    /// A chat message, delivered to every connection including the sender.
+    /// A chat message, delivered to every member of the room, the sender included.
     #[serde(rename_all = "camelCase")]
     Message {
+        /// Unique per message (API Gateway's message id).
+        id: String,
+        room: String,
         /// The sender's connection id (kept for clients that predate names).
         from: String,
         /// The sender's display name (see [`crate::identity`]).
@@ -32,8 +49,43 @@ pub enum Frame {
         message: String,
         sent_at: String,
     },
+    /// Someone entered the room.
+    Joined(Presence),
+    /// Someone left the room (moved on, or disconnected).
+    Left(Presence),
+    /// The room's members, to the one who asked (`who`); a large room takes several
+    /// frames, all but the last with `more: true`.
+    Members {
+        room: String,
+        /// The asker's own connection id.
+        you: String,
+        members: Vec<Member>,
+        more: bool,
+    },
+    /// The room's most recent chat frames, oldest first, exactly as they were broadcast.
+    History {
+        room: String,
+        messages: Vec<Box<RawValue>>,
+        /// Older messages were left out to keep the frame under the quota.
+        truncated: bool,
+    },
     /// Why the sender's request was not served.
     Error(ErrorFrame),
+}
+
+/// Who entered or left a room.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Presence {
+    pub room: String,
+    pub from: String,
+    pub name: String,
+}
+
+/// One member of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub from: String,
+    pub name: String,
 }
 
 /// The body of an error frame: a stable machine code and a sentence for people.
@@ -41,6 +93,9 @@ pub enum Frame {
 pub struct ErrorFrame {
     pub code: ErrorCode,
     pub message: String,
+    /// With `rate_limited`: how long until a message will be accepted.
+    #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Machine-readable error codes, serialised in snake_case.
@@ -57,6 +112,9 @@ pub enum ErrorCode {
     MessageTooLarge,
     BinaryFrame,
     Unavailable,
+    InvalidRoom,
+    InvalidLimit,
+    RateLimited,
 }
 
 impl Frame {
@@ -71,6 +129,21 @@ impl ErrorFrame {
         ErrorFrame {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// The sender is over its message rate; nothing was posted.
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        ErrorFrame {
+            retry_after_ms: Some(retry_after_ms),
+            ..ErrorFrame::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "You are sending too fast; this message was not sent. Try again in {:.1} s.",
+                    retry_after_ms as f64 / 1000.0
+                ),
+            )
         }
     }
 
@@ -97,16 +170,26 @@ impl ErrorFrame {
     }
 }
 
+/// Who sent a chat message, where, when, under which id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: String,
+    pub room: String,
+    pub from: String,
+    pub name: String,
+    pub sent_at: String,
+}
+
 /// Parses the body of an `onMessage` request and builds the chat frame to broadcast.
 ///
 /// The size check is on the frame that will be sent, since that is what API Gateway
 /// measures against its 128 KB quota on the way out.
-pub fn chat_frame(
-    body: Option<&str>,
-    from: &str,
-    name: &str,
-    sent_at: String,
-) -> Result<Frame, ErrorFrame> {
+pub fn chat_frame(body: Option<&str>, envelope: Envelope) -> Result<Frame, ErrorFrame> {
+    message_frame(envelope, chat_message(body)?)
+}
+
+/// The text of an `onMessage` request (checked before anything is read or spent).
+pub fn chat_message(body: Option<&str>) -> Result<String, ErrorFrame> {
     let object = parse_object(body)?;
     let message = match object.get("message") {
         None | Some(Value::Null) => {
@@ -134,10 +217,24 @@ pub fn chat_frame(
             ),
         ));
     }
+    Ok(message.clone())
+}
+
+/// The chat frame of `message`, refused if it would pass the 128 KB quota on the way out.
+pub fn message_frame(envelope: Envelope, message: String) -> Result<Frame, ErrorFrame> {
+    let Envelope {
+        id,
+        room,
+        from,
+        name,
+        sent_at,
+    } = envelope;
     let frame = Frame::Message {
-        from: from.to_owned(),
-        name: name.to_owned(),
-        message: message.clone(),
+        id,
+        room,
+        from,
+        name,
+        message,
         sent_at,
     };
     let size = frame.to_json().len();
@@ -150,6 +247,49 @@ pub fn chat_frame(
         ));
     }
     Ok(frame)
+}
+
+/// The room a `join` request names.
+pub fn join_room(body: Option<&str>) -> Result<String, ErrorFrame> {
+    let object = parse_object(body)?;
+    let example = r#"{"action":"join","room":"rust"}"#;
+    match object.get("room") {
+        Some(Value::String(room)) if rooms::is_valid(room) => Ok(room.clone()),
+        Some(Value::String(room)) => Err(ErrorFrame::new(
+            ErrorCode::InvalidRoom,
+            format!(
+                "\"{}\" is not a room name: {}; for example {example}.",
+                shorten(room, 64),
+                rooms::rule()
+            ),
+        )),
+        _ => Err(ErrorFrame::new(
+            ErrorCode::InvalidRoom,
+            format!(
+                "Name the room to join, for example {example} ({}).",
+                rooms::rule()
+            ),
+        )),
+    }
+}
+
+/// The number of messages a `history` request asks for ([`DEFAULT_HISTORY`] if none).
+pub fn history_limit(body: Option<&str>) -> Result<u32, ErrorFrame> {
+    let object = parse_object(body)?;
+    let limit = match object.get("limit") {
+        None | Some(Value::Null) => return Ok(DEFAULT_HISTORY),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(_) => None,
+    };
+    match limit {
+        Some(n) if (1..=u64::from(MAX_HISTORY)).contains(&n) => Ok(n as u32),
+        _ => Err(ErrorFrame::new(
+            ErrorCode::InvalidLimit,
+            format!(
+                "\"limit\" must be a whole number from 1 to {MAX_HISTORY}; for example {{\"action\":\"history\",\"limit\":{DEFAULT_HISTORY}}}."
+            ),
+        )),
+    }
 }
 
 /// Explains why a request reached the `$default` route.
@@ -166,7 +306,7 @@ pub fn explain_unrouted(body: Option<&str>) -> ErrorFrame {
         Some(Value::String(action)) => ErrorFrame::new(
             ErrorCode::UnknownAction,
             format!(
-                "Unknown action \"{}\"; the only action is \"{ON_MESSAGE_ACTION}\", for example {EXAMPLE_REQUEST}.",
+                "Unknown action \"{}\"; the actions are \"{ON_MESSAGE_ACTION}\", \"{JOIN_ACTION}\", \"{WHO_ACTION}\" and \"{HISTORY_ACTION}\", for example {EXAMPLE_REQUEST}.",
                 shorten(action, 64)
             ),
         ),
@@ -221,23 +361,27 @@ fn shorten(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    fn envelope() -> Envelope {
+        Envelope {
+            id: "m1".into(),
+            room: "lobby".into(),
+            from: "R1kmxc2VNjMCFIA=".into(),
+            name: "alice".into(),
+            sent_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
     fn code_of(body: &str) -> ErrorCode {
-        chat_frame(Some(body), "id", "n", "t".into())
-            .unwrap_err()
-            .code
+        chat_frame(Some(body), envelope()).unwrap_err().code
     }
 
     #[test]
     fn valid_message_builds_a_chat_frame() {
-        let frame = chat_frame(
-            Some(EXAMPLE_REQUEST),
-            "R1kmxc2VNjMCFIA=",
-            "alice",
-            "2026-01-01T00:00:00Z".into(),
-        )
-        .unwrap();
+        let frame = chat_frame(Some(EXAMPLE_REQUEST), envelope()).unwrap();
         let json: Value = serde_json::from_str(&frame.to_json()).unwrap();
         assert_eq!(json["type"], "message");
+        assert_eq!(json["id"], "m1");
+        assert_eq!(json["room"], "lobby");
         assert_eq!(json["from"], "R1kmxc2VNjMCFIA=");
         assert_eq!(json["name"], "alice");
         assert_eq!(json["message"], "Hello everyone");
@@ -270,7 +414,7 @@ mod tests {
         );
         assert_eq!(code_of(&big), ErrorCode::MessageTooLarge);
         assert_eq!(
-            chat_frame(None, "id", "n", "t".into()).unwrap_err().code,
+            chat_frame(None, envelope()).unwrap_err().code,
             ErrorCode::InvalidJson
         );
     }
@@ -294,5 +438,92 @@ mod tests {
     fn error_frames_serialise_with_snake_case_codes() {
         let json = ErrorFrame::unavailable().into_frame().to_json();
         assert!(json.starts_with(r#"{"type":"error","code":"unavailable","message":"#));
+        assert!(!json.contains("retryAfterMs"));
+        let limited: Value =
+            serde_json::from_str(&ErrorFrame::rate_limited(1250).into_frame().to_json()).unwrap();
+        assert_eq!(limited["code"], "rate_limited");
+        assert_eq!(limited["retryAfterMs"], 1250);
+        assert!(limited["message"].as_str().unwrap().contains("1.2 s"));
+    }
+
+    #[test]
+    fn room_requests_are_validated() {
+        assert_eq!(
+            join_room(Some(r#"{"action":"join","room":"rust"}"#)).unwrap(),
+            "rust"
+        );
+        for bad in [
+            r#"{"action":"join"}"#,
+            r#"{"action":"join","room":""}"#,
+            r#"{"action":"join","room":"a b"}"#,
+            r#"{"action":"join","room":7}"#,
+        ] {
+            assert_eq!(
+                join_room(Some(bad)).unwrap_err().code,
+                ErrorCode::InvalidRoom,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            join_room(Some("nope")).unwrap_err().code,
+            ErrorCode::InvalidJson
+        );
+        assert_eq!(
+            history_limit(Some(r#"{"action":"history"}"#)).unwrap(),
+            DEFAULT_HISTORY
+        );
+        assert_eq!(
+            history_limit(Some(r#"{"action":"history","limit":1}"#)).unwrap(),
+            1
+        );
+        assert_eq!(
+            history_limit(Some(r#"{"action":"history","limit":100}"#)).unwrap(),
+            100
+        );
+        for bad in ["0", "101", "2.5", "-1", "\"10\"", "true"] {
+            let body = format!(r#"{{"action":"history","limit":{bad}}}"#);
+            assert_eq!(
+                history_limit(Some(&body)).unwrap_err().code,
+                ErrorCode::InvalidLimit,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn presence_members_and_history_frames_have_their_shape() {
+        let joined = Frame::Joined(Presence {
+            room: "r".into(),
+            from: "id".into(),
+            name: "n".into(),
+        });
+        assert_eq!(
+            joined.to_json(),
+            r#"{"type":"joined","room":"r","from":"id","name":"n"}"#
+        );
+        let members = Frame::Members {
+            room: "r".into(),
+            you: "me".into(),
+            members: vec![Member {
+                from: "id".into(),
+                name: "n".into(),
+            }],
+            more: false,
+        };
+        assert_eq!(
+            members.to_json(),
+            r#"{"type":"members","room":"r","you":"me","members":[{"from":"id","name":"n"}],"more":false}"#
+        );
+        let stored = r#"{"type":"message","z":1,"a":2}"#;
+        let history = Frame::History {
+            room: "r".into(),
+            messages: vec![RawValue::from_string(stored.into()).unwrap()],
+            truncated: false,
+        };
+        assert_eq!(
+            history.to_json(),
+            format!(r#"{{"type":"history","room":"r","messages":[{stored}],"truncated":false}}"#),
+            "stored frames are passed on byte for byte"
+        );
     }
 }

@@ -1,20 +1,55 @@
 //! The table of live WebSocket connections, kept in DynamoDB.
 //!
-//! One item per connection: `connectionid` (the key), `connectedAt` (epoch ms), `name`
-//! (the display name chat frames carry) and `expiresAt` (epoch seconds). API Gateway calls `$disconnect` only best-effort, so
+//! One item per connection: `connectionid` (the key), `room`, `name` (the display name
+//! frames carry), `connectedAt` (epoch ms), `expiresAt` (epoch seconds) and the rate
+//! limit's bucket (`tokens`, `refilledAt`, see [`crate::ratelimit`]). API Gateway calls `$disconnect` only best-effort, so
 //! `expiresAt` lets the table's TTL remove ids whose connection is long gone; it is set
 //! past API Gateway's two-hour connection limit.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
+
+use crate::ratelimit::Bucket;
 
 /// The table's partition key.
 pub const KEY: &str = "connectionid";
 
 /// The attribute holding the connection's display name.
 pub const NAME: &str = "name";
+
+/// The attribute holding the connection's room.
+pub const ROOM: &str = "room";
+
+/// What the table knows of one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRecord {
+    pub room: String,
+    pub name: String,
+    pub connected_at_ms: i64,
+    pub bucket: Option<Bucket>,
+}
+
+impl ConnectionRecord {
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Option<ConnectionRecord> {
+        let text = |key: &str| item.get(key)?.as_s().ok().cloned();
+        let number = |key: &str| item.get(key)?.as_n().ok()?.parse::<f64>().ok();
+        let bucket = match (number("tokens"), number("refilledAt")) {
+            (Some(tokens), Some(at)) => Some(Bucket {
+                tokens,
+                at_ms: at as i64,
+            }),
+            _ => None,
+        };
+        Some(ConnectionRecord {
+            room: text(ROOM).unwrap_or_else(|| crate::rooms::DEFAULT_ROOM.to_owned()),
+            name: text(NAME)?,
+            connected_at_ms: number("connectedAt").unwrap_or_default() as i64,
+            bucket,
+        })
+    }
+}
 
 /// API Gateway closes every WebSocket connection after two hours.
 pub const MAX_CONNECTION_SECS: i64 = 2 * 60 * 60;
@@ -40,7 +75,7 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-fn store_error<E>(operation: &'static str) -> impl FnOnce(E) -> StoreError
+pub(crate) fn store_error<E>(operation: &'static str) -> impl FnOnce(E) -> StoreError
 where
     E: Into<aws_sdk_dynamodb::Error>,
 {
@@ -69,11 +104,12 @@ impl ConnectionStore {
         &self.table
     }
 
-    /// Records a new connection and its display name. `connected_at_ms` comes from the
-    /// event, `now_secs` sets the expiry.
+    /// Records a new connection, its room and display name. `connected_at_ms` comes from
+    /// the event, `now_secs` sets the expiry.
     pub async fn add(
         &self,
         id: &str,
+        room: &str,
         name: &str,
         connected_at_ms: i64,
         now_secs: i64,
@@ -82,6 +118,7 @@ impl ConnectionStore {
             .put_item()
             .table_name(&self.table)
             .item(KEY, AttributeValue::S(id.to_owned()))
+            .item(ROOM, AttributeValue::S(room.to_owned()))
             .item(NAME, AttributeValue::S(name.to_owned()))
             .item(
                 "connectedAt",
@@ -99,33 +136,106 @@ impl ConnectionStore {
         Ok(())
     }
 
-    /// The display name stored with a connection; `None` if the connection (or its name)
-    /// is not in the table.
-    pub async fn name_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+    /// What the table knows of a connection (a strongly consistent read).
+    pub async fn get(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
         let item = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(KEY, AttributeValue::S(id.to_owned()))
-            .projection_expression("#name")
-            .expression_attribute_names("#name", NAME)
+            .consistent_read(true)
             .send()
             .await
             .map_err(store_error("GetItem"))?
             .item;
-        Ok(item.and_then(|item| item.get(NAME)?.as_s().ok().cloned()))
+        Ok(item.as_ref().and_then(ConnectionRecord::from_item))
     }
 
-    /// Forgets a connection; deleting an id that is not there is not an error.
-    pub async fn remove(&self, id: &str) -> Result<(), StoreError> {
-        self.client
+    /// Stores the rate limit's bucket `next` if the stored one is still `seen` (no other
+    /// invocation spent from it since); says whether it was stored.
+    pub async fn spend(
+        &self,
+        id: &str,
+        seen: Option<Bucket>,
+        next: Bucket,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .update_expression("SET tokens = :tokens, refilledAt = :at")
+            .expression_attribute_values(":tokens", AttributeValue::N(next.tokens.to_string()))
+            .expression_attribute_values(":at", AttributeValue::N(next.at_ms.to_string()));
+        let request = match seen {
+            None => request.condition_expression(
+                "attribute_exists(connectionid) AND attribute_not_exists(refilledAt)",
+            ),
+            Some(seen) => request
+                .condition_expression("refilledAt = :seen")
+                .expression_attribute_values(":seen", AttributeValue::N(seen.at_ms.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(store_error("UpdateItem")(error)),
+        }
+    }
+
+    /// Moves a known connection to `room`; returns the room it was in (`None`: unknown).
+    pub async fn set_room(&self, id: &str, room: &str) -> Result<Option<String>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .update_expression("SET #room = :room")
+            .condition_expression("attribute_exists(connectionid)")
+            .expression_attribute_names("#room", ROOM)
+            .expression_attribute_values(":room", AttributeValue::S(room.to_owned()))
+            .return_values(ReturnValue::UpdatedOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(
+                output
+                    .attributes
+                    .and_then(|old| old.get(ROOM)?.as_s().ok().cloned())
+                    .unwrap_or_else(|| crate::rooms::DEFAULT_ROOM.to_owned()),
+            )),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(store_error("UpdateItem")(error)),
+        }
+    }
+
+    /// Forgets a connection and returns what was known of it; deleting an id that is not
+    /// there is not an error.
+    pub async fn remove(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
+        let output = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key(KEY, AttributeValue::S(id.to_owned()))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(store_error("DeleteItem"))?;
-        Ok(())
+        Ok(output
+            .attributes
+            .as_ref()
+            .and_then(ConnectionRecord::from_item))
     }
 
     /// Forgets a connection that API Gateway reported gone (410), unless it connected

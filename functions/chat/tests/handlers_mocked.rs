@@ -7,21 +7,26 @@ use aws_sdk_apigatewaymanagement::operation::post_to_connection::{
     PostToConnectionError, PostToConnectionOutput,
 };
 use aws_sdk_apigatewaymanagement::types::error::GoneException;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+use aws_sdk_dynamodb::operation::delete_item::{
+    DeleteItemError, DeleteItemInput, DeleteItemOutput,
+};
 use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
-use aws_sdk_dynamodb::operation::scan::{ScanError, ScanOutput};
-use aws_sdk_dynamodb::types::error::InternalServerError;
+use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::error::{ConditionalCheckFailedException, InternalServerError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use chat::config::Config;
 use chat::{ApiGatewayWebsocketProxyRequest, App, Route};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 type Dynamo = aws_sdk_dynamodb::Client;
 type Management = aws_sdk_apigatewaymanagement::Client;
 
 const SENDER: &str = "Sx3qNeRgoAMCJkQ=";
+const MEMBERS: &str = "Chat-members";
+const MESSAGES: &str = "Chat-messages";
 
 fn event(name: &str) -> ApiGatewayWebsocketProxyRequest {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -35,6 +40,45 @@ fn message_event(body: &str) -> ApiGatewayWebsocketProxyRequest {
     event
 }
 
+/// A `join`/`who`/`history` event with `body`.
+fn rooms_event(route: &str, body: &str) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = message_event(body);
+    event.request_context.route_key = Some(route.to_owned());
+    event
+}
+
+fn item(pairs: &[(&str, AttributeValue)]) -> std::collections::HashMap<String, AttributeValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn n(number: impl ToString) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+/// The sender's record: in `room` as `name`, with a full rate bucket.
+fn record(room: &'static str, name: &'static str) -> Rule {
+    mock!(Dynamo::get_item)
+        .match_requests(|req| req.key().unwrap()["connectionid"].as_s().unwrap() == SENDER)
+        .then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(item(&[
+                    ("connectionid", s(SENDER)),
+                    ("room", s(room)),
+                    ("name", s(name)),
+                ])))
+                .build()
+        })
+}
+
+/// The rules every test shares, after its own (the first matching rule wins): the sender
+/// is carol in the lobby, writes succeed, rooms no test describes are empty.
 fn app(dynamo_rules: &[&Rule], management_rules: &[&Rule]) -> App {
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some("Chat".into()),
@@ -42,9 +86,14 @@ fn app(dynamo_rules: &[&Rule], management_rules: &[&Rule]) -> App {
         _ => None,
     })
     .unwrap();
-    // The sender's stored name, unless a test sets its own GetItem rule (first match wins).
-    let stored_name = stored_name("carol");
-    let dynamo_rules: Vec<&Rule> = dynamo_rules.iter().copied().chain([&stored_name]).collect();
+    let defaults = [
+        record("lobby", "carol"),
+        mock!(Dynamo::update_item).then_output(|| UpdateItemOutput::builder().build()),
+        mock!(Dynamo::put_item).then_output(|| PutItemOutput::builder().build()),
+        mock!(Dynamo::delete_item).then_output(|| DeleteItemOutput::builder().build()),
+        mock!(Dynamo::query).then_output(|| QueryOutput::builder().build()),
+    ];
+    let dynamo_rules: Vec<&Rule> = dynamo_rules.iter().copied().chain(&defaults).collect();
     let dynamo = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &dynamo_rules);
     let management = mock_client!(
         aws_sdk_apigatewaymanagement,
@@ -54,38 +103,40 @@ fn app(dynamo_rules: &[&Rule], management_rules: &[&Rule]) -> App {
     App::new(config, dynamo, management)
 }
 
-/// A GetItem rule answering the sender's item with `name`.
-fn stored_name(name: &'static str) -> Rule {
-    mock!(Dynamo::get_item)
-        .match_requests(|req| req.key().unwrap()["connectionid"].as_s().unwrap() == SENDER)
-        .then_output(move || {
-            GetItemOutput::builder()
-                .item("name", AttributeValue::S(name.into()))
-                .build()
-        })
-}
-
-/// An event whose request context carries what a `$connect` authorizer answered.
-fn authorized(mut event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayWebsocketProxyRequest {
-    event.request_context.authorizer.fields = serde_json::from_value(serde_json::json!({
-        "principalId": "sub-42", "userId": "sub-42", "name": "Alice", "integrationLatency": 12
-    }))
-    .unwrap();
-    event
-}
-
-fn ids_page(ids: &[&str], last: Option<&str>) -> ScanOutput {
+/// One page of a room's members (strongly consistent), continuing after `last`.
+fn members_page(ids: &[&str], last: Option<&str>) -> QueryOutput {
     let items = ids
         .iter()
-        .map(|id| [("connectionid".to_owned(), AttributeValue::S(id.to_string()))].into())
+        .map(|id| item(&[("connectionid", s(id)), ("name", s(&format!("name-{id}")))]))
         .collect();
-    let builder = ScanOutput::builder().set_items(Some(items));
+    let builder = QueryOutput::builder()
+        .set_items(Some(items))
+        .scanned_count(ids.len() as i32);
     match last {
         Some(id) => builder
-            .last_evaluated_key("connectionid", AttributeValue::S(id.into()))
+            .last_evaluated_key("room", s("lobby"))
+            .last_evaluated_key("connectionid", s(id))
             .build(),
         None => builder.build(),
     }
+}
+
+/// A Query rule for the members of `room`, answering `pages` in turn.
+fn room_query(room: &'static str, pages: Vec<QueryOutput>) -> Rule {
+    let pages = Arc::new(Mutex::new(pages.into_iter()));
+    mock!(Dynamo::query)
+        .match_requests(move |req| {
+            req.table_name() == Some(MEMBERS)
+                && req.consistent_read() == Some(true)
+                && req.expression_attribute_values().unwrap()[":room"] == s(room)
+        })
+        .then_output(move || {
+            pages
+                .lock()
+                .unwrap()
+                .next()
+                .unwrap_or_else(|| members_page(&[], None))
+        })
 }
 
 /// A post rule that records every (connection id, frame) it sees and succeeds.
@@ -102,84 +153,234 @@ fn recording_post(log: &Arc<Mutex<Vec<(String, Value)>>>) -> Rule {
         .then_output(|| PostToConnectionOutput::builder().build())
 }
 
-fn key_of(req: &aws_sdk_dynamodb::operation::delete_item::DeleteItemInput) -> String {
+type Posts = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn posts() -> Posts {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn sorted_ids(posts: &Posts) -> Vec<String> {
+    let mut ids: Vec<String> = posts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn key_of(req: &DeleteItemInput) -> String {
     req.key().unwrap()["connectionid"].as_s().unwrap().clone()
 }
 
+/// An event whose request context carries what a `$connect` authorizer answered.
+fn authorized(mut event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayWebsocketProxyRequest {
+    event.request_context.authorizer.fields = serde_json::from_value(json!({
+        "principalId": "sub-42", "userId": "sub-42", "name": "Alice", "integrationLatency": 12
+    }))
+    .unwrap();
+    event
+}
+
 #[tokio::test]
-async fn broadcast_pages_through_every_scan_page() {
-    let scan = mock!(Dynamo::scan)
-        .sequence()
-        .output(|| ids_page(&["a", "b"], Some("b")))
-        .output(|| ids_page(&["c", SENDER], Some(SENDER)))
-        .output(|| ids_page(&["e"], None))
-        .build();
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let app = app(&[&scan], &[&recording_post(&posts)]);
+async fn a_message_is_kept_then_posted_to_every_page_of_its_room() {
+    let query = room_query(
+        "lobby",
+        vec![
+            members_page(&["a", "b"], Some("b")),
+            members_page(&["c", SENDER], Some(SENDER)),
+            members_page(&["e"], None),
+        ],
+    );
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&kept);
+    let put = mock!(Dynamo::put_item)
+        .match_requests(move |req| {
+            let item = req.item().unwrap();
+            seen.lock().unwrap().push((
+                req.table_name().unwrap().to_owned(),
+                item["room"].as_s().unwrap().clone(),
+                item["sk"].as_s().unwrap().clone(),
+                item["frame"].as_s().unwrap().clone(),
+            ));
+            true
+        })
+        .then_output(|| PutItemOutput::builder().build());
+    let posts = posts();
+    let app = app(&[&query, &put], &[&recording_post(&posts)]);
 
     let response = app.handle(Route::OnMessage, event("on_message.json")).await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(scan.num_calls(), 3);
-    let posts = posts.lock().unwrap();
-    let mut ids: Vec<&str> = posts.iter().map(|(id, _)| id.as_str()).collect();
-    ids.sort();
-    assert_eq!(ids, [SENDER, "a", "b", "c", "e"]);
-    for (_, frame) in posts.iter() {
-        assert_eq!(frame["type"], "message");
-        assert_eq!(frame["from"], SENDER);
-        assert_eq!(frame["name"], "carol", "the name $connect stored");
-        assert_eq!(frame["message"], "Hello everyone");
+    assert_eq!(query.num_calls(), 3);
+    assert_eq!(sorted_ids(&posts), [SENDER, "a", "b", "c", "e"]);
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept.len(), 1, "the message is kept once");
+    let (table, room, sort_key, frame) = &kept[0];
+    assert_eq!((table.as_str(), room.as_str()), (MESSAGES, "lobby"));
+    for (_, posted) in posts.lock().unwrap().iter() {
+        assert_eq!(
+            posted,
+            &serde_json::from_str::<Value>(frame).unwrap(),
+            "kept as posted"
+        );
+        assert_eq!(posted["type"], "message");
+        assert_eq!(posted["room"], "lobby");
+        assert_eq!(posted["from"], SENDER);
+        assert_eq!(posted["name"], "carol", "the name $connect stored");
+        assert_eq!(posted["message"], "Hello everyone");
+        let id = posted["id"].as_str().unwrap();
+        assert!(!id.is_empty());
+        assert_eq!(
+            *sort_key,
+            format!("{}#{id}", posted["sentAt"].as_str().unwrap())
+        );
     }
 }
 
 #[tokio::test]
-async fn a_signed_in_sender_is_named_by_the_authorizer_without_a_read() {
-    let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER, "b"], None));
-    let get = stored_name("not-read");
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let app = app(&[&scan, &get], &[&recording_post(&posts)]);
+async fn only_the_senders_room_is_read_and_posted_to() {
+    let rust = room_query("rust", vec![members_page(&[SENDER, "r1"], None)]);
+    let lobby = room_query("lobby", vec![members_page(&["l1", "l2"], None)]);
+    let posts = posts();
+    let app = app(
+        &[&record("rust", "carol"), &rust, &lobby],
+        &[&recording_post(&posts)],
+    );
+
+    app.handle(Route::OnMessage, event("on_message.json")).await;
+
+    assert_eq!(lobby.num_calls(), 0, "another room costs nothing");
+    assert_eq!(sorted_ids(&posts), [SENDER, "r1"]);
+}
+
+#[tokio::test]
+async fn a_signed_in_sender_is_named_by_the_authorizer() {
+    let query = room_query("lobby", vec![members_page(&[SENDER, "b"], None)]);
+    let posts = posts();
+    let app = app(&[&query], &[&recording_post(&posts)]);
 
     let response = app
         .handle(Route::OnMessage, authorized(event("on_message.json")))
         .await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(
-        get.num_calls(),
-        0,
-        "no GetItem when the authorizer named the sender"
-    );
     let posts = posts.lock().unwrap();
     assert_eq!(posts.len(), 2);
     assert!(posts.iter().all(|(_, frame)| frame["name"] == "Alice"));
 }
 
 #[tokio::test]
-async fn an_unknown_or_unreadable_sender_is_a_guest() {
-    for failing in [false, true] {
-        let get = if failing {
-            mock!(Dynamo::get_item).then_error(|| {
-                GetItemError::InternalServerError(InternalServerError::builder().build())
-            })
-        } else {
-            mock!(Dynamo::get_item).then_output(|| GetItemOutput::builder().build())
-        };
-        let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER], None));
-        let posts = Arc::new(Mutex::new(Vec::new()));
-        let app = app(&[&scan, &get], &[&recording_post(&posts)]);
+async fn an_unknown_sender_is_a_guest_in_the_lobby_and_an_unreadable_one_is_told() {
+    let unknown = mock!(Dynamo::get_item).then_output(|| GetItemOutput::builder().build());
+    let query = room_query("lobby", vec![members_page(&["a"], None)]);
+    let posts = posts();
+    let app = app(&[&unknown, &query], &[&recording_post(&posts)]);
+    assert_eq!(
+        app.handle(Route::OnMessage, event("on_message.json"))
+            .await
+            .status_code,
+        200
+    );
+    assert_eq!(
+        posts.lock().unwrap()[0].1["name"],
+        format!("guest-{}", &SENDER[..4])
+    );
 
-        let response = app.handle(Route::OnMessage, event("on_message.json")).await;
-
-        assert_eq!(response.status_code, 200, "the message still goes out");
-        let posts = posts.lock().unwrap();
-        assert_eq!(posts[0].1["name"], format!("guest-{}", &SENDER[..4]));
-    }
+    let failing = mock!(Dynamo::get_item)
+        .then_error(|| GetItemError::InternalServerError(InternalServerError::builder().build()));
+    let told = self::posts();
+    let app = self::app(&[&failing], &[&recording_post(&told)]);
+    assert_eq!(
+        app.handle(Route::OnMessage, event("on_message.json"))
+            .await
+            .status_code,
+        500
+    );
+    assert_eq!(told.lock().unwrap()[0].1["code"], "unavailable");
 }
 
 #[tokio::test]
-async fn gone_connection_is_deleted_and_the_sender_is_not() {
-    let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER, "stale", "live"], None));
+async fn over_the_rate_the_sender_is_told_and_nothing_is_kept_or_posted() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let empty = mock!(Dynamo::get_item).then_output(move || {
+        GetItemOutput::builder()
+            .set_item(Some(item(&[
+                ("room", s("lobby")),
+                ("name", s("carol")),
+                ("tokens", n(0)),
+                ("refilledAt", n(now)),
+            ])))
+            .build()
+    });
+    let query = room_query("lobby", vec![members_page(&["a"], None)]);
+    let put = mock!(Dynamo::put_item).then_output(|| PutItemOutput::builder().build());
+    let posts = posts();
+    let app = app(&[&empty, &query, &put], &[&recording_post(&posts)]);
+
+    let response = app.handle(Route::OnMessage, event("on_message.json")).await;
+
+    assert_eq!(response.status_code, 429);
+    assert_eq!((query.num_calls(), put.num_calls()), (0, 0));
+    let posts = posts.lock().unwrap();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].0, SENDER);
+    assert_eq!(posts[0].1["code"], "rate_limited");
+    let wait = posts[0].1["retryAfterMs"].as_u64().unwrap();
+    assert!((1..=200).contains(&wait), "one token at 5/s: {wait} ms");
+}
+
+#[tokio::test]
+async fn a_bucket_spent_by_another_container_meanwhile_is_read_again() {
+    let lost = mock!(Dynamo::update_item)
+        .sequence()
+        .error(|| {
+            UpdateItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        })
+        .output(|| UpdateItemOutput::builder().build())
+        .build();
+    let get = record("lobby", "carol");
+    let query = room_query("lobby", vec![members_page(&["a"], None)]);
+    let posts = posts();
+    let app = app(&[&lost, &get, &query], &[&recording_post(&posts)]);
+
+    let response = app.handle(Route::OnMessage, event("on_message.json")).await;
+
+    assert_eq!(response.status_code, 200);
+    assert_eq!(lost.num_calls(), 2, "the lost race is retried");
+    assert_eq!(get.num_calls(), 2, "after reading the bucket again");
+    assert_eq!(
+        lost.num_calls(),
+        2,
+        "the update is conditional on the bucket as read"
+    );
+    assert_eq!(sorted_ids(&posts), ["a"]);
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_kept_is_not_posted() {
+    let put = mock!(Dynamo::put_item)
+        .then_error(|| PutItemError::InternalServerError(InternalServerError::builder().build()));
+    let query = room_query("lobby", vec![members_page(&["a"], None)]);
+    let posts = posts();
+    let app = app(&[&put, &query], &[&recording_post(&posts)]);
+
+    let response = app.handle(Route::OnMessage, event("on_message.json")).await;
+
+    assert_eq!(response.status_code, 500);
+    assert_eq!(query.num_calls(), 0);
+    assert_eq!(posts.lock().unwrap()[0].1["code"], "unavailable");
+}
+
+#[tokio::test]
+async fn gone_connection_is_deleted_from_both_tables_and_the_sender_is_not() {
+    let query = room_query(
+        "lobby",
+        vec![members_page(&[SENDER, "stale", "live"], None)],
+    );
     let delete_stale = mock!(Dynamo::delete_item)
         .match_requests(|req| key_of(req) == "stale" && req.condition_expression().is_some())
         .then_output(|| DeleteItemOutput::builder().build());
@@ -188,34 +389,34 @@ async fn gone_connection_is_deleted_and_the_sender_is_not() {
     let gone = mock!(Management::post_to_connection)
         .match_requests(|req| req.connection_id() == Some("stale"))
         .then_error(|| PostToConnectionError::GoneException(GoneException::builder().build()));
-    let posts = Arc::new(Mutex::new(Vec::new()));
+    let posts = posts();
     let app = app(
-        &[&scan, &delete_stale, &delete_other],
+        &[&query, &delete_stale, &delete_other],
         &[&gone, &recording_post(&posts)],
     );
 
     let response = app.handle(Route::OnMessage, event("on_message.json")).await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(delete_stale.num_calls(), 1, "the stale id is deleted");
+    assert_eq!(
+        delete_stale.num_calls(),
+        2,
+        "the stale id is deleted from the connections and from the room"
+    );
     assert_eq!(
         delete_other.num_calls(),
         0,
-        "no other id, the sender's included, is deleted"
+        "no other id, the sender's included"
     );
-    let mut delivered: Vec<String> = posts
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
-    delivered.sort();
-    assert_eq!(delivered, ["Sx3qNeRgoAMCJkQ=", "live"]);
+    assert_eq!(sorted_ids(&posts), [SENDER, "live"]);
 }
 
 #[tokio::test]
 async fn a_failing_post_does_not_stop_the_others() {
-    let scan = mock!(Dynamo::scan).then_output(|| ids_page(&["a", "broken", "b", "c"], None));
+    let query = room_query(
+        "lobby",
+        vec![members_page(&["a", "broken", "b", "c"], None)],
+    );
     let delete = mock!(Dynamo::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let broken = mock!(Management::post_to_connection)
         .match_requests(|req| req.connection_id() == Some("broken"))
@@ -223,8 +424,8 @@ async fn a_failing_post_does_not_stop_the_others() {
         .http_status(500, Some("boom".into()))
         .repeatedly()
         .build();
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let app = app(&[&scan, &delete], &[&broken, &recording_post(&posts)]);
+    let posts = posts();
+    let app = app(&[&query, &delete], &[&broken, &recording_post(&posts)]);
 
     let response = app.handle(Route::OnMessage, event("on_message.json")).await;
 
@@ -235,18 +436,11 @@ async fn a_failing_post_does_not_stop_the_others() {
         0,
         "a 500 is not a 410: nothing is deleted"
     );
-    let mut delivered: Vec<String> = posts
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
-    delivered.sort();
-    assert_eq!(delivered, ["a", "b", "c"]);
+    assert_eq!(sorted_ids(&posts), ["a", "b", "c"]);
 }
 
 #[tokio::test]
-async fn invalid_messages_get_an_error_frame_and_no_scan() {
+async fn invalid_messages_get_an_error_frame_and_no_reads() {
     let cases = [
         ("not json", "invalid_json"),
         ("[1]", "not_an_object"),
@@ -259,43 +453,42 @@ async fn invalid_messages_get_an_error_frame_and_no_scan() {
         (r#"{"action":"onMessage","message":42}"#, "invalid_message"),
     ];
     for (body, code) in cases {
-        let scan = mock!(Dynamo::scan).then_output(|| ids_page(&["x"], None));
-        let posts = Arc::new(Mutex::new(Vec::new()));
-        let app = app(&[&scan], &[&recording_post(&posts)]);
+        let get = record("lobby", "carol");
+        let query = room_query("lobby", vec![members_page(&["x"], None)]);
+        let posts = posts();
+        let app = app(&[&get, &query], &[&recording_post(&posts)]);
 
         let response = app.handle(Route::OnMessage, message_event(body)).await;
 
         assert_eq!(response.status_code, 400, "{body}");
-        assert_eq!(scan.num_calls(), 0, "no scan for {body}");
+        assert_eq!(
+            (get.num_calls(), query.num_calls()),
+            (0, 0),
+            "no reads for {body}"
+        );
         let posts = posts.lock().unwrap();
         assert_eq!(posts.len(), 1, "exactly one reply for {body}");
         assert_eq!(posts[0].0, SENDER, "the reply goes to the sender only");
         assert_eq!(posts[0].1["type"], "error");
         assert_eq!(posts[0].1["code"], code, "{body}");
     }
-}
-
-#[tokio::test]
-async fn the_fixture_variants_are_rejected_too() {
     for (file, code) in [
         ("on_message_missing_message.json", "missing_message"),
         ("on_message_empty_message.json", "empty_message"),
     ] {
-        let scan = mock!(Dynamo::scan).then_output(|| ids_page(&["x"], None));
-        let posts = Arc::new(Mutex::new(Vec::new()));
-        let app = app(&[&scan], &[&recording_post(&posts)]);
+        let posts = posts();
+        let app = app(&[], &[&recording_post(&posts)]);
         app.handle(Route::OnMessage, event(file)).await;
-        assert_eq!(scan.num_calls(), 0);
         assert_eq!(posts.lock().unwrap()[0].1["code"], code, "{file}");
     }
 }
 
 #[tokio::test]
-async fn a_scan_failure_tells_the_sender() {
-    let scan = mock!(Dynamo::scan)
-        .then_error(|| ScanError::InternalServerError(InternalServerError::builder().build()));
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let app = app(&[&scan], &[&recording_post(&posts)]);
+async fn a_query_failure_tells_the_sender() {
+    let query = mock!(Dynamo::query)
+        .then_error(|| QueryError::InternalServerError(InternalServerError::builder().build()));
+    let posts = posts();
+    let app = app(&[&query], &[&recording_post(&posts)]);
 
     let response = app.handle(Route::OnMessage, event("on_message.json")).await;
 
@@ -305,109 +498,313 @@ async fn a_scan_failure_tells_the_sender() {
     assert_eq!(posts[0].1["code"], "unavailable");
 }
 
-#[tokio::test]
-async fn connect_stores_the_id_with_an_expiry() {
-    let put = mock!(Dynamo::put_item)
-        .match_requests(|req| {
-            let item = req.item().unwrap();
-            let expires: i64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
-            let now = chrono::Utc::now().timestamp();
-            item["connectionid"].as_s().unwrap() == SENDER
-                && item["connectedAt"].as_n().is_ok()
-                && expires > now + 2 * 3600
-                && expires < now + 3 * 3600
-        })
-        .then_output(|| PutItemOutput::builder().build());
-    let app = app(&[&put], &[]);
+/// What `$connect` wrote: (table, item) per PutItem.
+type Writes = Arc<Mutex<Vec<(String, std::collections::HashMap<String, AttributeValue>)>>>;
 
-    let response = app.handle(Route::Connect, event("connect.json")).await;
+fn recording_put(writes: &Writes) -> Rule {
+    let writes = Arc::clone(writes);
+    mock!(Dynamo::put_item)
+        .match_requests(move |req| {
+            let entry = (
+                req.table_name().unwrap().to_owned(),
+                req.item().unwrap().clone(),
+            );
+            writes.lock().unwrap().push(entry);
+            true
+        })
+        .then_output(|| PutItemOutput::builder().build())
+}
+
+fn connect_event(query: Value) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = event("connect.json");
+    event.query_string_parameters = serde_json::from_value(query).unwrap();
+    event
+}
+
+#[tokio::test]
+async fn connect_stores_the_connection_and_its_membership_and_tells_the_others() {
+    let writes = Writes::default();
+    let query = room_query("rust", vec![members_page(&[SENDER, "r1"], None)]);
+    let posts = posts();
+    let app = app(
+        &[&recording_put(&writes), &query],
+        &[&recording_post(&posts)],
+    );
+
+    let response = app
+        .handle(
+            Route::Connect,
+            connect_event(json!({"room": "rust", "name": "dora"})),
+        )
+        .await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(put.num_calls(), 1);
+    let writes = writes.lock().unwrap();
+    assert_eq!(writes.len(), 2);
+    let now = chrono::Utc::now().timestamp();
+    for (table, item) in writes.iter() {
+        assert!(table == "Chat" || table == MEMBERS, "{table}");
+        assert_eq!(item["connectionid"], s(SENDER));
+        assert_eq!(item["room"], s("rust"));
+        assert_eq!(item["name"], s("dora"));
+        let expires: i64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
+        assert!(expires > now + 2 * 3600 && expires < now + 3 * 3600);
+    }
+    let posts = posts.lock().unwrap();
+    assert_eq!(posts.len(), 1, "the others are told, not the newcomer");
+    assert_eq!(posts[0].0, "r1");
+    assert_eq!(
+        posts[0].1,
+        json!({"type": "joined", "room": "rust", "from": SENDER, "name": "dora"})
+    );
 }
 
 /// Connects with `event` and returns the name `$connect` stored.
 async fn stored_name_after_connect(event: ApiGatewayWebsocketProxyRequest) -> String {
-    let names = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&names);
-    let put = mock!(Dynamo::put_item)
-        .match_requests(move |req| {
-            let name = req.item().unwrap()["name"].as_s().unwrap().clone();
-            seen.lock().unwrap().push(name);
-            true
-        })
-        .then_output(|| PutItemOutput::builder().build());
-    let app = app(&[&put], &[]);
+    let writes = Writes::default();
+    let app = app(&[&recording_put(&writes)], &[]);
     assert_eq!(app.handle(Route::Connect, event).await.status_code, 200);
-    let names = names.lock().unwrap();
-    assert_eq!(names.len(), 1);
-    names[0].clone()
+    let writes = writes.lock().unwrap();
+    assert_eq!(writes.len(), 2);
+    writes[0].1["name"].as_s().unwrap().clone()
 }
 
 #[tokio::test]
 async fn connect_stores_the_name_from_the_query_the_authorizer_or_a_guest_tag() {
-    let with_query = |query: serde_json::Value| {
-        let mut event = event("connect.json");
-        event.query_string_parameters = serde_json::from_value(query).unwrap();
-        event
-    };
-    assert_eq!(
-        stored_name_after_connect(with_query(serde_json::json!({"name": "  ali\u{7}ce "}))).await,
-        "alice"
-    );
+    let named = connect_event(json!({"name": "  ali\u{7}ce "}));
+    assert_eq!(stored_name_after_connect(named).await, "alice");
     let guest = format!("guest-{}", &SENDER[..4]);
     assert_eq!(
-        stored_name_after_connect(with_query(serde_json::json!({}))).await,
+        stored_name_after_connect(connect_event(json!({}))).await,
         guest
     );
     assert_eq!(
-        stored_name_after_connect(with_query(serde_json::json!({"name": "\n"}))).await,
+        stored_name_after_connect(connect_event(json!({"name": "\n"}))).await,
         guest
     );
     // Signed in: the token's name wins over whatever ?name= says.
-    let signed_in = authorized(with_query(serde_json::json!({"name": "mallory"})));
+    let signed_in = authorized(connect_event(json!({"name": "mallory"})));
     assert_eq!(stored_name_after_connect(signed_in).await, "Alice");
 }
 
 #[tokio::test]
-async fn connect_store_failure_refuses_the_connection() {
+async fn connect_refuses_a_bad_room_and_a_store_failure() {
+    for room in ["", "two words", "a/b", &"x".repeat(65)] {
+        let writes = Writes::default();
+        let app = app(&[&recording_put(&writes)], &[]);
+        let response = app
+            .handle(Route::Connect, connect_event(json!({"room": room})))
+            .await;
+        assert_eq!(response.status_code, 400, "{room:?}");
+        assert!(
+            writes.lock().unwrap().is_empty(),
+            "nothing stored for {room:?}"
+        );
+    }
     let put = mock!(Dynamo::put_item)
         .then_error(|| PutItemError::InternalServerError(InternalServerError::builder().build()));
     let app = app(&[&put], &[]);
-
-    let response = app.handle(Route::Connect, event("connect.json")).await;
-
-    assert_eq!(response.status_code, 500);
+    assert_eq!(
+        app.handle(Route::Connect, event("connect.json"))
+            .await
+            .status_code,
+        500
+    );
 }
 
 #[tokio::test]
-async fn disconnect_deletes_the_id_and_always_answers_200() {
-    let delete = mock!(Dynamo::delete_item)
-        .match_requests(|req| key_of(req) == SENDER)
+async fn disconnect_leaves_the_room_tells_it_and_always_answers_200() {
+    let removed = mock!(Dynamo::delete_item)
+        .match_requests(|req| req.table_name() == Some("Chat") && key_of(req) == SENDER)
+        .then_output(|| {
+            DeleteItemOutput::builder()
+                .set_attributes(Some(item(&[("room", s("rust")), ("name", s("dora"))])))
+                .build()
+        });
+    let left_room = mock!(Dynamo::delete_item)
+        .match_requests(|req| {
+            req.table_name() == Some(MEMBERS)
+                && key_of(req) == SENDER
+                && req.key().unwrap()["room"] == s("rust")
+        })
         .then_output(|| DeleteItemOutput::builder().build());
-    let app_ok = app(&[&delete], &[]);
+    let query = room_query("rust", vec![members_page(&["r1"], None)]);
+    let posts = posts();
+    let app_ok = app(&[&removed, &left_room, &query], &[&recording_post(&posts)]);
+    let response = app_ok
+        .handle(Route::Disconnect, event("disconnect.json"))
+        .await;
+    assert_eq!(response.status_code, 200);
+    assert_eq!((removed.num_calls(), left_room.num_calls()), (1, 1));
     assert_eq!(
-        app_ok
-            .handle(Route::Disconnect, event("disconnect.json"))
-            .await
-            .status_code,
-        200
+        posts.lock().unwrap()[..],
+        [(
+            "r1".to_owned(),
+            json!({"type": "left", "room": "rust", "from": SENDER, "name": "dora"})
+        )]
     );
-    assert_eq!(delete.num_calls(), 1);
 
     let failing = mock!(Dynamo::delete_item).then_error(|| {
-        aws_sdk_dynamodb::operation::delete_item::DeleteItemError::InternalServerError(
-            InternalServerError::builder().build(),
-        )
+        DeleteItemError::InternalServerError(InternalServerError::builder().build())
     });
     let app_failing = app(&[&failing], &[]);
-    assert_eq!(
-        app_failing
-            .handle(Route::Disconnect, event("disconnect.json"))
-            .await
-            .status_code,
-        200
+    let response = app_failing
+        .handle(Route::Disconnect, event("disconnect.json"))
+        .await;
+    assert_eq!(response.status_code, 200);
+}
+
+#[tokio::test]
+async fn join_enters_the_new_room_leaves_the_old_and_tells_both() {
+    let writes = Writes::default();
+    let moved = mock!(Dynamo::update_item)
+        .match_requests(|req| {
+            req.expression_attribute_values().unwrap()[":room"] == s("rust")
+                && req.condition_expression() == Some("attribute_exists(connectionid)")
+        })
+        .then_output(|| {
+            UpdateItemOutput::builder()
+                .set_attributes(Some(item(&[("room", s("lobby"))])))
+                .build()
+        });
+    let left_lobby = mock!(Dynamo::delete_item)
+        .match_requests(|req| {
+            req.table_name() == Some(MEMBERS) && req.key().unwrap()["room"] == s("lobby")
+        })
+        .then_output(|| DeleteItemOutput::builder().build());
+    let lobby = room_query("lobby", vec![members_page(&["l1"], None)]);
+    let rust = room_query("rust", vec![members_page(&[SENDER, "r1"], None)]);
+    let posts = posts();
+    let app = app(
+        &[&recording_put(&writes), &moved, &left_lobby, &lobby, &rust],
+        &[&recording_post(&posts)],
     );
+
+    let response = app
+        .handle(
+            Route::Rooms,
+            rooms_event("join", r#"{"action":"join","room":"rust"}"#),
+        )
+        .await;
+
+    assert_eq!(response.status_code, 200);
+    let writes = writes.lock().unwrap();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        (writes[0].0.as_str(), &writes[0].1["room"]),
+        (MEMBERS, &s("rust"))
+    );
+    assert_eq!((moved.num_calls(), left_lobby.num_calls()), (1, 1));
+    let mut posts = posts.lock().unwrap().clone();
+    posts.sort_by(|a, b| a.0.cmp(&b.0));
+    let presence = |kind: &str, room: &str| json!({"type": kind, "room": room, "from": SENDER, "name": "carol"});
+    assert_eq!(
+        posts,
+        [
+            ("Sx3qNeRgoAMCJkQ=".to_owned(), presence("joined", "rust")),
+            ("l1".to_owned(), presence("left", "lobby")),
+            ("r1".to_owned(), presence("joined", "rust")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn room_requests_are_checked_before_anything_is_read() {
+    for (route, body, code) in [
+        (
+            "join",
+            r#"{"action":"join","room":"no spaces"}"#,
+            "invalid_room",
+        ),
+        ("join", r#"{"action":"join"}"#, "invalid_room"),
+        (
+            "history",
+            r#"{"action":"history","limit":0}"#,
+            "invalid_limit",
+        ),
+        (
+            "history",
+            r#"{"action":"history","limit":"ten"}"#,
+            "invalid_limit",
+        ),
+    ] {
+        let get = record("lobby", "carol");
+        let posts = posts();
+        let app = app(&[&get], &[&recording_post(&posts)]);
+        let response = app.handle(Route::Rooms, rooms_event(route, body)).await;
+        assert_eq!(response.status_code, 400, "{body}");
+        assert_eq!(get.num_calls(), 0, "{body}");
+        assert_eq!(posts.lock().unwrap()[0].1["code"], code, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn who_lists_every_page_of_the_room_to_the_sender_only() {
+    let query = room_query(
+        "lobby",
+        vec![
+            members_page(&["a", "b"], Some("b")),
+            members_page(&[SENDER], None),
+        ],
+    );
+    let posts = posts();
+    let app = app(&[&query], &[&recording_post(&posts)]);
+
+    let response = app
+        .handle(Route::Rooms, rooms_event("who", r#"{"action":"who"}"#))
+        .await;
+
+    assert_eq!(response.status_code, 200);
+    let posts = posts.lock().unwrap();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].0, SENDER);
+    assert_eq!(
+        posts[0].1,
+        json!({"type": "members", "room": "lobby", "you": SENDER, "more": false, "members": [
+            {"from": "a", "name": "name-a"}, {"from": "b", "name": "name-b"},
+            {"from": SENDER, "name": format!("name-{SENDER}")}]})
+    );
+}
+
+#[tokio::test]
+async fn history_returns_the_newest_oldest_first() {
+    let stored = |n: u32| format!(r#"{{"type":"message","id":"m{n}","room":"lobby"}}"#);
+    let query = mock!(Dynamo::query)
+        .match_requests(|req| {
+            req.table_name() == Some(MESSAGES)
+                && req.scan_index_forward() == Some(false)
+                && req.limit() == Some(3)
+                && req.consistent_read() == Some(true)
+        })
+        .then_output(move || {
+            let newest_first = (1..=3)
+                .rev()
+                .map(|n| item(&[("frame", s(&stored(n)))]))
+                .collect();
+            QueryOutput::builder().set_items(Some(newest_first)).build()
+        });
+    let posts = posts();
+    let app = app(&[&query], &[&recording_post(&posts)]);
+
+    let response = app
+        .handle(
+            Route::Rooms,
+            rooms_event("history", r#"{"action":"history","limit":3}"#),
+        )
+        .await;
+
+    assert_eq!(response.status_code, 200);
+    assert_eq!(query.num_calls(), 1);
+    let posts = posts.lock().unwrap();
+    let ids: Vec<&str> = posts[0].1["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m1", "m2", "m3"]);
+    assert_eq!(posts[0].1["truncated"], false);
+    assert_eq!(posts[0].1["room"], "lobby");
 }
 
 #[tokio::test]
@@ -417,7 +814,7 @@ async fn default_route_explains_what_was_wrong() {
         ("default_not_json.json", "invalid_json", "JSON"),
         ("default_no_action.json", "missing_action", "\"action\""),
     ] {
-        let posts = Arc::new(Mutex::new(Vec::new()));
+        let posts = posts();
         let app = app(&[], &[&recording_post(&posts)]);
         assert_eq!(
             app.handle(Route::Default, event(file)).await.status_code,
@@ -443,9 +840,7 @@ async fn an_event_without_a_connection_id_is_a_bad_request() {
 
 #[tokio::test]
 async fn a_gone_id_that_is_still_connecting_is_kept() {
-    use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-    let scan = mock!(Dynamo::scan).then_output(|| ids_page(&[SENDER, "connecting"], None));
+    let query = room_query("lobby", vec![members_page(&[SENDER, "connecting"], None)]);
     let young = mock!(Dynamo::delete_item).then_error(|| {
         DeleteItemError::ConditionalCheckFailedException(
             ConditionalCheckFailedException::builder().build(),
@@ -454,8 +849,8 @@ async fn a_gone_id_that_is_still_connecting_is_kept() {
     let gone = mock!(Management::post_to_connection)
         .match_requests(|req| req.connection_id() == Some("connecting"))
         .then_error(|| PostToConnectionError::GoneException(GoneException::builder().build()));
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let app = app(&[&scan, &young], &[&gone, &recording_post(&posts)]);
+    let posts = posts();
+    let app = app(&[&query, &young], &[&gone, &recording_post(&posts)]);
 
     let response = app.handle(Route::OnMessage, event("on_message.json")).await;
 
@@ -465,8 +860,8 @@ async fn a_gone_id_that_is_still_connecting_is_kept() {
     );
     assert_eq!(
         young.num_calls(),
-        1,
-        "the delete was conditional and refused"
+        2,
+        "both conditional deletes were refused"
     );
     assert_eq!(
         posts.lock().unwrap().len(),

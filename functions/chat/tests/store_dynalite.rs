@@ -1,6 +1,7 @@
-//! The connection store against a real DynamoDB API (dynalite, started by `make test`
-//! and named by `DYNAMODB_ENDPOINT`): put, delete, and a scan over more than one 1 MB
-//! page that returns every id exactly once.
+//! The stores against a real DynamoDB API (dynalite, started by `make test` and named by
+//! `DYNAMODB_ENDPOINT`): connections (room, name, the rate's conditional bucket), a room's
+//! members over more than one 1 MB page (every member exactly once, and another room's
+//! size not read), and a room's history in time order.
 
 use std::collections::HashSet;
 
@@ -9,6 +10,9 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
+use chat::history::MessageStore;
+use chat::members::MemberStore;
+use chat::ratelimit::Bucket;
 use chat::store::ConnectionStore;
 
 async fn client() -> Client {
@@ -23,30 +27,33 @@ async fn client() -> Client {
     Client::new(&config)
 }
 
-async fn fresh_table(client: &Client, prefix: &str) -> String {
+/// A new table keyed by `hash` (and `range`), all string attributes.
+async fn fresh_table(client: &Client, prefix: &str, hash: &str, range: Option<&str>) -> String {
     let name = format!("{prefix}-{}", std::process::id());
     let _ = client.delete_table().table_name(&name).send().await;
-    client
+    let mut request = client
         .create_table()
         .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("connectionid")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("connectionid")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create table");
+        .billing_mode(BillingMode::PayPerRequest);
+    for (attribute, kind) in [(Some(hash), KeyType::Hash), (range, KeyType::Range)] {
+        let Some(attribute) = attribute else { continue };
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attribute)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(attribute)
+                    .key_type(kind)
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request.send().await.expect("create table");
     for _ in 0..100 {
         let table = client
             .describe_table()
@@ -77,14 +84,15 @@ async fn drop_table(client: &Client, table: &str) {
 }
 
 #[tokio::test]
-async fn add_remove_and_list() {
+async fn connections_keep_room_name_and_a_conditional_rate_bucket() {
     let client = client().await;
-    let table = fresh_table(&client, "store-basic").await;
+    let table = fresh_table(&client, "store-basic", "connectionid", None).await;
     let store = ConnectionStore::new(client.clone(), &table);
 
     store
         .add(
             "R1kmxc2VNjMCFIA=",
+            "lobby",
             "alice",
             1_700_000_000_000,
             1_700_000_000,
@@ -92,13 +100,25 @@ async fn add_remove_and_list() {
         .await
         .unwrap();
     store
-        .add("R1kmxc2VNjMCFIB=", "bob", 1_700_000_000_001, 1_700_000_000)
+        .add(
+            "R1kmxc2VNjMCFIB=",
+            "rust",
+            "bob",
+            1_700_000_000_001,
+            1_700_000_000,
+        )
         .await
         .unwrap();
     let mut ids = store.all_ids().await.unwrap();
     ids.sort();
     assert_eq!(ids, ["R1kmxc2VNjMCFIA=", "R1kmxc2VNjMCFIB="]);
-
+    let bob = store.get("R1kmxc2VNjMCFIB=").await.unwrap().unwrap();
+    assert_eq!(
+        (bob.room.as_str(), bob.name.as_str(), bob.bucket),
+        ("rust", "bob", None)
+    );
+    assert_eq!(bob.connected_at_ms, 1_700_000_000_001);
+    assert_eq!(store.get("nobody").await.unwrap(), None);
     let item = client
         .get_item()
         .table_name(&table)
@@ -106,33 +126,74 @@ async fn add_remove_and_list() {
         .send()
         .await
         .unwrap();
-    let item = item.item().unwrap();
-    assert_eq!(item["connectedAt"].as_n().unwrap(), "1700000000000");
     assert_eq!(
-        store.name_of("R1kmxc2VNjMCFIB=").await.unwrap().as_deref(),
-        Some("bob")
-    );
-    assert_eq!(store.name_of("nobody").await.unwrap(), None);
-    assert_eq!(
-        item["expiresAt"].as_n().unwrap(),
+        item.item().unwrap()["expiresAt"].as_n().unwrap(),
         &(1_700_000_000 + 7200 + 600).to_string()
     );
 
-    store.remove("R1kmxc2VNjMCFIA=").await.unwrap();
-    store
-        .remove("never-there")
+    // The bucket: only one of two spends from the same reading wins.
+    let first = Bucket {
+        tokens: 19.0,
+        at_ms: 1000,
+    };
+    assert!(store.spend("R1kmxc2VNjMCFIB=", None, first).await.unwrap());
+    assert!(
+        !store.spend("R1kmxc2VNjMCFIB=", None, first).await.unwrap(),
+        "the bucket changed"
+    );
+    let second = Bucket {
+        tokens: 18.0,
+        at_ms: 2000,
+    };
+    assert!(store
+        .spend("R1kmxc2VNjMCFIB=", Some(first), second)
         .await
-        .expect("deleting an absent id is fine");
+        .unwrap());
+    assert!(!store
+        .spend("R1kmxc2VNjMCFIB=", Some(first), second)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get("R1kmxc2VNjMCFIB=").await.unwrap().unwrap().bucket,
+        Some(second)
+    );
+    assert!(
+        !store.spend("nobody", None, first).await.unwrap(),
+        "no item is created"
+    );
+    assert_eq!(store.get("nobody").await.unwrap(), None);
+
+    // Moving rooms returns the old one; an unknown id is not created.
+    assert_eq!(
+        store
+            .set_room("R1kmxc2VNjMCFIB=", "go")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("rust")
+    );
+    assert_eq!(
+        store.get("R1kmxc2VNjMCFIB=").await.unwrap().unwrap().room,
+        "go"
+    );
+    assert_eq!(store.set_room("nobody", "go").await.unwrap(), None);
+
+    let removed = store.remove("R1kmxc2VNjMCFIA=").await.unwrap().unwrap();
+    assert_eq!(
+        (removed.room.as_str(), removed.name.as_str()),
+        ("lobby", "alice")
+    );
+    assert_eq!(store.remove("never-there").await.unwrap(), None);
     assert_eq!(store.all_ids().await.unwrap(), ["R1kmxc2VNjMCFIB="]);
 
     // A 410 prunes an old id but keeps one whose handshake may still be running.
     let now_ms = 1_700_000_100_000;
     store
-        .add("young", "y", now_ms - 1_000, now_ms / 1000)
+        .add("young", "lobby", "y", now_ms - 1_000, now_ms / 1000)
         .await
         .unwrap();
     store
-        .add("old", "o", now_ms - 120_000, now_ms / 1000)
+        .add("old", "lobby", "o", now_ms - 120_000, now_ms / 1000)
         .await
         .unwrap();
     assert!(!store.remove_stale("young", now_ms).await.unwrap());
@@ -144,20 +205,21 @@ async fn add_remove_and_list() {
 }
 
 #[tokio::test]
-async fn scan_returns_every_id_of_a_multi_megabyte_table_exactly_once() {
-    const COUNT: usize = 25_000;
+async fn a_rooms_members_come_back_exactly_once_over_many_pages_and_only_its_own() {
+    const BIG: usize = 25_000;
     let client = client().await;
-    let table = fresh_table(&client, "store-large").await;
-    let ids: Vec<String> = (0..COUNT).map(|n| format!("{n:015}=")).collect();
-    // Padding makes the table well over 1 MB, so the scan needs several pages.
+    let table = fresh_table(&client, "members-large", "room", Some("connectionid")).await;
+    let ids: Vec<String> = (0..BIG).map(|n| format!("{n:015}=")).collect();
+    // Padding makes the room well over 1 MB, so a Query needs several pages.
     let padding = "p".repeat(40);
     for chunk in ids.chunks(25) {
         let writes = chunk
             .iter()
             .map(|id| {
                 let put = PutRequest::builder()
+                    .item("room", AttributeValue::S("big".into()))
                     .item("connectionid", AttributeValue::S(id.clone()))
-                    .item("connectedAt", AttributeValue::N("1700000000000".into()))
+                    .item("name", AttributeValue::S(format!("n{id}")))
                     .item("userAgent", AttributeValue::S(padding.clone()))
                     .build()
                     .unwrap();
@@ -178,17 +240,95 @@ async fn scan_returns_every_id_of_a_multi_megabyte_table_exactly_once() {
                 .filter(|left| !left.is_empty());
         }
     }
-    let pages = client.scan().table_name(&table).send().await.unwrap();
-    assert!(
-        pages.last_evaluated_key.is_some(),
-        "the table spans more than one scan page"
-    );
+    let members = MemberStore::new(client.clone(), &table);
+    for n in 0..100 {
+        members
+            .add(
+                "small",
+                &format!("s{n:03}"),
+                "s",
+                1_700_000_000_000,
+                1_700_000_000,
+            )
+            .await
+            .unwrap();
+    }
 
-    let store = ConnectionStore::new(client.clone(), &table);
-    let found = store.all_ids().await.unwrap();
-    assert_eq!(found.len(), COUNT, "every id, none twice");
-    let unique: HashSet<&String> = found.iter().collect();
-    assert_eq!(unique.len(), COUNT);
+    let first = members.page("big", None).await.unwrap();
+    assert!(first.next.is_some(), "the room spans more than one page");
+    let (found, read) = members.all("big").await.unwrap();
+    assert_eq!(found.len(), BIG, "every member, none twice");
+    let unique: HashSet<&String> = found.iter().map(|m| &m.from).collect();
+    assert_eq!(unique.len(), BIG);
     assert!(ids.iter().all(|id| unique.contains(id)));
+    assert!(found.iter().all(|m| m.name == format!("n{}", m.from)));
+    assert_eq!(read, BIG);
+
+    let (small, read) = members.all("small").await.unwrap();
+    assert_eq!(small.len(), 100);
+    assert_eq!(read, 100, "the big room next door is not read");
+
+    // Leaving, and a 410 that spares a member still connecting.
+    members.remove("small", "s000").await.unwrap();
+    members
+        .add("small", "young", "y", 1_700_000_099_000, 1_700_000_000)
+        .await
+        .unwrap();
+    assert!(!members
+        .remove_stale("small", "young", 1_700_000_100_000)
+        .await
+        .unwrap());
+    assert!(members
+        .remove_stale("small", "s001", 1_700_000_100_000)
+        .await
+        .unwrap());
+    let (small, _) = members.all("small").await.unwrap();
+    assert_eq!(small.len(), 99);
+    assert!(small.iter().all(|m| m.from != "s000" && m.from != "s001"));
+    drop_table(&client, &table).await;
+}
+
+#[tokio::test]
+async fn history_returns_a_rooms_last_messages_oldest_first() {
+    let client = client().await;
+    let table = fresh_table(&client, "history", "room", Some("sk")).await;
+    let history = MessageStore::new(client.clone(), &table);
+    let sent_at = |n: u32| format!("2026-11-26T10:{:02}:{:02}.000Z", n / 60, n % 60);
+    for n in 0..120 {
+        let frame = format!(r#"{{"type":"message","n":{n}}}"#);
+        history
+            .put("rust", &sent_at(n), &format!("m{n}"), &frame, 1_800_000_000)
+            .await
+            .unwrap();
+    }
+    history
+        .put(
+            "lobby",
+            &sent_at(200),
+            "other",
+            r#"{"n":-1}"#,
+            1_800_000_000,
+        )
+        .await
+        .unwrap();
+
+    let last = history.recent("rust", 50).await.unwrap();
+    let numbers: Vec<u32> = last
+        .iter()
+        .map(|frame| {
+            serde_json::from_str::<serde_json::Value>(frame).unwrap()["n"]
+                .as_u64()
+                .unwrap() as u32
+        })
+        .collect();
+    assert_eq!(numbers, (70..120).collect::<Vec<_>>());
+    assert_eq!(
+        history.recent("rust", 1).await.unwrap(),
+        [r#"{"type":"message","n":119}"#]
+    );
+    assert_eq!(
+        history.recent("empty", 10).await.unwrap(),
+        Vec::<String>::new()
+    );
     drop_table(&client, &table).await;
 }

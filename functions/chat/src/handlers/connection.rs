@@ -1,0 +1,89 @@
+//! `$connect` and `$disconnect`: a connection enters its room (`?room=`, default `lobby`)
+//! under its display name, and leaves it, and the room is told (`joined`, `left`).
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::Utc;
+
+use super::{status, App};
+use crate::identity::{self, Identity};
+use crate::protocol::Presence;
+use crate::rooms;
+
+impl App {
+    /// `$connect`: remember the connection, its room and its name (the signed-in user's,
+    /// else the cleaned `?name=`, else `guest-…`), then tell the room's other members (the
+    /// new connection cannot be posted to before its handshake completes). A room name
+    /// that is not one answers 400 and a store failure 500, both refusing the handshake.
+    pub(super) async fn connect(
+        &self,
+        id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let query = &event.query_string_parameters;
+        let room = query.first("room").unwrap_or(rooms::DEFAULT_ROOM);
+        if !rooms::is_valid(room) {
+            tracing::info!(connection_id = id, reason = %rooms::rule(), "refused a room name");
+            return status(400);
+        }
+        let name = match Identity::from_authorizer(&event.request_context.authorizer.fields) {
+            Some(identity) => identity.name,
+            None => query
+                .first("name")
+                .and_then(identity::clean_name)
+                .unwrap_or_else(|| identity::guest_name(id)),
+        };
+        let connected_at = event.request_context.connected_at;
+        let now = Utc::now().timestamp();
+        let stored = async {
+            self.store.add(id, room, &name, connected_at, now).await?;
+            self.members.add(room, id, &name, connected_at, now).await
+        };
+        if let Err(error) = stored.await {
+            tracing::error!(connection_id = id, %error, "could not store the connection");
+            return status(500);
+        }
+        tracing::info!(connection_id = id, room, name, "connected");
+        if let Some(client) = self.management_client(event) {
+            let presence = Presence {
+                room: room.to_owned(),
+                from: id.to_owned(),
+                name,
+            };
+            self.presence(&client, true, presence, Some(id)).await;
+        }
+        status(200)
+    }
+
+    /// `$disconnect`: forget the connection, take it out of its room and tell the room.
+    /// API Gateway ignores the answer, so it is always 200.
+    pub(super) async fn disconnect(
+        &self,
+        id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let record = match self.store.remove(id).await {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not delete connection");
+                None
+            }
+        };
+        let Some(record) = record else {
+            tracing::info!(connection_id = id, "disconnected (not in the table)");
+            return status(200);
+        };
+        if let Err(error) = self.members.remove(&record.room, id).await {
+            tracing::error!(connection_id = id, %error, "could not leave the room");
+        }
+        tracing::info!(connection_id = id, room = record.room, "disconnected");
+        if let Some(client) = self.management_client(event) {
+            let presence = Presence {
+                name: super::display_name(event, &record.name),
+                room: record.room,
+                from: id.to_owned(),
+            };
+            self.presence(&client, false, presence, Some(id)).await;
+        }
+        status(200)
+    }
+}

@@ -1,0 +1,236 @@
+//! One function per WebSocket route, each a plain async function over an [`App`]:
+//! [`connection`] (`$connect`, `$disconnect`), [`chat`] (`onMessage`, `$default`) and
+//! [`rooms`] (`join`, `who`, `history`).
+//!
+//! Every handler answers; none panics on input. A missing connection id (which API
+//! Gateway always sends) is treated as a bad request rather than trusted.
+
+mod chat;
+mod connection;
+mod rooms;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_sdk_apigatewaymanagement::Client as ManagementClient;
+use aws_sdk_dynamodb::Client as DynamoClient;
+
+use crate::broadcast::{self, Audience, Delivery};
+use crate::config::Config;
+use crate::history::MessageStore;
+use crate::identity::{self, Identity};
+use crate::members::MemberStore;
+use crate::protocol::{ErrorFrame, Frame, Presence};
+use crate::store::{ConnectionRecord, ConnectionStore};
+
+/// The Lambdas of the WebSocket API; each binary serves one. `Rooms` serves the `join`,
+/// `who` and `history` routes, told apart by the event's route key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Connect,
+    Disconnect,
+    OnMessage,
+    Default,
+    Rooms,
+}
+
+/// What a Lambda container builds once and reuses for every invocation.
+pub struct App {
+    config: Config,
+    store: ConnectionStore,
+    members: MemberStore,
+    history: MessageStore,
+    /// Template for management clients; each callback endpoint gets one client, cached.
+    management_base: ManagementClient,
+    management: Mutex<HashMap<String, ManagementClient>>,
+}
+
+impl App {
+    pub fn new(config: Config, dynamo: DynamoClient, management_base: ManagementClient) -> App {
+        App {
+            store: ConnectionStore::new(dynamo.clone(), config.table_name.clone()),
+            members: MemberStore::new(dynamo.clone(), config.members_table.clone()),
+            history: MessageStore::new(dynamo, config.messages_table.clone()),
+            config,
+            management_base,
+            management: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &ConnectionStore {
+        &self.store
+    }
+
+    pub fn members(&self) -> &MemberStore {
+        &self.members
+    }
+
+    /// Serves one event on `route`.
+    pub async fn handle(
+        &self,
+        route: Route,
+        event: ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let Some(connection_id) = event.request_context.connection_id.clone() else {
+            tracing::error!(?route, "event has no requestContext.connectionId");
+            return status(400);
+        };
+        match route {
+            Route::Connect => self.connect(&connection_id, &event).await,
+            Route::Disconnect => self.disconnect(&connection_id, &event).await,
+            Route::OnMessage => self.on_message(&connection_id, &event).await,
+            Route::Default => self.default_route(&connection_id, &event).await,
+            Route::Rooms => self.rooms(&connection_id, &event).await,
+        }
+    }
+
+    /// Who to send to: the members of `room`, but `except`.
+    fn audience<'a>(&'a self, room: &'a str, except: Option<&'a str>) -> Audience<'a> {
+        Audience {
+            connections: &self.store,
+            members: &self.members,
+            room,
+            except,
+        }
+    }
+
+    /// Sends `frame` to a room, logging what happened; a failure to read the room is
+    /// logged and returned.
+    async fn announce(
+        &self,
+        client: &ManagementClient,
+        audience: Audience<'_>,
+        frame: &Frame,
+    ) -> Result<(), crate::store::StoreError> {
+        let room = audience.room.to_owned();
+        let data = frame.to_json();
+        match broadcast::fan_out(
+            audience,
+            client,
+            data.as_bytes(),
+            self.config.fanout_concurrency,
+        )
+        .await
+        {
+            Ok(summary) => {
+                tracing::info!(
+                    room,
+                    items_read = summary.items_read,
+                    recipients = summary.recipients,
+                    delivered = summary.delivered,
+                    gone = summary.gone,
+                    failed = summary.failed,
+                    ms = summary.elapsed_ms as u64,
+                    "broadcast"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(room, %error, "could not list the room's members");
+                Err(error)
+            }
+        }
+    }
+
+    /// A presence frame (`joined`/`left`) to a room, never failing the caller.
+    async fn presence(
+        &self,
+        client: &ManagementClient,
+        joined: bool,
+        presence: Presence,
+        except: Option<&str>,
+    ) {
+        let room = presence.room.clone();
+        let frame = if joined {
+            Frame::Joined(presence)
+        } else {
+            Frame::Left(presence)
+        };
+        let _ = self
+            .announce(client, self.audience(&room, except), &frame)
+            .await;
+    }
+
+    /// Sends one frame to one connection; a failure is logged, never raised.
+    async fn send(&self, client: &ManagementClient, id: &str, frame: &Frame) {
+        match broadcast::post(client, id, frame.to_json().as_bytes()).await {
+            Delivery::Delivered => {}
+            Delivery::Gone => {
+                tracing::info!(connection_id = id, "the connection left before its answer")
+            }
+            Delivery::Failed(error) => {
+                tracing::warn!(connection_id = id, %error, "could not send to the connection")
+            }
+        }
+    }
+
+    /// Sends an error frame to one connection.
+    async fn reply(&self, client: &ManagementClient, id: &str, error: ErrorFrame) {
+        tracing::info!(connection_id = id, code = ?error.code, "rejected request");
+        self.send(client, id, &Frame::Error(error)).await;
+    }
+
+    /// The connection's room and name as the table has them; a connection the table
+    /// does not know (or cannot be read) is a guest in the default room.
+    async fn record(&self, id: &str) -> ConnectionRecord {
+        match self.store.get(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => guest_record(id),
+            Err(error) => {
+                tracing::warn!(connection_id = id, %error, "could not read the connection");
+                guest_record(id)
+            }
+        }
+    }
+
+    /// The management client for the API that sent `event`, built once per endpoint.
+    fn management_client(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Option<ManagementClient> {
+        let endpoint = match self.config.callback_endpoint(&event.request_context) {
+            Ok(endpoint) => endpoint,
+            Err(error) => {
+                tracing::error!(%error, "cannot work out the @connections endpoint");
+                return None;
+            }
+        };
+        let mut clients = self
+            .management
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let client = clients.entry(endpoint).or_insert_with_key(|endpoint| {
+            let config = self
+                .management_base
+                .config()
+                .to_builder()
+                .endpoint_url(endpoint.clone())
+                .build();
+            ManagementClient::from_conf(config)
+        });
+        Some(client.clone())
+    }
+}
+
+/// The name a signed-in user has in every frame: the authorizer's, over anything stored.
+fn display_name(event: &ApiGatewayWebsocketProxyRequest, stored: &str) -> String {
+    Identity::from_authorizer(&event.request_context.authorizer.fields)
+        .map(|identity| identity.name)
+        .unwrap_or_else(|| stored.to_owned())
+}
+
+fn guest_record(id: &str) -> ConnectionRecord {
+    ConnectionRecord {
+        room: crate::rooms::DEFAULT_ROOM.to_owned(),
+        name: identity::guest_name(id),
+        connected_at_ms: 0,
+        bucket: None,
+    }
+}
+
+fn status(code: i64) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = code;
+    response
+}

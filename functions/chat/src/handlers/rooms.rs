@@ -1,0 +1,236 @@
+//! `join`, `who` and `history`, one Lambda told apart by the route key: moving between
+//! rooms (the old room told `left`, the new one, the joiner included, `joined`), the
+//! room's members, and its recent messages, each answer under the 128 KB frame quota.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_sdk_apigatewaymanagement::Client as ManagementClient;
+use chrono::Utc;
+use serde_json::value::RawValue;
+
+use super::{display_name, status, App};
+use crate::protocol::{self, ErrorFrame, Frame, Member, Presence, MAX_MESSAGE_BYTES};
+
+/// Room for the frame around a `members` or `history` list, under the quota.
+const ENVELOPE_BYTES: usize = 1024;
+
+impl App {
+    pub(super) async fn rooms(
+        &self,
+        id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let Some(client) = self.management_client(event) else {
+            return status(500);
+        };
+        let body = event.body.as_deref();
+        match event.request_context.route_key.as_deref() {
+            Some(protocol::JOIN_ACTION) => self.join(&client, id, event).await,
+            Some(protocol::WHO_ACTION) => self.who(&client, id).await,
+            Some(protocol::HISTORY_ACTION) => self.history(&client, id, body).await,
+            _ => {
+                self.reply(&client, id, protocol::explain_unrouted(body))
+                    .await;
+                status(400)
+            }
+        }
+    }
+
+    /// `join`: enter the new room first (so no message to it is missed), then move the
+    /// connection's record and leave the old room; tell both rooms.
+    async fn join(
+        &self,
+        client: &ManagementClient,
+        id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let room = match protocol::join_room(event.body.as_deref()) {
+            Ok(room) => room,
+            Err(error) => {
+                self.reply(client, id, error).await;
+                return status(400);
+            }
+        };
+        let record = self.record(id).await;
+        let name = display_name(event, &record.name);
+        let presence = |room: &str| Presence {
+            room: room.to_owned(),
+            from: id.to_owned(),
+            name: name.clone(),
+        };
+        if record.room == room {
+            self.send(client, id, &Frame::Joined(presence(&room))).await;
+            return status(200);
+        }
+        let now = Utc::now().timestamp();
+        let moved = async {
+            let connected_at = event.request_context.connected_at;
+            self.members
+                .add(&room, id, &name, connected_at, now)
+                .await?;
+            let old = self.store.set_room(id, &room).await?;
+            if let Some(old) = &old {
+                self.members.remove(old, id).await?;
+            }
+            Ok::<_, crate::store::StoreError>(old)
+        };
+        let old = match moved.await {
+            Ok(old) => old,
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not move to the room");
+                self.reply(client, id, ErrorFrame::unavailable()).await;
+                return status(500);
+            }
+        };
+        tracing::info!(connection_id = id, from = ?old, to = room, "joined");
+        if let Some(old) = old {
+            self.presence(client, false, presence(&old), Some(id)).await;
+        }
+        self.presence(client, true, presence(&room), None).await;
+        status(200)
+    }
+
+    /// `who`: every member of the sender's room, in as many frames as the quota needs.
+    async fn who(&self, client: &ManagementClient, id: &str) -> ApiGatewayProxyResponse {
+        let room = self.record(id).await.room;
+        let members = match self.members.all(&room).await {
+            Ok((members, _)) => members,
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not list the room");
+                self.reply(client, id, ErrorFrame::unavailable()).await;
+                return status(500);
+            }
+        };
+        let pages = members_pages(members);
+        let last = pages.len() - 1;
+        for (n, members) in pages.into_iter().enumerate() {
+            let frame = Frame::Members {
+                room: room.clone(),
+                you: id.to_owned(),
+                members,
+                more: n < last,
+            };
+            self.send(client, id, &frame).await;
+        }
+        status(200)
+    }
+
+    /// `history`: the room's most recent messages, oldest first, as many as fit a frame.
+    async fn history(
+        &self,
+        client: &ManagementClient,
+        id: &str,
+        body: Option<&str>,
+    ) -> ApiGatewayProxyResponse {
+        let limit = match protocol::history_limit(body) {
+            Ok(limit) => limit,
+            Err(error) => {
+                self.reply(client, id, error).await;
+                return status(400);
+            }
+        };
+        let room = self.record(id).await.room;
+        let frames = match self.history.recent(&room, limit).await {
+            Ok(frames) => frames,
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not read the history");
+                self.reply(client, id, ErrorFrame::unavailable()).await;
+                return status(500);
+            }
+        };
+        let (messages, truncated) = newest_that_fit(frames);
+        let frame = Frame::History {
+            room,
+            messages,
+            truncated,
+        };
+        self.send(client, id, &frame).await;
+        status(200)
+    }
+}
+
+/// Members split into lists that each fit one frame (at least one list, maybe empty).
+fn members_pages(members: Vec<Member>) -> Vec<Vec<Member>> {
+    let budget = MAX_MESSAGE_BYTES - ENVELOPE_BYTES;
+    let mut pages = vec![Vec::new()];
+    let mut size = 0;
+    for member in members {
+        // {"from":"…","name":"…"}, plus a comma; names are short and cleaned, ids are ids.
+        let bytes = member.from.len() + member.name.len() * 6 + 24;
+        if size + bytes > budget {
+            pages.push(Vec::new());
+            size = 0;
+        }
+        size += bytes;
+        pages.last_mut().expect("one page at least").push(member);
+    }
+    pages
+}
+
+/// The newest stored frames (oldest first) whose total fits one frame, and whether older
+/// ones were left out.
+fn newest_that_fit(frames: Vec<String>) -> (Vec<Box<RawValue>>, bool) {
+    let budget = MAX_MESSAGE_BYTES - ENVELOPE_BYTES;
+    let mut size = 0;
+    let mut kept = Vec::new();
+    let total = frames.len();
+    for frame in frames.into_iter().rev() {
+        if size + frame.len() + 1 > budget {
+            break;
+        }
+        size += frame.len() + 1;
+        match RawValue::from_string(frame) {
+            Ok(raw) => kept.push(raw),
+            Err(error) => tracing::warn!(%error, "a stored message is not JSON; left out"),
+        }
+    }
+    let truncated = kept.len() < total;
+    kept.reverse();
+    (kept, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_paged_under_the_quota() {
+        let member = |n: usize| Member {
+            from: format!("R1kmxc2VNj{n:05}="),
+            name: "é".repeat(32),
+        };
+        let pages = members_pages((0..3000).map(member).collect());
+        assert!(pages.len() > 1);
+        assert_eq!(pages.iter().map(Vec::len).sum::<usize>(), 3000);
+        for page in &pages {
+            let frame = Frame::Members {
+                room: "r".repeat(64),
+                you: "R1kmxc2VNjMCFIA=".into(),
+                members: page.clone(),
+                more: true,
+            };
+            assert!(frame.to_json().len() <= MAX_MESSAGE_BYTES);
+        }
+        assert_eq!(
+            members_pages(Vec::new()).len(),
+            1,
+            "an empty room is one empty list"
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_newest_that_fit() {
+        let frame = |n: usize, size: usize| format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(size));
+        let small: Vec<String> = (0..5).map(|n| frame(n, 10)).collect();
+        let (kept, truncated) = newest_that_fit(small.clone());
+        assert!(!truncated);
+        assert_eq!(
+            kept.iter().map(|r| r.get().to_owned()).collect::<Vec<_>>(),
+            small
+        );
+        let big: Vec<String> = (0..5).map(|n| frame(n, 50_000)).collect();
+        let (kept, truncated) = newest_that_fit(big);
+        assert!(truncated);
+        assert_eq!(kept.len(), 2);
+        assert!(kept[0].get().starts_with(r#"{"n":3"#), "oldest kept first");
+    }
+}

@@ -1,0 +1,175 @@
+//! Each room's members, kept in DynamoDB (`MEMBERS_TABLE`): partition key `room`, sort key
+//! `connectionid`, with the member's `name`, `connectedAt` and `expiresAt` (TTL, as on the
+//! connection table).
+//!
+//! A broadcast reads its own room only, with strongly consistent `Query` pages, so a member
+//! written a moment before a message is among its recipients, and the cost of a message
+//! does not grow with the number of connections in other rooms.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use crate::protocol::Member;
+use crate::store::{
+    store_error, StoreError, EXPIRY_MARGIN_SECS, GONE_GRACE_MS, KEY, MAX_CONNECTION_SECS, NAME,
+    ROOM,
+};
+
+/// One page of a room's members, and how many items DynamoDB read for it.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub members: Vec<Member>,
+    pub items_read: usize,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<HashMap<String, AttributeValue>>,
+}
+
+/// The members of every room.
+#[derive(Clone, Debug)]
+pub struct MemberStore {
+    client: Client,
+    table: String,
+}
+
+impl MemberStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        MemberStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Adds a connection to a room.
+    pub async fn add(
+        &self,
+        room: &str,
+        id: &str,
+        name: &str,
+        connected_at_ms: i64,
+        now_secs: i64,
+    ) -> Result<(), StoreError> {
+        let expires = now_secs + MAX_CONNECTION_SECS + EXPIRY_MARGIN_SECS;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(ROOM, AttributeValue::S(room.to_owned()))
+            .item(KEY, AttributeValue::S(id.to_owned()))
+            .item(NAME, AttributeValue::S(name.to_owned()))
+            .item(
+                "connectedAt",
+                AttributeValue::N(connected_at_ms.to_string()),
+            )
+            .item("expiresAt", AttributeValue::N(expires.to_string()))
+            .send()
+            .await
+            .map_err(store_error("PutItem"))?;
+        Ok(())
+    }
+
+    /// Takes a connection out of a room; one that is not there is not an error.
+    pub async fn remove(&self, room: &str, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(ROOM, AttributeValue::S(room.to_owned()))
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .send()
+            .await
+            .map_err(store_error("DeleteItem"))?;
+        Ok(())
+    }
+
+    /// Takes out a member API Gateway reported gone (410), unless it connected less than
+    /// [`GONE_GRACE_MS`] before `now_ms` (its `$connect` may still be running).
+    pub async fn remove_stale(
+        &self,
+        room: &str,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(ROOM, AttributeValue::S(room.to_owned()))
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .condition_expression("attribute_not_exists(connectedAt) OR connectedAt < :cutoff")
+            .expression_attribute_values(
+                ":cutoff",
+                AttributeValue::N((now_ms - GONE_GRACE_MS).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(store_error("DeleteItem")(error)),
+        }
+    }
+
+    /// One page of a room's members, from `start` (a strongly consistent `Query`, only the
+    /// id and the name read).
+    pub async fn page(
+        &self,
+        room: &str,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<Page, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#room = :room")
+            .expression_attribute_names("#room", ROOM)
+            .expression_attribute_names("#id", KEY)
+            .expression_attribute_names("#name", NAME)
+            .expression_attribute_values(":room", AttributeValue::S(room.to_owned()))
+            .projection_expression("#id, #name")
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error("Query"))?;
+        let members = output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                Some(Member {
+                    from: item.get(KEY)?.as_s().ok()?.clone(),
+                    name: item
+                        .get(NAME)
+                        .and_then(|name| name.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(Page {
+            members,
+            items_read: usize::try_from(output.scanned_count).unwrap_or_default(),
+            next: output.last_evaluated_key.filter(|key| !key.is_empty()),
+        })
+    }
+
+    /// Every member of a room, page after page; and how many items were read.
+    pub async fn all(&self, room: &str) -> Result<(Vec<Member>, usize), StoreError> {
+        let (mut members, mut read) = (Vec::new(), 0);
+        let mut start = None;
+        loop {
+            let page = self.page(room, start).await?;
+            members.extend(page.members);
+            read += page.items_read;
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok((members, read)),
+            }
+        }
+    }
+}
