@@ -483,13 +483,25 @@ impl Client {
         }
     }
 
-    /// The next text frame as JSON.
+    /// The next text frame as JSON, presence frames (`joined`, `left`) skipped.
     pub async fn json(&mut self) -> Value {
         self.json_within(WAIT).await
     }
 
-    /// The next text frame as JSON, waiting at most `limit`.
+    /// The next text frame as JSON, presence frames skipped, waiting at most `limit`.
     pub async fn json_within(&mut self, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.frame_within(left).await;
+            if frame["type"] != "joined" && frame["type"] != "left" {
+                return frame;
+            }
+        }
+    }
+
+    /// The next text frame as JSON, whatever its type, waiting at most `limit`.
+    pub async fn frame_within(&mut self, limit: Duration) -> Value {
         match self.next_within(limit).await {
             Some(Message::Text(text)) => {
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
@@ -498,9 +510,16 @@ impl Client {
         }
     }
 
-    /// Asserts that nothing arrives for `quiet`.
+    /// Asserts that nothing but presence frames (`joined`, `left`) arrives for `quiet`.
     pub async fn expect_silence(&mut self, quiet: Duration) {
-        if let Ok(Some(message)) = tokio::time::timeout(quiet, self.socket.next()).await {
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, self.socket.next()).await {
+            if let Ok(Message::Text(text)) = &message {
+                let frame: Value = serde_json::from_str(text).unwrap_or_default();
+                if frame["type"] == "joined" || frame["type"] == "left" {
+                    continue;
+                }
+            }
             panic!("expected no frame, got {message:?}");
         }
     }

@@ -63,8 +63,9 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
     let flooder = stack.client().await;
     let (mut sink, mut stream) = flooder.socket.split();
     let reader = tokio::spawn(async move {
-        let (mut throttled, mut own) = (0usize, 0usize);
-        while throttled + own < FLOOD {
+        // Answers: the stage's throttle, the connection's own rate limit, or the message.
+        let (mut throttled, mut limited, mut own) = (0usize, 0usize, 0usize);
+        while throttled + limited + own < FLOOD {
             let frame = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
             let Ok(Some(Ok(Message::Text(text)))) = frame else {
                 break;
@@ -73,13 +74,16 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
             if frame["message"] == "Too Many Requests" {
                 assert!(frame["connectionId"].is_string() && frame["requestId"].is_string());
                 throttled += 1;
+            } else if frame["code"] == "rate_limited" {
+                assert!(frame["retryAfterMs"].as_u64().is_some());
+                limited += 1;
             } else if frame["type"] == "message"
                 && frame["message"].as_str().unwrap().starts_with("flood")
             {
                 own += 1;
             }
         }
-        (throttled, own)
+        (throttled, limited, own)
     });
     let started = Instant::now();
     let mut peak_kb = rss_before;
@@ -91,23 +95,25 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
             peak_kb = peak_kb.max(common::rss_kb(stack.pid()));
         }
     }
-    let (throttled, delivered) = tokio::time::timeout(Duration::from_secs(120), reader)
+    let (throttled, limited, delivered) = tokio::time::timeout(Duration::from_secs(120), reader)
         .await
         .expect("every flood frame is answered within 2 minutes")
         .unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     peak_kb = peak_kb.max(common::rss_kb(stack.pid()));
     eprintln!(
-        "flood: {FLOOD} frames in {elapsed:.1} s, {delivered} routed, {throttled} throttled; \
-         stack RSS {rss_before} KB before, peak {peak_kb} KB"
+        "flood: {FLOOD} frames in {elapsed:.1} s, {delivered} delivered, {throttled} throttled by \
+         the stage, {limited} over the connection's rate; stack RSS {rss_before} KB before, \
+         peak {peak_kb} KB"
     );
-    assert_eq!(throttled + delivered, FLOOD, "every frame got an answer");
+    assert_eq!(throttled + limited + delivered, FLOOD, "every frame got an answer");
     assert!(
         throttled > 0,
         "the stage's throttle answered Too Many Requests"
     );
-    // The template's stage allows a burst of 100 and 50 per second after it.
-    let allowed = 100.0 + 50.0 * elapsed + 10.0;
+    // The stage allows a burst of 100 and 50 per second after it; the connection's own
+    // rate (MessageBurst 20, MessagesPerSecond 5) allows far fewer of those.
+    let allowed = (20.0 + 5.0 * elapsed + 2.0).min(100.0 + 50.0 * elapsed + 10.0);
     assert!(
         (delivered as f64) <= allowed,
         "{delivered} passed in {elapsed:.1} s; the stage allows about {allowed:.0}"
@@ -144,6 +150,8 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
 async fn no_throttle_lets_everything_through() {
     let mut options = Options::project();
     options.throttle = false;
+    // The stage's throttle is off; the connection's own rate is raised out of the way.
+    options.overrides.push("MessageBurst=1000".into());
     let stack = Stack::start(options).await;
     assert!(stack.printed("Throttling:      off (--no-throttle)"));
     let mut client = stack.client().await;

@@ -22,7 +22,10 @@ fn list(value: &Value) -> Vec<Value> {
 
 #[test]
 fn every_statement_is_scoped_to_this_stack() {
-    let table = json!({"Fn::GetAtt": ["ChatTable", "Arn"]});
+    let tables: Vec<Value> = ["ChatTable", "MembersTable", "MessagesTable"]
+        .iter()
+        .map(|table| json!({"Fn::GetAtt": [table, "Arn"]}))
+        .collect();
     let connections = json!({"Fn::Sub":
         "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/${StageName}/POST/@connections/*"});
     let template = template();
@@ -58,11 +61,18 @@ fn every_statement_is_scoped_to_this_stack() {
                     let dynamodb = actions.iter().all(|a| a.starts_with("dynamodb:"));
                     let execute_api = actions.iter().all(|a| a == "execute-api:ManageConnections");
                     assert!(
-                        (dynamodb && resource == table) || (execute_api && resource == connections),
-                        "{id} grants {actions:?} on {resource}, beyond this stack's table and @connections path"
+                        (dynamodb && tables.contains(&resource))
+                            || (execute_api && resource == connections),
+                        "{id} grants {actions:?} on {resource}, beyond this stack's tables and @connections path"
                     );
+                    let on = match resource["Fn::GetAtt"][0].as_str() {
+                        Some(table) => table.trim_end_matches("Table").to_owned(),
+                        None => "Api".to_owned(),
+                    };
+                    for action in &actions {
+                        granted.entry(id.clone()).or_default().insert(format!("{on} {action}"));
+                    }
                 }
-                granted.entry(id.clone()).or_default().extend(actions);
             }
         }
     }
@@ -72,23 +82,55 @@ fn every_statement_is_scoped_to_this_stack() {
             .map(|a| a.to_string())
             .collect::<BTreeSet<_>>()
     };
-    assert_eq!(granted["ConnectFunction"], expect(&["dynamodb:PutItem"]));
+    // Connect/Disconnect/OnMessage/Rooms also delete ids that answer 410 (DeleteItem).
+    assert_eq!(
+        granted["ConnectFunction"],
+        expect(&[
+            "Chat dynamodb:PutItem",
+            "Chat dynamodb:DeleteItem",
+            "Members dynamodb:PutItem",
+            "Members dynamodb:Query",
+            "Members dynamodb:DeleteItem",
+            "Api execute-api:ManageConnections",
+        ])
+    );
     assert_eq!(
         granted["DisconnectFunction"],
-        expect(&["dynamodb:DeleteItem"])
+        expect(&[
+            "Chat dynamodb:DeleteItem",
+            "Members dynamodb:Query",
+            "Members dynamodb:DeleteItem",
+            "Api execute-api:ManageConnections",
+        ])
     );
     assert_eq!(
         granted["OnMessageFunction"],
         expect(&[
-            "dynamodb:GetItem",
-            "dynamodb:Scan",
-            "dynamodb:DeleteItem",
-            "execute-api:ManageConnections"
+            "Chat dynamodb:GetItem",
+            "Chat dynamodb:UpdateItem",
+            "Chat dynamodb:DeleteItem",
+            "Members dynamodb:Query",
+            "Members dynamodb:DeleteItem",
+            "Messages dynamodb:PutItem",
+            "Api execute-api:ManageConnections",
+        ])
+    );
+    assert_eq!(
+        granted["RoomsFunction"],
+        expect(&[
+            "Chat dynamodb:GetItem",
+            "Chat dynamodb:UpdateItem",
+            "Chat dynamodb:DeleteItem",
+            "Members dynamodb:PutItem",
+            "Members dynamodb:Query",
+            "Members dynamodb:DeleteItem",
+            "Messages dynamodb:Query",
+            "Api execute-api:ManageConnections",
         ])
     );
     assert_eq!(
         granted["DefaultFunction"],
-        expect(&["execute-api:ManageConnections"])
+        expect(&["Api execute-api:ManageConnections"])
     );
 }
 

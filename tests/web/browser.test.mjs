@@ -319,7 +319,7 @@ describe('rooms, presence and history', () => {
     await send(a, 'history three');
     await d.locator('#log li.message', { hasText: 'history three' }).waitFor(soon);
     assert.deepEqual(await messageTexts(d), ['history one', 'history two', 'history three']);
-    // The page that was there all along got the same history (its own) and shows it once too.
+    // The page that sent them shows each once too.
     assert.deepEqual(await messageTexts(a), ['history one', 'history two', 'history three']);
     await a.close();
     await d.close();

@@ -52,8 +52,10 @@ pub enum Admission {
     Unknown,
 }
 
-/// How often a lost race for the bucket (another container spent from it first) is retried.
-const ATTEMPTS: usize = 5;
+/// How often a lost race for the bucket (another invocation spent from it first) is
+/// retried: each round one of the racing invocations wins, so this covers that many
+/// messages of one connection in flight at once.
+const ATTEMPTS: usize = 16;
 
 /// Reads the sender's record and spends one token from its bucket, retrying when another
 /// invocation changed the bucket in between.
