@@ -106,7 +106,11 @@ async fn a_flood_is_throttled_in_bounded_memory_and_others_chat_right_after() {
          the stage, {limited} over the connection's rate; stack RSS {rss_before} KB before, \
          peak {peak_kb} KB"
     );
-    assert_eq!(throttled + limited + delivered, FLOOD, "every frame got an answer");
+    assert_eq!(
+        throttled + limited + delivered,
+        FLOOD,
+        "every frame got an answer"
+    );
     assert!(
         throttled > 0,
         "the stage's throttle answered Too Many Requests"

@@ -312,32 +312,48 @@ async fn one_broadcast_prunes_more_than_a_megabyte_of_stale_ids_and_reaches_ever
         {}
     }
     let dynamodb = stack.dynamodb().await;
-    let table = stack.table.clone().unwrap();
+    // Stale ids: in the connection table and among the lobby's members, as a $disconnect
+    // that never came leaves them.
+    let connections = stack.table.clone().unwrap();
+    let members = format!("{connections}-members");
     let padding = "stale connection from an old session ".repeat(12);
     let stale: Vec<String> = (0..STALE).map(|n| format!("stale{n:010}=")).collect();
-    for chunk in stale.chunks(25) {
-        let writes: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|id| {
-                let item = PutRequest::builder()
-                    .item("connectionid", AttributeValue::S(id.clone()))
-                    .item("userAgent", AttributeValue::S(padding.clone()))
-                    .build()
-                    .unwrap();
-                WriteRequest::builder().put_request(item).build()
-            })
-            .collect();
-        dynamodb
-            .batch_write_item()
-            .request_items(&table, writes)
-            .send()
-            .await
-            .unwrap();
+    for (table, room) in [(&connections, None), (&members, Some("lobby"))] {
+        for chunk in stale.chunks(25) {
+            let writes: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|id| {
+                    let mut item = PutRequest::builder()
+                        .item("connectionid", AttributeValue::S(id.clone()))
+                        .item("name", AttributeValue::S("gone".into()))
+                        .item("userAgent", AttributeValue::S(padding.clone()));
+                    if let Some(room) = room {
+                        item = item.item("room", AttributeValue::S(room.into()));
+                    }
+                    WriteRequest::builder()
+                        .put_request(item.build().unwrap())
+                        .build()
+                })
+                .collect();
+            dynamodb
+                .batch_write_item()
+                .request_items(table.as_str(), writes)
+                .send()
+                .await
+                .unwrap();
+        }
     }
-    let first_page = dynamodb.scan().table_name(&table).send().await.unwrap();
+    let first_page = dynamodb
+        .query()
+        .table_name(&members)
+        .key_condition_expression("room = :room")
+        .expression_attribute_values(":room", AttributeValue::S("lobby".into()))
+        .send()
+        .await
+        .unwrap();
     assert!(
         first_page.last_evaluated_key.is_some(),
-        "the table is more than one 1 MB scan page"
+        "the lobby's members are more than one 1 MB query page"
     );
 
     live[0].say("prune").await;
@@ -462,8 +478,9 @@ async fn management_and_runtime_apis_listen_on_loopback_only_and_client_text_sta
 async fn a_client_that_stops_reading_is_either_closed_and_gone_or_has_every_message() {
     const MESSAGES: usize = 200;
     let mut options = Options::project();
-    // The point is a full socket buffer, not the stage's throttle.
+    // The point is a full socket buffer, not the stage's throttle or the sender's rate.
     options.throttle = false;
+    options.overrides.push("MessageBurst=1000".into());
     let stack = Stack::start(options).await;
     let mut staller = stack.client().await;
     let staller_id = staller.own_id().await;

@@ -70,7 +70,10 @@ fn every_statement_is_scoped_to_this_stack() {
                         None => "Api".to_owned(),
                     };
                     for action in &actions {
-                        granted.entry(id.clone()).or_default().insert(format!("{on} {action}"));
+                        granted
+                            .entry(id.clone())
+                            .or_default()
+                            .insert(format!("{on} {action}"));
                     }
                 }
             }

@@ -54,18 +54,23 @@ pub struct Summary {
     /// Member items DynamoDB read to find the recipients.
     pub items_read: usize,
     pub recipients: usize,
+    /// Nothing was posted: the room has more recipients than the audience's limit.
+    pub skipped: bool,
     pub delivered: usize,
     pub gone: usize,
     pub failed: usize,
     pub elapsed_ms: u128,
 }
 
-/// Who a frame goes to: the members of `room`, but `except`.
+/// Who a frame goes to: the members of `room`, but `except`; nobody at all when they are
+/// more than `limit` (presence notices in a large room would cost a post per member for
+/// every arrival and departure).
 pub struct Audience<'a> {
     pub connections: &'a ConnectionStore,
     pub members: &'a MemberStore,
     pub room: &'a str,
     pub except: Option<&'a str>,
+    pub limit: Option<usize>,
 }
 
 /// Posts `frame` to every member of the audience's room (but `except`).
@@ -79,7 +84,17 @@ pub async fn fan_out(
     concurrency: usize,
 ) -> Result<Summary, StoreError> {
     let started = Instant::now();
-    let (members, items_read) = audience.members.all(audience.room).await?;
+    // With a limit, no more than limit + 2 items are read (the excepted one may be among them).
+    let (members, items_read, more) = match audience.limit {
+        Some(limit) => {
+            let page = audience.members.first(audience.room, limit + 2).await?;
+            (page.members, page.items_read, page.next.is_some())
+        }
+        None => {
+            let (members, read) = audience.members.all(audience.room).await?;
+            (members, read, false)
+        }
+    };
     let ids: Vec<String> = members
         .into_iter()
         .map(|member| member.from)
@@ -90,6 +105,10 @@ pub async fn fan_out(
         recipients: ids.len(),
         ..Summary::default()
     };
+    if more || audience.limit.is_some_and(|limit| ids.len() > limit) {
+        summary.skipped = true;
+        return Ok(summary);
+    }
     let audience = &audience;
     let mut deliveries = stream::iter(ids)
         .map(|id| async move {

@@ -5,6 +5,9 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequestContext;
 /// The standard AWS SDK variable that overrides the management API endpoint.
 pub const ENDPOINT_OVERRIDE_VAR: &str = "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI";
 
+/// Rooms larger than this get no presence notices, unless `PRESENCE_LIMIT` says otherwise.
+pub const DEFAULT_PRESENCE_LIMIT: usize = 200;
+
 /// Posts in flight at once during a fan-out, unless `FANOUT_CONCURRENCY` says otherwise.
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 
@@ -16,6 +19,9 @@ pub struct Config {
     pub members_table: String,
     /// Table of each room's messages (`MESSAGES_TABLE`, default `<TABLE_NAME>-messages`).
     pub messages_table: String,
+    /// Rooms with more members than this get no `joined`/`left` notices
+    /// (`PRESENCE_LIMIT`, default 200): each would cost a post per member.
+    pub presence_limit: usize,
     /// How long messages are kept for `history` (`HISTORY_HOURS`, default 24).
     pub history_hours: u32,
     /// The per-connection message rate: `MESSAGE_BURST` (default 20) at once, refilled at
@@ -64,6 +70,13 @@ impl Config {
             members_table: table("MEMBERS_TABLE", "members"),
             messages_table: table("MESSAGES_TABLE", "messages"),
             history_hours: positive("HISTORY_HOURS", 24.0)?.ceil() as u32,
+            presence_limit: match var("PRESENCE_LIMIT") {
+                None => DEFAULT_PRESENCE_LIMIT,
+                Some(text) => text
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("PRESENCE_LIMIT must be a whole number, not {text:?}"))?,
+            },
             rate: crate::ratelimit::Rate {
                 burst: positive("MESSAGE_BURST", 20.0)?,
                 per_second: positive("MESSAGES_PER_SECOND", 5.0)?,
@@ -143,6 +156,7 @@ mod tests {
         assert_eq!(config.members_table, "Chat-members");
         assert_eq!(config.messages_table, "Chat-messages");
         assert_eq!(config.history_hours, 24);
+        assert_eq!(config.presence_limit, DEFAULT_PRESENCE_LIMIT);
         assert_eq!(config.rate.burst, 20.0);
         assert_eq!(config.rate.per_second, 5.0);
         assert_eq!(config.fanout_concurrency, DEFAULT_FANOUT_CONCURRENCY);
@@ -153,6 +167,11 @@ mod tests {
         assert!(config(&[("MESSAGE_BURST", "0")]).is_err());
         assert!(config(&[("MESSAGES_PER_SECOND", "fast")]).is_err());
         assert!(config(&[("HISTORY_HOURS", "-1")]).is_err());
+        assert!(config(&[("PRESENCE_LIMIT", "lots")]).is_err());
+        assert_eq!(
+            config(&[("PRESENCE_LIMIT", "0")]).unwrap().presence_limit,
+            0
+        );
         let tables = config(&[("MEMBERS_TABLE", "M"), ("TABLE_NAME", "T")]).unwrap();
         assert_eq!(
             (

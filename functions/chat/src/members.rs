@@ -122,6 +122,22 @@ impl MemberStore {
         room: &str,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<Page, StoreError> {
+        self.query(room, start, None).await
+    }
+
+    /// At most `limit` of a room's members (one `Query` that reads no more than that);
+    /// the page's `next` says whether there are more.
+    pub async fn first(&self, room: &str, limit: usize) -> Result<Page, StoreError> {
+        let limit = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        self.query(room, None, Some(limit)).await
+    }
+
+    async fn query(
+        &self,
+        room: &str,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<Page, StoreError> {
         let output = self
             .client
             .query()
@@ -133,6 +149,7 @@ impl MemberStore {
             .expression_attribute_values(":room", AttributeValue::S(room.to_owned()))
             .projection_expression("#id, #name")
             .consistent_read(true)
+            .set_limit(limit)
             .set_exclusive_start_key(start)
             .send()
             .await

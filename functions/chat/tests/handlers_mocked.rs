@@ -80,10 +80,18 @@ fn record(room: &'static str, name: &'static str) -> Rule {
 /// The rules every test shares, after its own (the first matching rule wins): the sender
 /// is carol in the lobby, writes succeed, rooms no test describes are empty.
 fn app(dynamo_rules: &[&Rule], management_rules: &[&Rule]) -> App {
+    app_with(&[], dynamo_rules, management_rules)
+}
+
+/// [`app`] with more environment variables.
+fn app_with(env: &[(&str, &str)], dynamo_rules: &[&Rule], management_rules: &[&Rule]) -> App {
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some("Chat".into()),
         "FANOUT_CONCURRENCY" => Some("4".into()),
-        _ => None,
+        other => env
+            .iter()
+            .find(|(k, _)| *k == other)
+            .map(|(_, v)| v.to_string()),
     })
     .unwrap();
     let defaults = [
@@ -556,6 +564,26 @@ async fn connect_stores_the_connection_and_its_membership_and_tells_the_others()
     assert_eq!(
         posts[0].1,
         json!({"type": "joined", "room": "rust", "from": SENDER, "name": "dora"})
+    );
+}
+
+#[tokio::test]
+async fn presence_is_not_announced_to_a_room_over_the_limit() {
+    let query = room_query("lobby", vec![members_page(&[SENDER, "a", "b", "c"], None)]);
+    let posts = posts();
+    let app = app_with(
+        &[("PRESENCE_LIMIT", "2")],
+        &[&query],
+        &[&recording_post(&posts)],
+    );
+
+    let response = app.handle(Route::Connect, event("connect.json")).await;
+
+    assert_eq!(response.status_code, 200);
+    assert_eq!(query.num_calls(), 1);
+    assert!(
+        posts.lock().unwrap().is_empty(),
+        "three others are over the limit of two"
     );
 }
 

@@ -433,6 +433,8 @@ async fn bench_stack(own_process: bool) -> (Stack, String) {
     options.shared_dynamodb = false;
     options.quiet = true;
     options.throttle = false;
+    // The sender's own rate (MessageBurst) is raised out of the way too.
+    options.overrides.push("MessageBurst=1000".into());
     options.max_instances = 10;
     // Extra template parameters for experiments, e.g. BENCH_PARAMETERS="FanoutConcurrency=256".
     if let Ok(extra) = std::env::var("BENCH_PARAMETERS") {

@@ -92,6 +92,7 @@ impl App {
             members: &self.members,
             room,
             except,
+            limit: None,
         }
     }
 
@@ -118,6 +119,7 @@ impl App {
                     room,
                     items_read = summary.items_read,
                     recipients = summary.recipients,
+                    skipped = summary.skipped,
                     delivered = summary.delivered,
                     gone = summary.gone,
                     failed = summary.failed,
@@ -133,7 +135,8 @@ impl App {
         }
     }
 
-    /// A presence frame (`joined`/`left`) to a room, never failing the caller.
+    /// A presence frame (`joined`/`left`) to a room of at most `PRESENCE_LIMIT` others,
+    /// never failing the caller.
     async fn presence(
         &self,
         client: &ManagementClient,
@@ -147,9 +150,11 @@ impl App {
         } else {
             Frame::Left(presence)
         };
-        let _ = self
-            .announce(client, self.audience(&room, except), &frame)
-            .await;
+        let audience = Audience {
+            limit: Some(self.config.presence_limit),
+            ..self.audience(&room, except)
+        };
+        let _ = self.announce(client, audience, &frame).await;
     }
 
     /// Sends one frame to one connection; a failure is logged, never raised.
