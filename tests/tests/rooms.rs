@@ -145,7 +145,10 @@ async fn who_pages_through_a_room_of_1500() {
         .send()
         .await
         .unwrap();
-    assert!(first_page.last_evaluated_key.is_some(), "more than one 1 MB page");
+    assert!(
+        first_page.last_evaluated_key.is_some(),
+        "more than one 1 MB page"
+    );
 
     asker.send_text(r#"{"action":"who"}"#).await;
     let mut names = BTreeMap::new();

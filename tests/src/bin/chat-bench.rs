@@ -4,10 +4,12 @@
 //! 1. Fan-out: N clients, one sends; time until all N have the message, next to the raw
 //!    limit (the gateway writing the same frame to the same sockets, no Lambda, no
 //!    DynamoDB, no per-recipient HTTP request).
-//! 2. Cold start of every bootstrap, next to the Node.js peer (AWS SDK v3).
-//! 3. Warm latency per route through the gateway.
-//! 4. Capacity: idle connections, gateway memory, new connections per second.
-//! 5. Artifacts: the arm64 bootstraps `sam build` made, raw and zipped.
+//! 2. Rooms: one message to a 100-member room among 1 000 and among 10 000 connections;
+//!    delivery time and DynamoDB items read must not grow with the total.
+//! 3. Cold start of every bootstrap, next to the Node.js peer (AWS SDK v3).
+//! 4. Warm latency per route through the gateway.
+//! 5. Capacity: idle connections, gateway memory, new connections per second.
+//! 6. Artifacts: the arm64 bootstraps `sam build` made, raw and zipped.
 //!
 //! `--quick` runs everything with tiny numbers: the test suite does that so the
 //! benchmark cannot rot.
@@ -26,6 +28,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 struct Settings {
     sizes: Vec<usize>,
+    /// (total connections, rooms) for the rooms section; the measured room has total ÷ rooms.
+    rooms: Vec<(usize, usize)>,
     messages: usize,
     cold_runs: usize,
     warm_runs: usize,
@@ -51,6 +55,7 @@ impl Settings {
         if let Some(sizes) = sizes.filter(|s| !s.is_empty()) {
             return Settings {
                 sizes,
+                rooms: vec![(1000, 10), (10_000, 100)],
                 messages: 20,
                 cold_runs: 20,
                 warm_runs: 50,
@@ -61,6 +66,7 @@ impl Settings {
         if quick {
             Settings {
                 sizes: vec![3, 10],
+                rooms: vec![(20, 2), (100, 10)],
                 messages: 3,
                 cold_runs: 2,
                 warm_runs: 3,
@@ -70,6 +76,7 @@ impl Settings {
         } else {
             Settings {
                 sizes: vec![10, 100, 1000, 5000],
+                rooms: vec![(1000, 10), (10_000, 100)],
                 messages: 20,
                 cold_runs: 20,
                 warm_runs: 50,
@@ -189,6 +196,79 @@ async fn fan_out(stack: &Stack, n: usize, messages: usize) -> FanOut {
         n,
         lambda: percentiles(&lambda),
         raw: percentiles(&raw),
+    }
+}
+
+struct RoomCost {
+    total: usize,
+    rooms: usize,
+    p: (f64, f64),
+    items_read: Vec<u64>,
+}
+
+/// `total` clients spread evenly over `rooms` rooms; one member of room `r0` sends
+/// `messages` messages, timed until every other member of `r0` has each.
+async fn room_cost(stack: &Stack, total: usize, rooms: usize, messages: usize) -> RoomCost {
+    let tag = harness::unique("r");
+    let urls: Vec<String> = (0..total)
+        .map(|n| format!("{}/Test?room={tag}-{}", stack.ws_url, n % rooms))
+        .collect();
+    let clients: Vec<Client> = stream::iter(urls)
+        .map(|url| async move { Client::connect(&url).await.expect("handshake") })
+        .buffered(64)
+        .collect()
+        .await;
+    // Clients 0, rooms, 2·rooms, … are room 0's members; the rest stay connected, idle.
+    let (measured, others): (Vec<_>, Vec<_>) = clients
+        .into_iter()
+        .enumerate()
+        .partition(|(n, _)| n % rooms == 0);
+    let members: Vec<Client> = measured.into_iter().map(|(_, c)| c).collect();
+    let receivers = members.len() - 1;
+    let (mut sender, mut rx, stop) = listen(members);
+    let mut samples = Vec::new();
+    let mut items_read = Vec::new();
+    let room = format!("\"room\":\"{tag}-0\"");
+    for i in 0..messages {
+        let marker = format!("room-{total}-{i}-");
+        let started = Instant::now();
+        sender.say(&marker).await;
+        samples.push(await_all(&mut rx, &marker, receivers).await - started);
+        let _ = sender.json().await;
+        // The function logs each broadcast with the member items it read; wait for this one's.
+        let mut read = None;
+        for _ in 0..250 {
+            let lines: Vec<u64> = stack
+                .output()
+                .iter()
+                .filter(|line| line.contains("\"broadcast\"") && line.contains(&room))
+                .filter_map(|line| {
+                    let at = line.find("\"items_read\":")? + "\"items_read\":".len();
+                    let digits: String = line[at..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    digits.parse::<u64>().ok()
+                })
+                .collect();
+            if lines.len() > i {
+                read = lines.last().copied();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        items_read.push(read.unwrap_or_default());
+    }
+    let _ = sender.socket.close(None).await;
+    let _ = stop.send(true);
+    for (_, mut client) in others {
+        let _ = client.socket.close(None).await;
+    }
+    RoomCost {
+        total,
+        rooms,
+        p: percentiles(&samples),
+        items_read,
     }
 }
 
@@ -511,6 +591,51 @@ async fn main() {
         );
         fanouts.push(f);
         all_disconnected(&stack, Duration::from_secs(60)).await;
+    }
+    out(&mut report, String::new());
+
+    out(
+        &mut report,
+        "## Rooms: a message costs its own room only".into(),
+    );
+    out(&mut report, String::new());
+    out(&mut report, format!("One member of a room sends {} messages; time until every other member of that room has each, and the member items DynamoDB read for the broadcast (from the function's log). The other rooms' clients stay connected.", settings.messages));
+    out(&mut report, String::new());
+    out(
+        &mut report,
+        "| connections | rooms | room size | p50 ms | p95 ms | items read per message |".into(),
+    );
+    out(&mut report, "|---|---|---|---|---|---|".into());
+    let mut room_costs: Vec<RoomCost> = Vec::new();
+    for &(total, rooms) in settings.rooms.iter().filter(|_| wanted("rooms")) {
+        let c = room_cost(&stack, total, rooms, settings.messages).await;
+        let read = c.items_read.iter().max().copied().unwrap_or_default();
+        out(
+            &mut report,
+            format!(
+                "| {} | {} | {} | {:.1} | {:.1} | {read} |",
+                c.total,
+                c.rooms,
+                c.total / c.rooms,
+                c.p.0,
+                c.p.1
+            ),
+        );
+        room_costs.push(c);
+        all_disconnected(&stack, Duration::from_secs(120)).await;
+    }
+    if let [small, large] = &room_costs[..] {
+        out(&mut report, String::new());
+        out(
+            &mut report,
+            format!(
+                "{}× the connections: the room's p50 is {:.2}× and its items read {:.2}×.",
+                large.total / small.total,
+                large.p.0 / small.p.0,
+                large.items_read.iter().max().copied().unwrap_or_default() as f64
+                    / small.items_read.iter().max().copied().unwrap_or(1).max(1) as f64
+            ),
+        );
     }
     out(&mut report, String::new());
 
