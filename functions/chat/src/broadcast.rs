@@ -87,7 +87,10 @@ pub async fn fan_out(
     // With a limit, no more than limit + 2 items are read (the excepted one may be among them).
     let (members, items_read, more) = match audience.limit {
         Some(limit) => {
-            let page = audience.members.first(audience.room, limit + 2).await?;
+            let page = audience
+                .members
+                .first(audience.room, limit.saturating_add(2))
+                .await?;
             (page.members, page.items_read, page.next.is_some())
         }
         None => {

@@ -45,16 +45,24 @@ impl MessageStore {
         Ok(())
     }
 
-    /// The room's `limit` most recent frames, oldest first (one strongly consistent
-    /// `Query`, newest first, at most 100 items).
-    pub async fn recent(&self, room: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+    /// The room's `limit` most recent frames sent after `since` (RFC 3339 UTC), oldest
+    /// first: one strongly consistent `Query`, newest first, at most 100 items. TTL deletes
+    /// expired items only eventually (often days later), so the key condition, not TTL,
+    /// keeps older messages out.
+    pub async fn recent(
+        &self,
+        room: &str,
+        limit: u32,
+        since: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let output = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("#room = :room")
+            .key_condition_expression("#room = :room AND sk > :since")
             .expression_attribute_names("#room", ROOM)
             .expression_attribute_values(":room", AttributeValue::S(room.to_owned()))
+            .expression_attribute_values(":since", AttributeValue::S(since.to_owned()))
             .projection_expression("frame")
             .scan_index_forward(false)
             .limit(limit as i32)

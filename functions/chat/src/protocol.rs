@@ -118,6 +118,18 @@ pub enum ErrorCode {
 }
 
 impl Frame {
+    /// The frame's `type`, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Frame::Message { .. } => "message",
+            Frame::Joined(_) => "joined",
+            Frame::Left(_) => "left",
+            Frame::Members { .. } => "members",
+            Frame::History { .. } => "history",
+            Frame::Error(_) => "error",
+        }
+    }
+
     /// Serialises the frame; frames are plain data so this cannot fail.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("frames serialise to JSON")

@@ -26,14 +26,16 @@ impl Rate {
         let tokens = match bucket {
             None => self.burst,
             Some(Bucket { tokens, at_ms }) => {
-                let elapsed = (now_ms - at_ms).max(0) as f64 / 1000.0;
+                let elapsed = now_ms.saturating_sub(at_ms).max(0) as f64 / 1000.0;
                 (tokens + elapsed * self.per_second).min(self.burst)
             }
         };
         if tokens >= 1.0 {
+            // A container whose clock is behind never moves the bucket's time backwards.
+            let at_ms = bucket.map_or(now_ms, |bucket| bucket.at_ms.max(now_ms));
             Ok(Bucket {
                 tokens: tokens - 1.0,
-                at_ms: now_ms,
+                at_ms,
             })
         } else {
             Err(((1.0 - tokens) / self.per_second * 1000.0).ceil() as u64)

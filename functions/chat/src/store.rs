@@ -151,8 +151,8 @@ impl ConnectionStore {
         Ok(item.as_ref().and_then(ConnectionRecord::from_item))
     }
 
-    /// Stores the rate limit's bucket `next` if the stored one is still `seen` (no other
-    /// invocation spent from it since); says whether it was stored.
+    /// Stores the rate limit's bucket `next` if the stored one is still `seen`, tokens and
+    /// time (no other invocation spent from it since); says whether it was stored.
     pub async fn spend(
         &self,
         id: &str,
@@ -172,8 +172,12 @@ impl ConnectionStore {
                 "attribute_exists(connectionid) AND attribute_not_exists(refilledAt)",
             ),
             Some(seen) => request
-                .condition_expression("refilledAt = :seen")
-                .expression_attribute_values(":seen", AttributeValue::N(seen.at_ms.to_string())),
+                .condition_expression("refilledAt = :seenAt AND tokens = :seenTokens")
+                .expression_attribute_values(":seenAt", AttributeValue::N(seen.at_ms.to_string()))
+                .expression_attribute_values(
+                    ":seenTokens",
+                    AttributeValue::N(seen.tokens.to_string()),
+                ),
         };
         match request.send().await {
             Ok(_) => Ok(true),

@@ -341,7 +341,16 @@ async fn over_the_rate_the_sender_is_told_and_nothing_is_kept_or_posted() {
 
 #[tokio::test]
 async fn a_bucket_spent_by_another_container_meanwhile_is_read_again() {
+    // The bucket as read: 10 tokens at a fixed time; the update must be conditional on both.
+    let at = chrono::Utc::now().timestamp_millis() - 1_000;
     let lost = mock!(Dynamo::update_item)
+        .match_requests(move |req| {
+            let values = req.expression_attribute_values().unwrap();
+            req.condition_expression() == Some("refilledAt = :seenAt AND tokens = :seenTokens")
+                && values[":seenAt"] == n(at)
+                && values[":seenTokens"] == n(10)
+                && values[":at"].as_n().unwrap().parse::<i64>().unwrap() >= at
+        })
         .sequence()
         .error(|| {
             UpdateItemError::ConditionalCheckFailedException(
@@ -350,7 +359,16 @@ async fn a_bucket_spent_by_another_container_meanwhile_is_read_again() {
         })
         .output(|| UpdateItemOutput::builder().build())
         .build();
-    let get = record("lobby", "carol");
+    let get = mock!(Dynamo::get_item).then_output(move || {
+        GetItemOutput::builder()
+            .set_item(Some(item(&[
+                ("room", s("lobby")),
+                ("name", s("carol")),
+                ("tokens", n(10)),
+                ("refilledAt", n(at)),
+            ])))
+            .build()
+    });
     let query = room_query("lobby", vec![members_page(&["a"], None)]);
     let posts = posts();
     let app = app(&[&lost, &get, &query], &[&recording_post(&posts)]);
@@ -358,13 +376,8 @@ async fn a_bucket_spent_by_another_container_meanwhile_is_read_again() {
     let response = app.handle(Route::OnMessage, event("on_message.json")).await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(lost.num_calls(), 2, "the lost race is retried");
+    assert_eq!(lost.num_calls(), 2, "the lost race is retried, conditional on the bucket as read");
     assert_eq!(get.num_calls(), 2, "after reading the bucket again");
-    assert_eq!(
-        lost.num_calls(),
-        2,
-        "the update is conditional on the bucket as read"
-    );
     assert_eq!(sorted_ids(&posts), ["a"]);
 }
 
@@ -734,6 +747,58 @@ async fn join_enters_the_new_room_leaves_the_old_and_tells_both() {
             ("r1".to_owned(), presence("joined", "rust")),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_join_that_cannot_complete_takes_its_membership_back() {
+    let gone = mock!(Dynamo::update_item).then_error(|| {
+        UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let undo = mock!(Dynamo::delete_item)
+        .match_requests(|req| {
+            req.table_name() == Some(MEMBERS) && req.key().unwrap()["room"] == s("rust")
+        })
+        .then_output(|| DeleteItemOutput::builder().build());
+    let posts = posts();
+    let app = app(&[&gone, &undo], &[&recording_post(&posts)]);
+    let join = rooms_event("join", r#"{"action":"join","room":"rust"}"#);
+    // The connection's record went away between the read and the move ($disconnect ran).
+    assert_eq!(app.handle(Route::Rooms, join.clone()).await.status_code, 200);
+    assert_eq!(undo.num_calls(), 1, "the new membership is taken back");
+    assert!(posts.lock().unwrap().is_empty(), "nobody is told of a join that did not happen");
+
+    let failing = mock!(Dynamo::update_item).then_error(|| {
+        UpdateItemError::InternalServerError(InternalServerError::builder().build())
+    });
+    let told = self::posts();
+    let app = self::app(&[&failing, &undo], &[&recording_post(&told)]);
+    assert_eq!(app.handle(Route::Rooms, join).await.status_code, 500);
+    assert_eq!(undo.num_calls(), 2);
+    assert_eq!(told.lock().unwrap()[0].1["code"], "unavailable");
+}
+
+#[tokio::test]
+async fn room_requests_answer_unavailable_when_the_connection_cannot_be_read() {
+    for (route, body) in [
+        ("who", r#"{"action":"who"}"#),
+        ("history", r#"{"action":"history"}"#),
+        ("join", r#"{"action":"join","room":"rust"}"#),
+    ] {
+        let failing = mock!(Dynamo::get_item).then_error(|| {
+            GetItemError::InternalServerError(InternalServerError::builder().build())
+        });
+        let query = mock!(Dynamo::query).then_output(|| QueryOutput::builder().build());
+        let posts = posts();
+        let app = app(&[&failing, &query], &[&recording_post(&posts)]);
+        let response = app.handle(Route::Rooms, rooms_event(route, body)).await;
+        assert_eq!(response.status_code, 500, "{route}");
+        assert_eq!(query.num_calls(), 0, "no answer for the wrong room: {route}");
+        let posts = posts.lock().unwrap();
+        assert_eq!(posts.len(), 1);
+        assert_eq!(posts[0].1["code"], "unavailable");
+    }
 }
 
 #[tokio::test]

@@ -15,6 +15,9 @@ use chat::members::MemberStore;
 use chat::ratelimit::Bucket;
 use chat::store::ConnectionStore;
 
+/// A `since` before every test message.
+const EPOCH: &str = "2000-01-01T00:00:00.000Z";
+
 async fn client() -> Client {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT")
         .expect("DYNAMODB_ENDPOINT must name a DynamoDB API endpoint; `make test` starts dynalite and sets it");
@@ -268,6 +271,14 @@ async fn a_rooms_members_come_back_exactly_once_over_many_pages_and_only_its_own
     assert_eq!(small.len(), 100);
     assert_eq!(read, 100, "the big room next door is not read");
 
+    // What the presence check reads: at most the number asked for, and whether there is more.
+    let few = members.first("small", 7).await.unwrap();
+    assert_eq!((few.members.len(), few.items_read), (7, 7));
+    assert!(few.next.is_some(), "more members than asked for");
+    let over = members.first("small", 101).await.unwrap();
+    assert_eq!(over.members.len(), 100);
+    assert!(over.next.is_none(), "asked for more than there are: no next page");
+
     // Leaving, and a 410 that spares a member still connecting.
     members.remove("small", "s000").await.unwrap();
     members
@@ -312,7 +323,7 @@ async fn history_returns_a_rooms_last_messages_oldest_first() {
         .await
         .unwrap();
 
-    let last = history.recent("rust", 50).await.unwrap();
+    let last = history.recent("rust", 50, EPOCH).await.unwrap();
     let numbers: Vec<u32> = last
         .iter()
         .map(|frame| {
@@ -323,12 +334,15 @@ async fn history_returns_a_rooms_last_messages_oldest_first() {
         .collect();
     assert_eq!(numbers, (70..120).collect::<Vec<_>>());
     assert_eq!(
-        history.recent("rust", 1).await.unwrap(),
+        history.recent("rust", 1, EPOCH).await.unwrap(),
         [r#"{"type":"message","n":119}"#]
     );
     assert_eq!(
-        history.recent("empty", 10).await.unwrap(),
+        history.recent("empty", 10, EPOCH).await.unwrap(),
         Vec::<String>::new()
     );
+    // Older than `since` is left out, whatever TTL has not yet deleted.
+    let recent = history.recent("rust", 100, &sent_at(115)).await.unwrap();
+    assert_eq!(recent.len(), 5, "messages 115 (sent at `since`) to 119");
     drop_table(&client, &table).await;
 }

@@ -241,7 +241,11 @@ async fn room_cost(stack: &Stack, total: usize, rooms: usize, messages: usize) -
             let lines: Vec<u64> = stack
                 .output()
                 .iter()
-                .filter(|line| line.contains("\"broadcast\"") && line.contains(&room))
+                .filter(|line| {
+                    line.contains("\"broadcast\"")
+                        && line.contains("\"kind\":\"message\"")
+                        && line.contains(&room)
+                })
                 .filter_map(|line| {
                     let at = line.find("\"items_read\":")? + "\"items_read\":".len();
                     let digits: String = line[at..]

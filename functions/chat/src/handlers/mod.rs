@@ -105,6 +105,7 @@ impl App {
         frame: &Frame,
     ) -> Result<(), crate::store::StoreError> {
         let room = audience.room.to_owned();
+        let kind = frame.kind();
         let data = frame.to_json();
         match broadcast::fan_out(
             audience,
@@ -117,6 +118,7 @@ impl App {
             Ok(summary) => {
                 tracing::info!(
                     room,
+                    kind,
                     items_read = summary.items_read,
                     recipients = summary.recipients,
                     skipped = summary.skipped,
@@ -176,15 +178,16 @@ impl App {
         self.send(client, id, &Frame::Error(error)).await;
     }
 
-    /// The connection's room and name as the table has them; a connection the table
-    /// does not know (or cannot be read) is a guest in the default room.
-    async fn record(&self, id: &str) -> ConnectionRecord {
+    /// The connection's room and name as the table has them (a connection the table does
+    /// not know is a guest in the default room); a failed read has told the sender.
+    async fn record(&self, client: &ManagementClient, id: &str) -> Option<ConnectionRecord> {
         match self.store.get(id).await {
-            Ok(Some(record)) => record,
-            Ok(None) => guest_record(id),
+            Ok(Some(record)) => Some(record),
+            Ok(None) => Some(guest_record(id)),
             Err(error) => {
-                tracing::warn!(connection_id = id, %error, "could not read the connection");
-                guest_record(id)
+                tracing::error!(connection_id = id, %error, "could not read the connection");
+                self.reply(client, id, ErrorFrame::unavailable()).await;
+                None
             }
         }
     }

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use super::{display_name, status, App};
 use crate::protocol::{self, ErrorFrame, Frame, Member, Presence, MAX_MESSAGE_BYTES};
+use crate::store::ConnectionRecord;
 
 /// Room for the frame around a `members` or `history` list, under the quota.
 const ENVELOPE_BYTES: usize = 1024;
@@ -50,7 +51,9 @@ impl App {
                 return status(400);
             }
         };
-        let record = self.record(id).await;
+        let Some(record) = self.record(client, id).await else {
+            return status(500);
+        };
         let name = display_name(event, &record.name);
         let presence = |room: &str| Presence {
             room: room.to_owned(),
@@ -62,36 +65,52 @@ impl App {
             return status(200);
         }
         let now = Utc::now().timestamp();
-        let moved = async {
-            let connected_at = event.request_context.connected_at;
-            self.members
-                .add(&room, id, &name, connected_at, now)
-                .await?;
-            let old = self.store.set_room(id, &room).await?;
-            if let Some(old) = &old {
-                self.members.remove(old, id).await?;
+        let connected_at = event.request_context.connected_at;
+        // DynamoDB Local emulators lack transactions, so the three writes are ordered so that
+        // a failure never leaves the connection in two rooms: the new membership is undone
+        // unless the record moved.
+        if let Err(error) = self.members.add(&room, id, &name, connected_at, now).await {
+            tracing::error!(connection_id = id, %error, "could not enter the room");
+            self.reply(client, id, ErrorFrame::unavailable()).await;
+            return status(500);
+        }
+        let old = match self.store.set_room(id, &room).await {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                // The connection is gone ($disconnect ran meanwhile): take the membership back.
+                tracing::info!(connection_id = id, "left before its join completed");
+                self.undo_join(&room, id).await;
+                return status(200);
             }
-            Ok::<_, crate::store::StoreError>(old)
-        };
-        let old = match moved.await {
-            Ok(old) => old,
             Err(error) => {
                 tracing::error!(connection_id = id, %error, "could not move to the room");
+                self.undo_join(&room, id).await;
                 self.reply(client, id, ErrorFrame::unavailable()).await;
                 return status(500);
             }
         };
-        tracing::info!(connection_id = id, from = ?old, to = room, "joined");
-        if let Some(old) = old {
-            self.presence(client, false, presence(&old), Some(id)).await;
+        if let Err(error) = self.members.remove(&old, id).await {
+            // The record says the new room; the old membership goes with TTL or a 410.
+            tracing::error!(connection_id = id, %error, room = old, "could not leave the old room");
         }
+        tracing::info!(connection_id = id, from = old, to = room, "joined");
+        self.presence(client, false, presence(&old), Some(id)).await;
         self.presence(client, true, presence(&room), None).await;
         status(200)
     }
 
+    /// Takes back a membership written for a join that did not complete.
+    async fn undo_join(&self, room: &str, id: &str) {
+        if let Err(error) = self.members.remove(room, id).await {
+            tracing::error!(connection_id = id, %error, room, "could not take back the membership");
+        }
+    }
+
     /// `who`: every member of the sender's room, in as many frames as the quota needs.
     async fn who(&self, client: &ManagementClient, id: &str) -> ApiGatewayProxyResponse {
-        let room = self.record(id).await.room;
+        let Some(ConnectionRecord { room, .. }) = self.record(client, id).await else {
+            return status(500);
+        };
         let members = match self.members.all(&room).await {
             Ok((members, _)) => members,
             Err(error) => {
@@ -128,8 +147,12 @@ impl App {
                 return status(400);
             }
         };
-        let room = self.record(id).await.room;
-        let frames = match self.history.recent(&room, limit).await {
+        let Some(ConnectionRecord { room, .. }) = self.record(client, id).await else {
+            return status(500);
+        };
+        let since = Utc::now() - chrono::Duration::hours(i64::from(self.config.history_hours));
+        let since = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let frames = match self.history.recent(&room, limit, &since).await {
             Ok(frames) => frames,
             Err(error) => {
                 tracing::error!(connection_id = id, %error, "could not read the history");
