@@ -599,8 +599,11 @@ mod tests {
             Duration::from_secs(10)
         );
         assert_eq!(stack.functions["ConnectFunction"].memory_mb, 128);
-        assert_eq!(stack.tables.len(), 1);
-        assert_eq!(stack.tables[0].name, "Chat");
+        let tables: Vec<&str> = stack.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(tables, ["Chat", "Chat-members", "Chat-messages"]);
+        for route in ["join", "who", "history"] {
+            assert_eq!(stack.routes[route], "RoomsFunction");
+        }
     }
 
     #[test]
