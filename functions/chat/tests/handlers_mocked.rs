@@ -376,7 +376,11 @@ async fn a_bucket_spent_by_another_container_meanwhile_is_read_again() {
     let response = app.handle(Route::OnMessage, event("on_message.json")).await;
 
     assert_eq!(response.status_code, 200);
-    assert_eq!(lost.num_calls(), 2, "the lost race is retried, conditional on the bucket as read");
+    assert_eq!(
+        lost.num_calls(),
+        2,
+        "the lost race is retried, conditional on the bucket as read"
+    );
     assert_eq!(get.num_calls(), 2, "after reading the bucket again");
     assert_eq!(sorted_ids(&posts), ["a"]);
 }
@@ -765,9 +769,15 @@ async fn a_join_that_cannot_complete_takes_its_membership_back() {
     let app = app(&[&gone, &undo], &[&recording_post(&posts)]);
     let join = rooms_event("join", r#"{"action":"join","room":"rust"}"#);
     // The connection's record went away between the read and the move ($disconnect ran).
-    assert_eq!(app.handle(Route::Rooms, join.clone()).await.status_code, 200);
+    assert_eq!(
+        app.handle(Route::Rooms, join.clone()).await.status_code,
+        200
+    );
     assert_eq!(undo.num_calls(), 1, "the new membership is taken back");
-    assert!(posts.lock().unwrap().is_empty(), "nobody is told of a join that did not happen");
+    assert!(
+        posts.lock().unwrap().is_empty(),
+        "nobody is told of a join that did not happen"
+    );
 
     let failing = mock!(Dynamo::update_item).then_error(|| {
         UpdateItemError::InternalServerError(InternalServerError::builder().build())
@@ -794,7 +804,11 @@ async fn room_requests_answer_unavailable_when_the_connection_cannot_be_read() {
         let app = app(&[&failing, &query], &[&recording_post(&posts)]);
         let response = app.handle(Route::Rooms, rooms_event(route, body)).await;
         assert_eq!(response.status_code, 500, "{route}");
-        assert_eq!(query.num_calls(), 0, "no answer for the wrong room: {route}");
+        assert_eq!(
+            query.num_calls(),
+            0,
+            "no answer for the wrong room: {route}"
+        );
         let posts = posts.lock().unwrap();
         assert_eq!(posts.len(), 1);
         assert_eq!(posts[0].1["code"], "unavailable");

@@ -277,7 +277,10 @@ async fn a_rooms_members_come_back_exactly_once_over_many_pages_and_only_its_own
     assert!(few.next.is_some(), "more members than asked for");
     let over = members.first("small", 101).await.unwrap();
     assert_eq!(over.members.len(), 100);
-    assert!(over.next.is_none(), "asked for more than there are: no next page");
+    assert!(
+        over.next.is_none(),
+        "asked for more than there are: no next page"
+    );
 
     // Leaving, and a 410 that spares a member still connecting.
     members.remove("small", "s000").await.unwrap();
