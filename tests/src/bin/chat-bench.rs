@@ -455,12 +455,16 @@ async fn capacity(stack: &Stack, n: usize) -> Capacity {
 
 fn artifacts(repo: &Path) -> Vec<(String, u64, Option<u64>)> {
     let mut rows = Vec::new();
-    for id in [
-        "ConnectFunction",
-        "DisconnectFunction",
-        "OnMessageFunction",
-        "DefaultFunction",
-    ] {
+    // Every function `sam build` built, whatever the template declares.
+    let mut ids: Vec<String> = std::fs::read_dir(repo.join(".aws-sam/build"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().join("bootstrap").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    for id in &ids {
         let bootstrap = repo.join(".aws-sam/build").join(id).join("bootstrap");
         let Ok(meta) = std::fs::metadata(&bootstrap) else {
             continue;
@@ -471,7 +475,7 @@ fn artifacts(repo: &Path) -> Vec<(String, u64, Option<u64>)> {
             .output()
             .ok()
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
-        rows.push((id.to_owned(), meta.len(), zipped));
+        rows.push((id.clone(), meta.len(), zipped));
     }
     rows
 }
