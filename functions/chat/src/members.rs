@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::Client;
 
 use crate::protocol::Member;
 use crate::store::{
-    store_error, StoreError, EXPIRY_MARGIN_SECS, GONE_GRACE_MS, KEY, MAX_CONNECTION_SECS, NAME,
-    ROOM,
+    conditional, store_error, StoreError, EXPIRY_MARGIN_SECS, GONE_GRACE_MS, KEY,
+    MAX_CONNECTION_SECS, NAME, ROOM,
 };
 
 /// One page of a room's members, and how many items DynamoDB read for it.
@@ -102,17 +102,7 @@ impl MemberStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(store_error("DeleteItem")(error)),
-        }
+        Ok(conditional("DeleteItem", result)?.is_some())
     }
 
     /// One page of a room's members, from `start` (a strongly consistent `Query`, only the

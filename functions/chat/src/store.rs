@@ -16,6 +16,39 @@ use crate::ratelimit::Bucket;
 /// The table's partition key.
 pub const KEY: &str = "connectionid";
 
+/// Errors of the writes that take a condition.
+pub(crate) trait ConditionalWrite {
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionalWrite for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalWrite for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+/// A conditional write's outcome: `Some(output)` if its condition held, `None` if not.
+pub(crate) fn conditional<T, E, R>(
+    operation: &'static str,
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<Option<T>, StoreError>
+where
+    E: ConditionalWrite,
+    aws_sdk_dynamodb::error::SdkError<E, R>: Into<aws_sdk_dynamodb::Error>,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(error) if error.as_service_error().is_some_and(E::condition_failed) => Ok(None),
+        Err(error) => Err(store_error(operation)(error)),
+    }
+}
+
 /// The attribute holding the connection's display name.
 pub const NAME: &str = "name";
 
@@ -64,7 +97,7 @@ pub const EXPIRY_MARGIN_SECS: i64 = 10 * 60;
 #[derive(Debug)]
 pub struct StoreError {
     pub operation: &'static str,
-    pub source: aws_sdk_dynamodb::Error,
+    pub source: Box<aws_sdk_dynamodb::Error>,
 }
 
 impl std::fmt::Display for StoreError {
@@ -81,7 +114,7 @@ where
 {
     move |error| StoreError {
         operation,
-        source: error.into(),
+        source: Box::new(error.into()),
     }
 }
 
@@ -179,17 +212,7 @@ impl ConnectionStore {
                     AttributeValue::N(seen.tokens.to_string()),
                 ),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(store_error("UpdateItem")(error)),
-        }
+        Ok(conditional("UpdateItem", request.send().await)?.is_some())
     }
 
     /// Moves a known connection to `room`; returns the room it was in (`None`: unknown).
@@ -206,22 +229,12 @@ impl ConnectionStore {
             .return_values(ReturnValue::UpdatedOld)
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(Some(
-                output
-                    .attributes
-                    .and_then(|old| old.get(ROOM)?.as_s().ok().cloned())
-                    .unwrap_or_else(|| crate::rooms::DEFAULT_ROOM.to_owned()),
-            )),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(store_error("UpdateItem")(error)),
-        }
+        Ok(conditional("UpdateItem", result)?.map(|output| {
+            output
+                .attributes
+                .and_then(|old| old.get(ROOM)?.as_s().ok().cloned())
+                .unwrap_or_else(|| crate::rooms::DEFAULT_ROOM.to_owned())
+        }))
     }
 
     /// Forgets a connection and returns what was known of it; deleting an id that is not
@@ -259,17 +272,7 @@ impl ConnectionStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(store_error("DeleteItem")(error)),
-        }
+        Ok(conditional("DeleteItem", result)?.is_some())
     }
 
     /// Every connection id in the table.
