@@ -13,8 +13,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::protocol::Member;
 use crate::store::{
-    conditional, store_error, StoreError, EXPIRY_MARGIN_SECS, GONE_GRACE_MS, KEY,
-    MAX_CONNECTION_SECS, NAME, ROOM,
+    conditional, expires_at, store_error, StoreError, GONE_GRACE_MS, KEY, NAME, ROOM,
 };
 
 /// One page of a room's members, and how many items DynamoDB read for it.
@@ -50,7 +49,7 @@ impl MemberStore {
         connected_at_ms: i64,
         now_secs: i64,
     ) -> Result<(), StoreError> {
-        let expires = now_secs + MAX_CONNECTION_SECS + EXPIRY_MARGIN_SECS;
+        let expires = expires_at(now_secs);
         self.client
             .put_item()
             .table_name(&self.table)

@@ -93,6 +93,11 @@ pub const GONE_GRACE_MS: i64 = 30_000;
 /// Extra time before TTL may remove an item, so a live connection is never expired.
 pub const EXPIRY_MARGIN_SECS: i64 = 10 * 60;
 
+/// `expiresAt` of a connection's items written at `now_secs`: past API Gateway's limit.
+pub(crate) fn expires_at(now_secs: i64) -> i64 {
+    now_secs + MAX_CONNECTION_SECS + EXPIRY_MARGIN_SECS
+}
+
 /// A failed DynamoDB call, with the operation it was part of.
 #[derive(Debug)]
 pub struct StoreError {
@@ -159,9 +164,7 @@ impl ConnectionStore {
             )
             .item(
                 "expiresAt",
-                AttributeValue::N(
-                    (now_secs + MAX_CONNECTION_SECS + EXPIRY_MARGIN_SECS).to_string(),
-                ),
+                AttributeValue::N(expires_at(now_secs).to_string()),
             )
             .send()
             .await
