@@ -7,7 +7,8 @@
 //!
 //! Layers, each its own module, with data flowing one way:
 //! [`template`] → [`stack`] → [`dynamodb`] and [`functions`] (over [`runtime_api`]) →
-//! [`registry`], [`throttle`] → [`gateway`] and [`connections`] → [`server`] (the wiring)
+//! [`registry`], [`throttle`] → [`gateway`], [`connections`] and [`lambda_api`] →
+//! [`server`] (the wiring)
 //! → the `chat-local` command line.
 
 pub mod cargo;
@@ -18,6 +19,7 @@ pub mod functions;
 pub mod gateway;
 pub mod ids;
 pub mod issuer;
+pub mod lambda_api;
 pub mod log;
 pub mod process;
 pub mod registry;

@@ -23,7 +23,7 @@ use crate::registry::Registry;
 use crate::stack::Stack;
 use crate::template::Template;
 use crate::throttle::Throttle;
-use crate::{connections, watch as watcher};
+use crate::{connections, lambda_api, watch as watcher};
 
 /// Which DynamoDB the stack uses.
 #[derive(Debug, Clone)]
@@ -49,6 +49,8 @@ pub struct Options {
     /// The development issuer's port (loopback), when `$connect` has an authorizer and
     /// the template's `JwtIssuer` is not given.
     pub issuer_port: u16,
+    /// The Lambda Invoke API's port (loopback): the functions' `AWS_ENDPOINT_URL_LAMBDA`.
+    pub lambda_port: u16,
     pub limits: Limits,
     pub max_instances: usize,
     /// No START/END/REPORT lines.
@@ -74,6 +76,7 @@ impl Options {
             port: 3001,
             connections_port: 3002,
             issuer_port: 3003,
+            lambda_port: 3004,
             limits: Limits::default(),
             max_instances: 10,
             quiet: false,
@@ -168,6 +171,8 @@ pub struct Running {
     pub connections_addr: SocketAddr,
     /// `http://127.0.0.1:<port>/<stage>`: the functions' callback endpoint.
     pub connections_url: String,
+    /// `http://127.0.0.1:<port>`: the Lambda Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub lambda_url: String,
     pub dynamodb_endpoint: String,
     /// Tables this start created (the others existed already).
     pub tables_created: Vec<String>,
@@ -182,6 +187,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     ws_server: JoinHandle<std::io::Result<()>>,
     connections_server: JoinHandle<std::io::Result<()>>,
+    lambda_server: JoinHandle<std::io::Result<()>>,
     watcher: Option<JoinHandle<()>>,
     dynalite: Option<Dynalite>,
 }
@@ -195,14 +201,17 @@ pub async fn start(options: Options) -> Result<Running> {
     let ws_addr = ws_listener.local_addr()?;
     let connections_addr = connections_listener.local_addr()?;
     let connections_url = format!("http://{connections_addr}/{}", stack.stage);
+    let lambda_listener = bind("127.0.0.1", options.lambda_port).await?;
+    let lambda_url = format!("http://{}", lambda_listener.local_addr()?);
 
     let Backend {
         dynamodb_endpoint,
         dynalite,
         tables_created,
         functions,
-    } = backend(&options, &stack, &connections_url).await?;
+    } = backend(&options, &stack, &connections_url, &lambda_url).await?;
     let functions = Arc::new(functions);
+    let lambda_server = serve_lambda_api(lambda_listener, &stack, &functions, &options.log);
 
     let registry = Arc::new(Registry::default());
     let (stop, stopping) = watch::channel(false);
@@ -252,6 +261,7 @@ pub async fn start(options: Options) -> Result<Running> {
         ws_addr,
         connections_addr,
         connections_url,
+        lambda_url,
         dynamodb_endpoint,
         tables_created,
         serves_web,
@@ -263,6 +273,7 @@ pub async fn start(options: Options) -> Result<Running> {
         stop,
         ws_server,
         connections_server,
+        lambda_server,
         watcher,
         dynalite,
     })
@@ -290,6 +301,17 @@ fn serve_gateway(
     })
 }
 
+/// Serves the Lambda Invoke API over `functions` until aborted.
+fn serve_lambda_api(
+    listener: TcpListener,
+    stack: &Stack,
+    functions: &Arc<Functions>,
+    log: &Log,
+) -> JoinHandle<std::io::Result<()>> {
+    let app = lambda_api::router(stack.clone(), Arc::clone(functions), log.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await })
+}
+
 /// What both [`start`] and [`invoke`] stand on: DynamoDB with the template's tables, and
 /// the function pools pointed at it and at `@connections`.
 struct Backend {
@@ -299,7 +321,12 @@ struct Backend {
     functions: Functions,
 }
 
-async fn backend(options: &Options, stack: &Stack, connections_url: &str) -> Result<Backend> {
+async fn backend(
+    options: &Options,
+    stack: &Stack,
+    connections_url: &str,
+    lambda_url: &str,
+) -> Result<Backend> {
     let (dynamodb_endpoint, dynalite) = match &options.database {
         Database::Endpoint(endpoint) => (endpoint.clone(), None),
         Database::Dynalite { persist } => {
@@ -312,6 +339,7 @@ async fn backend(options: &Options, stack: &Stack, connections_url: &str) -> Res
     let endpoints = Endpoints {
         dynamodb: dynamodb_endpoint.clone(),
         connections: connections_url.to_owned(),
+        lambda: lambda_url.to_owned(),
     };
     let settings = PoolSettings {
         max_instances: options.max_instances,
@@ -354,6 +382,10 @@ impl Running {
             format!(
                 "@connections:    {}/@connections/{{connectionId}}",
                 self.connections_url
+            ),
+            format!(
+                "Lambda API:      {}/2015-03-31/functions/{{name}}/invocations  (AWS_ENDPOINT_URL_LAMBDA)",
+                self.lambda_url
             ),
         ];
         lines.push(match (&self.dynalite, &self.options.database) {
@@ -450,6 +482,7 @@ impl Running {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.ws_server).await;
         self.connections_server.abort();
+        self.lambda_server.abort();
         self.functions.shutdown();
         if let Some(dynalite) = self.dynalite.take() {
             dynalite.stop().await;
@@ -466,6 +499,7 @@ impl Drop for Running {
         }
         self.ws_server.abort();
         self.connections_server.abort();
+        self.lambda_server.abort();
         self.functions.shutdown();
     }
 }
@@ -486,15 +520,21 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
     let connections = format!("http://{}/{}", listener.local_addr()?, stack.stage);
     let router = connections::router(Arc::new(Registry::default()), stack.stage.clone());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    // Functions that invoke functions reach them through the Invoke API here too.
+    let lambda_listener = bind("127.0.0.1", 0).await?;
+    let lambda_url = format!("http://{}", lambda_listener.local_addr()?);
     let Backend {
         dynalite,
         functions,
         ..
-    } = backend(&options, &stack, &connections).await?;
+    } = backend(&options, &stack, &connections, &lambda_url).await?;
+    let functions = Arc::new(functions);
+    let lambda_server = serve_lambda_api(lambda_listener, &stack, &functions, &options.log);
     let pool = functions.pool(logical_id).expect("checked above");
     let (result, _report) = pool.invoke(event).await;
     functions.shutdown();
     server.abort();
+    lambda_server.abort();
     if let Some(dynalite) = dynalite {
         dynalite.stop().await;
     }

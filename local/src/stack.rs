@@ -32,6 +32,9 @@ pub struct Function {
     pub environment: BTreeMap<String, String>,
     /// `LoggingConfig.LogFormat` (`JSON` or `Text`).
     pub log_format: Option<String>,
+    /// How often an asynchronous invocation that fails is tried again
+    /// (`EventInvokeConfig.MaximumRetryAttempts`, 0–2; Lambda's default is 2).
+    pub async_retries: u32,
 }
 
 /// A DynamoDB table of the template, with its properties resolved.
@@ -515,7 +518,19 @@ fn function(template: &Template, id: &str, scope: &Scope, template_dir: &Path) -
         environment,
         log_format: setting("LoggingConfig")
             .and_then(|config| config.get("LogFormat").map(scalar_string)),
+        async_retries: async_retries(id, setting("EventInvokeConfig"), scope)?,
     })
+}
+
+/// `EventInvokeConfig.MaximumRetryAttempts`: 2 unless set, and only 0, 1 or 2.
+fn async_retries(id: &str, config: Option<Value>, scope: &Scope) -> Result<u32> {
+    let Some(value) = config.as_ref().and_then(|c| c.get("MaximumRetryAttempts")) else {
+        return Ok(2);
+    };
+    match scope.resolve_string(value)?.parse::<u32>() {
+        Ok(n) if n <= 2 => Ok(n),
+        _ => bail!("{id}.EventInvokeConfig.MaximumRetryAttempts must be 0, 1 or 2"),
+    }
 }
 
 /// The `[package] name` of a Cargo manifest.

@@ -138,6 +138,7 @@ impl Options {
         options.port = 0;
         options.connections_port = 0;
         options.issuer_port = 0;
+        options.lambda_port = 0;
         options.max_instances = self.max_instances;
         options.quiet = self.quiet;
         options.throttle = self.throttle;
@@ -160,6 +161,8 @@ impl Options {
                 "--connections-port",
                 "0",
                 "--issuer-port",
+                "0",
+                "--lambda-port",
                 "0",
             ]
             .map(String::from),

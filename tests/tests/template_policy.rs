@@ -1,6 +1,7 @@
 //! Least privilege in `template.yaml`, checked statement by statement: no `*` action, no
 //! resource beyond this stack's table and this API's `@connections` path, each function
-//! exactly the actions its route needs, and invoke permissions scoped to this API.
+//! exactly the actions its route needs, invoke permissions scoped to this API, and
+//! onMessage allowed to invoke FanoutFunction and nothing else.
 
 mod common;
 
@@ -28,6 +29,7 @@ fn every_statement_is_scoped_to_this_stack() {
         .collect();
     let connections = json!({"Fn::Sub":
         "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/${StageName}/POST/@connections/*"});
+    let fanout = json!({"Fn::GetAtt": ["FanoutFunction", "Arn"]});
     let template = template();
     let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (id, function) in template.of_type("AWS::Serverless::Function") {
@@ -60,13 +62,18 @@ fn every_statement_is_scoped_to_this_stack() {
                 for resource in list(&statement["Resource"]) {
                     let dynamodb = actions.iter().all(|a| a.starts_with("dynamodb:"));
                     let execute_api = actions.iter().all(|a| a == "execute-api:ManageConnections");
+                    let invoke = actions.iter().all(|a| a == "lambda:InvokeFunction");
                     assert!(
                         (dynamodb && tables.contains(&resource))
-                            || (execute_api && resource == connections),
-                        "{id} grants {actions:?} on {resource}, beyond this stack's tables and @connections path"
+                            || (execute_api && resource == connections)
+                            || (invoke && resource == fanout),
+                        "{id} grants {actions:?} on {resource}, beyond this stack's tables, @connections path and fan-out worker"
                     );
                     let on = match resource["Fn::GetAtt"][0].as_str() {
-                        Some(table) => table.trim_end_matches("Table").to_owned(),
+                        Some(table) => table
+                            .trim_end_matches("Table")
+                            .trim_end_matches("Function")
+                            .to_owned(),
                         None => "Api".to_owned(),
                     };
                     for action in &actions {
@@ -116,6 +123,16 @@ fn every_statement_is_scoped_to_this_stack() {
             "Members dynamodb:DeleteItem",
             "Messages dynamodb:PutItem",
             "Api execute-api:ManageConnections",
+            "Fanout lambda:InvokeFunction",
+        ])
+    );
+    // The worker reads nothing: the ids come in its event; 410s are deleted.
+    assert_eq!(
+        granted["FanoutFunction"],
+        expect(&[
+            "Chat dynamodb:DeleteItem",
+            "Members dynamodb:DeleteItem",
+            "Api execute-api:ManageConnections",
         ])
     );
     assert_eq!(
@@ -141,8 +158,20 @@ fn every_statement_is_scoped_to_this_stack() {
 fn only_this_api_may_invoke_the_functions() {
     let template = template();
     let permissions: Vec<_> = template.of_type("AWS::Lambda::Permission").collect();
+    // Every function but the fan-out worker, which onMessage's role invokes (no
+    // resource policy needed within the account, and none is wanted).
     let functions = template.of_type("AWS::Serverless::Function").count();
-    assert_eq!(permissions.len(), functions, "one permission per function");
+    assert_eq!(
+        permissions.len(),
+        functions - 1,
+        "one permission per API function"
+    );
+    assert!(
+        permissions
+            .iter()
+            .all(|(_, p)| p.properties["FunctionName"] != json!({"Ref": "FanoutFunction"})),
+        "API Gateway may not invoke the fan-out worker"
+    );
     for (id, permission) in permissions {
         let p = &permission.properties;
         assert_eq!(p["Action"], "lambda:InvokeFunction", "{id}");

@@ -5,7 +5,8 @@
 //! large room neither serialises on round trips nor opens thousands of sockets at once,
 //! and one connection's failure never stops delivery to the others. A `410 Gone` means
 //! the connection closed without `$disconnect` reaching us: that id, and only that id,
-//! is deleted from the connection table and from the room.
+//! is deleted from the connection table and from the room. A room larger than one chunk
+//! is handed to [`Workers`](crate::fanout::Workers) instead, a chunk per invocation.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use futures::stream::{self, StreamExt};
 
+use crate::fanout::Workers;
 use crate::members::MemberStore;
 use crate::store::{ConnectionStore, StoreError};
 
@@ -59,6 +61,8 @@ pub struct Summary {
     pub delivered: usize,
     pub gone: usize,
     pub failed: usize,
+    /// Chunks handed to FanoutFunction workers (their posts are counted in their logs).
+    pub chunks: usize,
     pub elapsed_ms: u128,
 }
 
@@ -73,7 +77,18 @@ pub struct Audience<'a> {
     pub limit: Option<usize>,
 }
 
-/// Posts `frame` to every member of the audience's room (but `except`).
+/// How a broadcast reaches its recipients: posts in flight at once, and the workers a
+/// room larger than one chunk is handed to (none: every post is made here).
+#[derive(Clone, Copy)]
+pub struct Plan<'a> {
+    pub concurrency: usize,
+    pub workers: Option<&'a Workers>,
+    /// The `@connections` endpoint the workers post to (the one `client` posts to).
+    pub endpoint: &'a str,
+}
+
+/// Posts `frame` to every member of the audience's room (but `except`), or hands the
+/// members to the plan's workers in chunks when there are more than one chunk's worth.
 ///
 /// Fails only when the room's members cannot be read; per-connection failures are
 /// logged and counted in the [`Summary`].
@@ -81,7 +96,7 @@ pub async fn fan_out(
     audience: Audience<'_>,
     client: &Client,
     frame: &[u8],
-    concurrency: usize,
+    plan: Plan<'_>,
 ) -> Result<Summary, StoreError> {
     let started = Instant::now();
     // With a limit, no more than limit + 2 items are read (the excepted one may be among them).
@@ -112,7 +127,40 @@ pub async fn fan_out(
         summary.skipped = true;
         return Ok(summary);
     }
-    let audience = &audience;
+    let inline = match plan.workers {
+        Some(workers) if ids.len() > workers.chunk_size => {
+            let handed = workers
+                .hand_over(plan.endpoint, audience.room, frame, ids)
+                .await;
+            summary.chunks = handed.chunks;
+            // A chunk no worker took is posted here: nobody is silently skipped.
+            handed.left
+        }
+        _ => ids,
+    };
+    post_all(
+        &audience,
+        client,
+        inline,
+        frame,
+        plan.concurrency,
+        &mut summary,
+    )
+    .await;
+    summary.elapsed_ms = started.elapsed().as_millis();
+    Ok(summary)
+}
+
+/// Posts `frame` to `ids`, `concurrency` at a time, counting each outcome in `summary`;
+/// a 410 deletes that id from the table and from the audience's room.
+pub async fn post_all(
+    audience: &Audience<'_>,
+    client: &Client,
+    ids: Vec<String>,
+    frame: &[u8],
+    concurrency: usize,
+    summary: &mut Summary,
+) {
     let mut deliveries = stream::iter(ids)
         .map(|id| async move {
             let delivery = post(client, &id, frame).await;
@@ -132,8 +180,6 @@ pub async fn fan_out(
             }
         }
     }
-    summary.elapsed_ms = started.elapsed().as_millis();
-    Ok(summary)
 }
 
 /// Deletes a connection that answered 410 from the table and from the room.

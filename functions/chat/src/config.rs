@@ -11,6 +11,10 @@ pub const DEFAULT_PRESENCE_LIMIT: usize = 200;
 /// Posts in flight at once during a fan-out, unless `FANOUT_CONCURRENCY` says otherwise.
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 64;
 
+/// Rooms with more recipients than this are handed to workers in chunks of this many,
+/// unless `FANOUT_CHUNK_SIZE` says otherwise.
+pub const DEFAULT_FANOUT_CHUNK_SIZE: usize = 2000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// DynamoDB table of connection ids (`TABLE_NAME`, default `Chat`).
@@ -29,6 +33,11 @@ pub struct Config {
     pub rate: crate::ratelimit::Rate,
     /// Posts in flight at once during a broadcast (`FANOUT_CONCURRENCY`).
     pub fanout_concurrency: usize,
+    /// The worker function large rooms are handed to (`FANOUT_FUNCTION`); none: every
+    /// broadcast is posted by the function that sends it.
+    pub fanout_function: Option<String>,
+    /// Recipients per worker invocation (`FANOUT_CHUNK_SIZE`, default 2000).
+    pub fanout_chunk_size: usize,
     /// `AWS_REGION`, used to build the callback endpoint.
     pub region: String,
     /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, which wins over the derived endpoint.
@@ -38,17 +47,19 @@ pub struct Config {
 impl Config {
     /// Reads the configuration through `var`, so tests need not touch the process environment.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let fanout_concurrency = match var("FANOUT_CONCURRENCY") {
-            None => DEFAULT_FANOUT_CONCURRENCY,
-            Some(text) => match text.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(format!(
-                        "FANOUT_CONCURRENCY must be a positive whole number, not {text:?}"
-                    ))
-                }
-            },
+        let whole = |name: &str, default: usize| -> Result<usize, String> {
+            match var(name) {
+                None => Ok(default),
+                Some(text) => match text.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(format!(
+                        "{name} must be a positive whole number, not {text:?}"
+                    )),
+                },
+            }
         };
+        let fanout_concurrency = whole("FANOUT_CONCURRENCY", DEFAULT_FANOUT_CONCURRENCY)?;
+        let fanout_chunk_size = whole("FANOUT_CHUNK_SIZE", DEFAULT_FANOUT_CHUNK_SIZE)?;
         let table_name = var("TABLE_NAME")
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "Chat".to_owned());
@@ -83,6 +94,8 @@ impl Config {
             },
             table_name,
             fanout_concurrency,
+            fanout_function: var("FANOUT_FUNCTION").filter(|name| !name.is_empty()),
+            fanout_chunk_size,
             region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
             endpoint_override: var(ENDPOINT_OVERRIDE_VAR).filter(|url| !url.is_empty()),
         })
@@ -116,6 +129,32 @@ impl Config {
             self.region,
             dns_suffix(&self.region)
         ))
+    }
+}
+
+impl Config {
+    /// Whether `url` is a callback endpoint this function may post to: the override when
+    /// one is set, else an `execute-api` endpoint of its own region with a stage. A fan-out
+    /// worker checks the endpoint its job names before it signs anything for it.
+    pub fn is_callback_endpoint(&self, url: &str) -> bool {
+        if let Some(own) = &self.endpoint_override {
+            return url == own.trim_end_matches('/');
+        }
+        let Some((host, stage)) = url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return false;
+        };
+        let suffix = format!(".execute-api.{}.{}", self.region, dns_suffix(&self.region));
+        let api_id_ok = host
+            .strip_suffix(&suffix)
+            .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
+        let stage_ok = !stage.is_empty()
+            && stage
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        api_id_ok && stage_ok
     }
 }
 
@@ -206,6 +245,37 @@ mod tests {
             china.callback_endpoint(&context()).unwrap(),
             "https://abcdef1234.execute-api.cn-northwest-1.amazonaws.com.cn/Test"
         );
+    }
+
+    #[test]
+    fn fan_out_workers_are_configured_by_name_and_chunk_size() {
+        let plain = config(&[]).unwrap();
+        assert_eq!(plain.fanout_function, None);
+        assert_eq!(plain.fanout_chunk_size, DEFAULT_FANOUT_CHUNK_SIZE);
+        let set = config(&[("FANOUT_FUNCTION", "fan"), ("FANOUT_CHUNK_SIZE", "1000")]).unwrap();
+        assert_eq!(set.fanout_function.as_deref(), Some("fan"));
+        assert_eq!(set.fanout_chunk_size, 1000);
+        assert!(config(&[("FANOUT_CHUNK_SIZE", "0")]).is_err());
+    }
+
+    #[test]
+    fn workers_post_only_to_their_own_kind_of_endpoint() {
+        let ireland = config(&[("AWS_REGION", "eu-west-1")]).unwrap();
+        let own = ireland.callback_endpoint(&context()).unwrap();
+        assert!(ireland.is_callback_endpoint(&own));
+        for other in [
+            "https://abcdef1234.execute-api.us-east-1.amazonaws.com/Test",
+            "https://evil.example.com/Test",
+            "http://abcdef1234.execute-api.eu-west-1.amazonaws.com/Test",
+            "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/",
+            "https://a.b.execute-api.eu-west-1.amazonaws.com/Test",
+            "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/Test/x",
+        ] {
+            assert!(!ireland.is_callback_endpoint(other), "{other}");
+        }
+        let local = config(&[(ENDPOINT_OVERRIDE_VAR, "http://127.0.0.1:3002/Test/")]).unwrap();
+        assert!(local.is_callback_endpoint("http://127.0.0.1:3002/Test"));
+        assert!(!local.is_callback_endpoint("http://127.0.0.1:9/Test"));
     }
 
     #[test]

@@ -5,20 +5,32 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::fanout::{Job, Workers};
 use crate::handlers::{App, Route};
 
 impl App {
-    /// Builds the app from the Lambda environment (`TABLE_NAME`, `AWS_REGION`, endpoints, …).
+    /// Builds the app from the Lambda environment (`TABLE_NAME`, `AWS_REGION`, endpoints,
+    /// `FANOUT_FUNCTION`, …).
     pub async fn from_env() -> Result<App, Error> {
         let config = Config::from_env()?;
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(App::new(
+        let workers = config.fanout_function.clone().map(|function| Workers {
+            client: aws_sdk_lambda::Client::new(&sdk),
+            function,
+            chunk_size: config.fanout_chunk_size,
+        });
+        let app = App::new(
             config,
             aws_sdk_dynamodb::Client::new(&sdk),
             aws_sdk_apigatewaymanagement::Client::new(&sdk),
-        ))
+        );
+        Ok(match workers {
+            Some(workers) => app.with_workers(workers),
+            None => app,
+        })
     }
 }
 
@@ -32,5 +44,23 @@ pub async fn run(route: Route) -> Result<(), Error> {
             async move { Ok::<ApiGatewayProxyResponse, Error>(app.handle(route, event.payload).await) }
         },
     ))
+    .await
+}
+
+/// Runs `FanoutFunction`: each event is a [`Job`]; the answer counts its posts.
+pub async fn run_fanout() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let app = Arc::new(App::from_env().await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Job>| {
+        let app = Arc::clone(&app);
+        async move {
+            let summary = app.fan_out_chunk(event.payload).await?;
+            Ok::<Value, Error>(json!({
+                "delivered": summary.delivered,
+                "gone": summary.gone,
+                "failed": summary.failed,
+            }))
+        }
+    }))
     .await
 }

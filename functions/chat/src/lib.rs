@@ -11,6 +11,7 @@
 //! - [`ratelimit`]: the per-connection token bucket.
 //! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out
 //!   to a room.
+//! - [`fanout`]: handing a large room to `FanoutFunction` workers, a chunk each.
 //! - [`config`]: settings from the environment and the callback endpoint.
 //! - [`identity`]: display names and the signed-in user every route sees.
 //! - [`handlers`]: one function per route.
@@ -20,6 +21,7 @@
 pub mod auth;
 pub mod broadcast;
 pub mod config;
+pub mod fanout;
 pub mod handlers;
 pub mod history;
 pub mod identity;

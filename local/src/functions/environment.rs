@@ -12,6 +12,8 @@ pub struct Endpoints {
     pub dynamodb: String,
     /// `http://127.0.0.1:<port>/<stage>`: the callback endpoint of `@connections`.
     pub connections: String,
+    /// `http://127.0.0.1:<port>`: the Lambda Invoke API.
+    pub lambda: String,
 }
 
 /// The environment Lambda gives every function, plus the template's variables.
@@ -50,6 +52,7 @@ pub fn lambda_environment(
         "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
         endpoints.connections.clone(),
     );
+    set("AWS_ENDPOINT_URL_LAMBDA", endpoints.lambda.clone());
     if let Some(format) = &function.log_format {
         set("AWS_LAMBDA_LOG_FORMAT", format.clone());
     }

@@ -144,14 +144,29 @@ impl Functions {
             .get(logical_id)
             .ok_or_else(|| InvokeError::NoSuchFunction(logical_id.to_owned()))?;
         let payload = serde_json::to_vec(event).expect("events serialise");
+        let body = self
+            .invoke_bytes(&pool.function().logical_id, payload)
+            .await?;
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Invokes one function with a payload as it is and returns its response as it is.
+    pub async fn invoke_bytes(
+        &self,
+        logical_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let pool = self
+            .pools
+            .get(logical_id)
+            .ok_or_else(|| InvokeError::NoSuchFunction(logical_id.to_owned()))?;
         // The invocation runs in a task of its own: if the caller goes away (a client that
         // hangs up during its handshake), the instance still finishes and stays warm.
         let pool = Arc::clone(pool);
         let (result, _) = tokio::spawn(async move { pool.invoke(payload).await })
             .await
             .map_err(|e| InvokeError::Crashed(format!("the invocation task failed: {e}")))?;
-        let body = result?;
-        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+        result
     }
 
     pub fn shutdown(&self) {

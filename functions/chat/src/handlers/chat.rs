@@ -84,8 +84,14 @@ impl App {
             self.reply(&client, id, ErrorFrame::unavailable()).await;
             return status(500);
         }
+        // The endpoint was worked out for `client` above, so it is known to be good here.
+        let endpoint = self
+            .config
+            .callback_endpoint(&event.request_context)
+            .unwrap_or_default();
+        let audience = self.audience(&room, None);
         match self
-            .announce(&client, self.audience(&room, None), &frame)
+            .announce(&client, audience, &frame, Some(&endpoint))
             .await
         {
             Ok(()) => status(200),

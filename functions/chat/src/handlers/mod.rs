@@ -1,12 +1,14 @@
 //! One function per WebSocket route, each a plain async function over an [`App`]:
 //! [`connection`] (`$connect`, `$disconnect`), [`chat`] (`onMessage`, `$default`) and
-//! [`rooms`] (`join`, `who`, `history`).
+//! [`rooms`] (`join`, `who`, `history`), and [`fanout`] (a chunk of a large room's
+//! broadcast, in `FanoutFunction`).
 //!
 //! Every handler answers; none panics on input. A missing connection id (which API
 //! Gateway always sends) is treated as a bad request rather than trusted.
 
 mod chat;
 mod connection;
+mod fanout;
 mod rooms;
 
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use aws_sdk_dynamodb::Client as DynamoClient;
 
 use crate::broadcast::{self, Audience, Delivery};
 use crate::config::Config;
+use crate::fanout::Workers;
 use crate::history::MessageStore;
 use crate::identity::{self, Identity};
 use crate::members::MemberStore;
@@ -44,6 +47,8 @@ pub struct App {
     /// Template for management clients; each callback endpoint gets one client, cached.
     management_base: ManagementClient,
     management: Mutex<HashMap<String, ManagementClient>>,
+    /// `FanoutFunction`, when large rooms are handed to it.
+    workers: Option<Workers>,
 }
 
 impl App {
@@ -55,7 +60,18 @@ impl App {
             config,
             management_base,
             management: Mutex::new(HashMap::new()),
+            workers: None,
         }
+    }
+
+    /// Hands rooms larger than one chunk to `workers` rather than posting every frame here.
+    pub fn with_workers(mut self, workers: Workers) -> App {
+        self.workers = Some(workers);
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn store(&self) -> &ConnectionStore {
@@ -97,24 +113,24 @@ impl App {
     }
 
     /// Sends `frame` to a room, logging what happened; a failure to read the room is
-    /// logged and returned.
+    /// logged and returned. With the callback `endpoint` given, a room larger than one
+    /// chunk goes to the workers (when there are any) with that endpoint.
     async fn announce(
         &self,
         client: &ManagementClient,
         audience: Audience<'_>,
         frame: &Frame,
+        endpoint: Option<&str>,
     ) -> Result<(), crate::store::StoreError> {
         let room = audience.room.to_owned();
         let kind = frame.kind();
         let data = frame.to_json();
-        match broadcast::fan_out(
-            audience,
-            client,
-            data.as_bytes(),
-            self.config.fanout_concurrency,
-        )
-        .await
-        {
+        let plan = broadcast::Plan {
+            concurrency: self.config.fanout_concurrency,
+            workers: endpoint.and(self.workers.as_ref()),
+            endpoint: endpoint.unwrap_or_default(),
+        };
+        match broadcast::fan_out(audience, client, data.as_bytes(), plan).await {
             Ok(summary) => {
                 tracing::info!(
                     room,
@@ -125,6 +141,7 @@ impl App {
                     delivered = summary.delivered,
                     gone = summary.gone,
                     failed = summary.failed,
+                    chunks = summary.chunks,
                     ms = summary.elapsed_ms as u64,
                     "broadcast"
                 );
@@ -156,7 +173,7 @@ impl App {
             limit: Some(self.config.presence_limit),
             ..self.audience(&room, except)
         };
-        let _ = self.announce(client, audience, &frame).await;
+        let _ = self.announce(client, audience, &frame, None).await;
     }
 
     /// Sends one frame to one connection; a failure is logged, never raised.
@@ -197,13 +214,17 @@ impl App {
         &self,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Option<ManagementClient> {
-        let endpoint = match self.config.callback_endpoint(&event.request_context) {
-            Ok(endpoint) => endpoint,
+        match self.config.callback_endpoint(&event.request_context) {
+            Ok(endpoint) => Some(self.client_for(endpoint)),
             Err(error) => {
                 tracing::error!(%error, "cannot work out the @connections endpoint");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// The management client for one callback endpoint, built once.
+    fn client_for(&self, endpoint: String) -> ManagementClient {
         let mut clients = self
             .management
             .lock()
@@ -217,7 +238,7 @@ impl App {
                 .build();
             ManagementClient::from_conf(config)
         });
-        Some(client.clone())
+        client.clone()
     }
 }
 
