@@ -14,7 +14,7 @@
 //! - `DryRun`: 204 once the function is known.
 //!
 //! Errors have Lambda's status codes and `x-amzn-ErrorType`s (`ResourceNotFoundException`
-//! 404, `RequestEntityTooLargeException` 413, `InvalidRequestContentException` 400). The
+//! 404, `RequestTooLargeException` 413, `InvalidRequestContentException` 400). The
 //! API listens on loopback only and does not check SigV4 signatures.
 
 use std::sync::Arc;
@@ -141,24 +141,26 @@ async fn invoke(
         .get("x-amz-invocation-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("RequestResponse");
-    let limit =
-        match kind {
-            "RequestResponse" | "DryRun" => MAX_SYNC_PAYLOAD,
-            "Event" => MAX_ASYNC_PAYLOAD,
-            other => return error(
+    let limit = match kind {
+        "RequestResponse" | "DryRun" => MAX_SYNC_PAYLOAD,
+        "Event" => MAX_ASYNC_PAYLOAD,
+        other => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 "InvalidParameterValueException",
                 &format!(
                     "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun, not {other:?}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     if body.len() > limit {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLargeException",
+            "RequestTooLargeException",
             &format!(
-                "{} byte payload is too large for the {kind} invocation type (limit {limit} bytes)",
+                "Request must be smaller than {limit} bytes for the InvokeFunction operation \
+                 ({kind}; this one is {} bytes)",
                 body.len()
             ),
         );

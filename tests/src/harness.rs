@@ -217,6 +217,8 @@ pub struct Stack {
     pub ws_url: String,
     /// `http://127.0.0.1:<port>/<stage>`
     pub connections_url: String,
+    /// `http://127.0.0.1:<port>`: the Lambda Invoke API.
+    pub lambda_url: String,
     pub dynamodb_endpoint: String,
     pub table: Option<String>,
     /// The development issuer's URL, when the stack runs one.
@@ -258,6 +260,7 @@ impl Stack {
         Stack {
             ws_url: running.ws_url(),
             connections_url: running.connections_url.clone(),
+            lambda_url: running.lambda_url.clone(),
             dynamodb_endpoint: running.dynamodb_endpoint.clone(),
             table: table_of(&options),
             dev_issuer: running.dev_issuer.as_ref().map(|issuer| issuer.url.clone()),
@@ -298,8 +301,22 @@ impl Stack {
             let rest = line.strip_prefix("Dev issuer:")?.trim();
             Some(rest.split_whitespace().next()?.to_owned())
         });
+        let lambda_url = output
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|line| {
+                let rest = line.strip_prefix("Lambda API:")?.trim();
+                let url = rest.split_whitespace().next()?;
+                Some(
+                    url.trim_end_matches("/2015-03-31/functions/{name}/invocations")
+                        .to_owned(),
+                )
+            })
+            .expect("the banner names the Lambda API");
         Stack {
             ws_url: banner[0].clone(),
+            lambda_url,
             connections_url: banner[1]
                 .trim_end_matches("/@connections/{connectionId}")
                 .to_owned(),

@@ -6,11 +6,35 @@
 //! Timeout, `error` reports a function error, `big` answers past Lambda's 6 MB response
 //! limit, anything else answers 200.
 //! With `EVENT_LOG` set, every event is appended to that file, one JSON per line.
+//! As a fan-out worker (an event with `connectionIds`) it is the real `FanoutFunction`,
+//! except that it crashes on chunk `CRASH_ON_CHUNK` the first time it sees it (a file at
+//! `CRASH_MARKER` remembers that it did).
 
 use std::io::Write;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
+
+static WORKER: tokio::sync::OnceCell<chat::App> = tokio::sync::OnceCell::const_new();
+
+/// A fan-out job: crash on the chosen chunk once, else post it as `FanoutFunction` does.
+async fn fan_out(job: chat::fanout::Job) -> Result<Value, Error> {
+    let crash_on = std::env::var("CRASH_ON_CHUNK").ok();
+    let marker = std::env::var("CRASH_MARKER").unwrap_or_default();
+    if crash_on.as_deref() == Some(job.chunk.to_string().as_str())
+        && !marker.is_empty()
+        && std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok()
+    {
+        std::process::exit(3);
+    }
+    let app = WORKER.get_or_try_init(chat::App::from_env).await?;
+    let summary = app.fan_out_chunk(job).await?;
+    Ok(json!({"delivered": summary.delivered, "gone": summary.gone, "failed": summary.failed}))
+}
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let event = event.payload;
@@ -20,6 +44,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             .append(true)
             .open(path)?;
         writeln!(file, "{event}")?;
+    }
+    if event.get("connectionIds").is_some() {
+        return fan_out(serde_json::from_value(event)?).await;
     }
     let query = |name: &str| {
         event
@@ -56,5 +83,6 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
     lambda_runtime::run(service_fn(handle)).await
 }
