@@ -21,6 +21,8 @@ async fn the_benchmark_runs_end_to_end_with_tiny_numbers() {
     let _ = std::fs::remove_file(&out);
     for section in [
         "## Fan-out",
+        "## CPU per delivery: Rust onMessage vs the Node.js peer",
+        "## One message to a room of 30: inline vs chunked",
         "## Cold start",
         "## Warm latency",
         "## Capacity",
@@ -37,4 +39,5 @@ async fn the_benchmark_runs_end_to_end_with_tiny_numbers() {
         "the Node peer was measured:\n{report}"
     );
     assert!(report.contains("Node.js peer ÷ Rust ConnectFunction"));
+    assert!(report.contains("| inline |") && report.contains("| chunked (10) |"));
 }

@@ -25,13 +25,23 @@ impl App {
         let app = App::new(
             config,
             aws_sdk_dynamodb::Client::new(&sdk),
-            aws_sdk_apigatewaymanagement::Client::new(&sdk),
+            aws_sdk_apigatewaymanagement::Client::from_conf(management_config(&sdk)),
         );
         Ok(match workers {
             Some(workers) => app.with_workers(workers),
             None => app,
         })
     }
+}
+
+/// The `@connections` client's settings: the fan-out's hot path. A post's body is one
+/// frame and its answer a few bytes, so stalled-stream protection (a wrapper and timers
+/// around both bodies of every request) guards nothing there and costs CPU per delivery.
+fn management_config(sdk: &aws_config::SdkConfig) -> aws_sdk_apigatewaymanagement::Config {
+    use aws_sdk_apigatewaymanagement::config::StalledStreamProtectionConfig;
+    aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .build()
 }
 
 /// Runs `route` under the Lambda runtime until the container is shut down.

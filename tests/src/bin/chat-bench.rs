@@ -4,6 +4,9 @@
 //! 1. Fan-out: N clients, one sends; time until all N have the message, next to the raw
 //!    limit (the gateway writing the same frame to the same sockets, no Lambda, no
 //!    DynamoDB, no per-recipient HTTP request).
+//!    With it, onMessage's CPU time per delivery (`/proc`), and the same for a Node.js
+//!    peer running the official sample's sendmessage algorithm; and one message to a
+//!    room of 10 000, posted inline by onMessage and handed to FanoutFunction in chunks.
 //! 2. Rooms: one message to a 100-member room among 1 000 and among 10 000 connections;
 //!    delivery time and DynamoDB items read must not grow with the total.
 //! 3. Cold start of every bootstrap, next to the Node.js peer (AWS SDK v3).
@@ -28,6 +31,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 struct Settings {
     sizes: Vec<usize>,
+    /// N for the Rust vs Node.js CPU comparison.
+    peer_sizes: Vec<usize>,
+    /// Members of the inline-vs-chunked room, and its messages.
+    big_room: usize,
+    big_messages: usize,
+    /// FanoutChunkSize of the chunked case.
+    big_chunk: usize,
     /// (total connections, rooms) for the rooms section; the measured room has total ÷ rooms.
     rooms: Vec<(usize, usize)>,
     messages: usize,
@@ -55,6 +65,10 @@ impl Settings {
         if let Some(sizes) = sizes.filter(|s| !s.is_empty()) {
             return Settings {
                 sizes,
+                peer_sizes: vec![1000, 5000],
+                big_room: 10_000,
+                big_messages: 5,
+                big_chunk: 2000,
                 rooms: vec![(1000, 10), (10_000, 100)],
                 messages: 20,
                 cold_runs: 20,
@@ -66,6 +80,10 @@ impl Settings {
         if quick {
             Settings {
                 sizes: vec![3, 10],
+                peer_sizes: vec![10],
+                big_room: 30,
+                big_messages: 2,
+                big_chunk: 10,
                 rooms: vec![(20, 2), (100, 10)],
                 messages: 3,
                 cold_runs: 2,
@@ -76,6 +94,10 @@ impl Settings {
         } else {
             Settings {
                 sizes: vec![10, 100, 1000, 5000],
+                peer_sizes: vec![1000, 5000],
+                big_room: 10_000,
+                big_messages: 5,
+                big_chunk: 2000,
                 rooms: vec![(1000, 10), (10_000, 100)],
                 messages: 20,
                 cold_runs: 20,
@@ -167,21 +189,70 @@ struct FanOut {
     n: usize,
     lambda: (f64, f64),
     raw: (f64, f64),
+    /// CPU time (user + system) of the function processes per delivery, in µs.
+    cpu_us: f64,
 }
 
-async fn fan_out(stack: &Stack, n: usize, messages: usize) -> FanOut {
+/// User + system CPU seconds so far of `parent`'s children named in `names` (from
+/// `/proc/<pid>/stat`, fields 14 and 15).
+fn children_cpu(parent: u32, names: &[&str]) -> f64 {
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    harness::children_of(parent)
+        .into_iter()
+        .filter(|(_, name)| names.contains(&name.as_str()))
+        .filter_map(|(pid, _)| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) as f64 / ticks_per_second)
+        })
+        .sum()
+}
+
+/// Whose CPU a fan-out spends: the stack's process and its function binaries' names.
+struct Functions<'a> {
+    parent: u32,
+    names: &'a [&'a str],
+}
+
+/// The function binaries a broadcast runs in.
+const RUST_FANOUT: &[&str] = &["chat-on-message", "chat-fanout"];
+
+async fn fan_out(stack: &Stack, n: usize, messages: usize, cpu: &Functions<'_>) -> FanOut {
+    fan_out_with(stack, n, messages, cpu, true).await
+}
+
+/// One client of `n + 1` sends `messages` messages (each reaching all `n + 1`); with
+/// `raw`, each is followed by the raw limit's broadcast of the same frame.
+async fn fan_out_with(
+    stack: &Stack,
+    n: usize,
+    messages: usize,
+    cpu: &Functions<'_>,
+    with_raw: bool,
+) -> FanOut {
     let (clients, _) = connect_many(&stack.ws_url, n + 1, 64).await;
     // Client 0 sends and is not timed (it also gets its own message); the other n are timed.
     let (mut sender, mut rx, stop) = listen(clients);
     let http = RawBroadcast::new(&stack.connections_url);
     let mut lambda = Vec::new();
     let mut raw = Vec::new();
+    let mut cpu_seconds = 0.0;
     for i in 0..messages {
         let marker = format!("bench-{n}-{i}-");
+        let cpu_before = children_cpu(cpu.parent, cpu.names);
         let started = Instant::now();
         sender.say(&marker).await;
         lambda.push(await_all(&mut rx, &marker, n).await - started);
         let _ = sender.json().await;
+        // The function answers after its last post; give its CPU time a moment to settle.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cpu_seconds += children_cpu(cpu.parent, cpu.names) - cpu_before;
+        if !with_raw {
+            continue;
+        }
 
         let marker = format!("raw-{n}-{i}-");
         let started = Instant::now();
@@ -195,8 +266,38 @@ async fn fan_out(stack: &Stack, n: usize, messages: usize) -> FanOut {
     FanOut {
         n,
         lambda: percentiles(&lambda),
-        raw: percentiles(&raw),
+        raw: if raw.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            percentiles(&raw)
+        },
+        cpu_us: cpu_seconds * 1e6 / (messages * (n + 1)) as f64,
     }
+}
+
+/// A directory of the release binaries where `chat-on-message` is the Node.js peer of
+/// onMessage (the official sample's sendmessage algorithm, AWS SDK v3).
+fn node_peer_binaries() -> PathBuf {
+    let dir = std::env::temp_dir().join(harness::unique("node-peer-bin"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let release = harness::bin_dir();
+    for entry in std::fs::read_dir(&release).expect("binaries").flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("chat-") && entry.path().is_file() {
+            let _ = std::os::unix::fs::symlink(entry.path(), dir.join(&name));
+        }
+    }
+    let peer = harness::repo().join("tests/node-peer/sendmessage.mjs");
+    let script = dir.join("chat-on-message");
+    let _ = std::fs::remove_file(&script);
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexec node --no-warnings {}\n", peer.display()),
+    )
+    .expect("write the peer's bootstrap");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
 }
 
 struct RoomCost {
@@ -519,7 +620,22 @@ async fn all_disconnected(stack: &Stack, limit: Duration) {
 /// through the library, or as the `chat-local` command where its memory is measured
 /// apart from the clients'. Throttling is off: the benchmark measures the stack itself.
 async fn bench_stack(own_process: bool) -> (Stack, String) {
+    bench_stack_with(own_process, &[], None).await
+}
+
+/// [`bench_stack`] with more template parameters and, optionally, other binaries.
+async fn bench_stack_with(
+    own_process: bool,
+    overrides: &[&str],
+    binaries: Option<PathBuf>,
+) -> (Stack, String) {
     let mut options = Options::project();
+    options
+        .overrides
+        .extend(overrides.iter().map(|o| o.to_string()));
+    if let Some(dir) = binaries {
+        options.binaries = chat_local::functions::Binaries::Dir(dir);
+    }
     options.shared_dynamodb = false;
     options.quiet = true;
     options.throttle = false;
@@ -581,26 +697,117 @@ async fn main() {
     out(&mut report, String::new());
     out(&mut report, format!("Time from send until all N clients received it ({} messages each). Raw limit: the gateway writing the same frame to the same N sockets (no Lambda, no DynamoDB, no per-recipient HTTP).", settings.messages));
     out(&mut report, String::new());
-    out(&mut report, "| N | fan-out p50 ms | p95 ms | deliveries/s (p50) | raw limit p50 ms | p95 ms | fan-out ÷ limit (throughput) |".into());
-    out(&mut report, "|---|---|---|---|---|---|---|".into());
+    out(&mut report, "| N | fan-out p50 ms | p95 ms | deliveries/s (p50) | raw limit p50 ms | p95 ms | fan-out ÷ limit (throughput) | onMessage CPU µs/delivery |".into());
+    out(&mut report, "|---|---|---|---|---|---|---|---|".into());
     let mut fanouts: Vec<FanOut> = Vec::new();
+    let this_process = Functions {
+        parent: std::process::id(),
+        names: RUST_FANOUT,
+    };
     for &n in settings.sizes.iter().filter(|_| wanted("fanout")) {
-        let f = fan_out(&stack, n, settings.messages).await;
+        let f = fan_out(&stack, n, settings.messages, &this_process).await;
         out(
             &mut report,
             format!(
-                "| {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} % |",
+                "| {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} % | {:.1} |",
                 f.n,
                 f.lambda.0,
                 f.lambda.1,
                 f.n as f64 / (f.lambda.0 / 1000.0),
                 f.raw.0,
                 f.raw.1,
-                100.0 * f.raw.0 / f.lambda.0
+                100.0 * f.raw.0 / f.lambda.0,
+                f.cpu_us
             ),
         );
         fanouts.push(f);
         all_disconnected(&stack, Duration::from_secs(60)).await;
+    }
+    out(&mut report, String::new());
+
+    out(
+        &mut report,
+        "## CPU per delivery: Rust onMessage vs the Node.js peer".into(),
+    );
+    out(&mut report, String::new());
+    out(&mut report, format!("The same stack, N and {} messages each; the peer is the official sample's sendmessage algorithm (Scan of the connections, `Promise.all` of AWS SDK v3 `PostToConnectionCommand`, Node.js 20) behind the same minimal Runtime API loop as the cold-start peer. CPU = user + system time of the function process (`/proc`) during the broadcasts ÷ deliveries.", settings.messages));
+    out(&mut report, String::new());
+    out(&mut report, "| N | Rust µs/delivery | Node.js µs/delivery | Node ÷ Rust CPU | Rust p50 / p95 ms | Node.js p50 / p95 ms |".into());
+    out(&mut report, "|---|---|---|---|---|---|".into());
+    let mut peers: Vec<(FanOut, FanOut)> = Vec::new();
+    if wanted("peer") {
+        let (node_stack, _) = bench_stack_with(false, &[], Some(node_peer_binaries())).await;
+        let node = Functions {
+            parent: std::process::id(),
+            names: &["node"],
+        };
+        for &n in settings.peer_sizes.iter() {
+            let rust = fan_out_with(&stack, n, settings.messages, &this_process, false).await;
+            all_disconnected(&stack, Duration::from_secs(60)).await;
+            let peer = fan_out_with(&node_stack, n, settings.messages, &node, false).await;
+            all_disconnected(&node_stack, Duration::from_secs(60)).await;
+            out(
+                &mut report,
+                format!(
+                    "| {n} | {:.1} | {:.1} | {:.1}× | {:.1} / {:.1} | {:.1} / {:.1} |",
+                    rust.cpu_us,
+                    peer.cpu_us,
+                    peer.cpu_us / rust.cpu_us,
+                    rust.lambda.0,
+                    rust.lambda.1,
+                    peer.lambda.0,
+                    peer.lambda.1
+                ),
+            );
+            peers.push((rust, peer));
+        }
+    }
+    out(&mut report, String::new());
+
+    out(
+        &mut report,
+        format!(
+            "## One message to a room of {}: inline vs chunked",
+            settings.big_room
+        ),
+    );
+    out(&mut report, String::new());
+    out(&mut report, format!("{} connected members, {} messages; inline = onMessage posts to all (`FanoutChunkSize` above the room), chunked = onMessage hands chunks of {} to FanoutFunction (asynchronous Invoke through the local Lambda API). CPU = onMessage + FanoutFunction processes ÷ deliveries. Each stack is a process of its own (the members' sockets and theirs exceed one process's open-file limit of this machine, which also keeps the room below 20 000 here).", settings.big_room, settings.big_messages, settings.big_chunk));
+    out(&mut report, String::new());
+    out(
+        &mut report,
+        "| delivery | p50 ms | p95 ms | CPU µs/delivery |".into(),
+    );
+    out(&mut report, "|---|---|---|---|".into());
+    let cases = [
+        ("inline".to_owned(), "FanoutChunkSize=100000".to_owned()),
+        (
+            format!("chunked ({})", settings.big_chunk),
+            format!("FanoutChunkSize={}", settings.big_chunk),
+        ),
+    ];
+    for (label, chunk) in cases.iter().filter(|_| wanted("bigroom")) {
+        let (big, _) = bench_stack_with(true, &[chunk.as_str()], None).await;
+        let functions = Functions {
+            parent: big.pid(),
+            names: RUST_FANOUT,
+        };
+        let f = fan_out_with(
+            &big,
+            settings.big_room - 1,
+            settings.big_messages,
+            &functions,
+            false,
+        )
+        .await;
+        out(
+            &mut report,
+            format!(
+                "| {label} | {:.1} | {:.1} | {:.1} |",
+                f.lambda.0, f.lambda.1, f.cpu_us
+            ),
+        );
+        drop(big);
     }
     out(&mut report, String::new());
 
