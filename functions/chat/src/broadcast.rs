@@ -10,45 +10,12 @@
 
 use std::time::Instant;
 
-use aws_sdk_apigatewaymanagement::primitives::Blob;
-use aws_sdk_apigatewaymanagement::Client;
 use futures::stream::{self, StreamExt};
 
 use crate::fanout::Workers;
+pub use crate::management::{Connections, Delivery, Payload};
 use crate::members::MemberStore;
 use crate::store::{ConnectionStore, StoreError};
-
-/// How one post to one connection ended.
-#[derive(Debug)]
-pub enum Delivery {
-    Delivered,
-    /// The connection no longer exists (`GoneException`, HTTP 410).
-    Gone,
-    Failed(String),
-}
-
-/// Posts `data` to one connection.
-pub async fn post(client: &Client, connection_id: &str, data: &[u8]) -> Delivery {
-    let result = client
-        .post_to_connection()
-        .connection_id(connection_id)
-        .data(Blob::new(data))
-        .send()
-        .await;
-    match result {
-        Ok(_) => Delivery::Delivered,
-        Err(error) => {
-            if error
-                .as_service_error()
-                .is_some_and(|service_error| service_error.is_gone_exception())
-            {
-                Delivery::Gone
-            } else {
-                Delivery::Failed(aws_sdk_apigatewaymanagement::Error::from(error).to_string())
-            }
-        }
-    }
-}
 
 /// What one broadcast did; logged as one line per broadcast.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -94,7 +61,7 @@ pub struct Plan<'a> {
 /// logged and counted in the [`Summary`].
 pub async fn fan_out(
     audience: Audience<'_>,
-    client: &Client,
+    client: &Connections,
     frame: &[u8],
     plan: Plan<'_>,
 ) -> Result<Summary, StoreError> {
@@ -138,11 +105,12 @@ pub async fn fan_out(
         }
         _ => ids,
     };
+    let payload = Payload::new(frame.to_vec());
     post_all(
         &audience,
         client,
         inline,
-        frame,
+        &payload,
         plan.concurrency,
         &mut summary,
     )
@@ -155,15 +123,15 @@ pub async fn fan_out(
 /// a 410 deletes that id from the table and from the audience's room.
 pub async fn post_all(
     audience: &Audience<'_>,
-    client: &Client,
+    client: &Connections,
     ids: Vec<String>,
-    frame: &[u8],
+    payload: &Payload,
     concurrency: usize,
     summary: &mut Summary,
 ) {
     let mut deliveries = stream::iter(ids)
         .map(|id| async move {
-            let delivery = post(client, &id, frame).await;
+            let delivery = client.post(&id, payload).await;
             if let Delivery::Gone = delivery {
                 forget_gone(audience, &id).await;
             }

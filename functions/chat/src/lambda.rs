@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::fanout::{Job, Workers};
 use crate::handlers::{App, Route};
+use crate::management::Signer;
 
 impl App {
     /// Builds the app from the Lambda environment (`TABLE_NAME`, `AWS_REGION`, endpoints,
@@ -22,11 +23,18 @@ impl App {
             function,
             chunk_size: config.fanout_chunk_size,
         });
+        let signer = sdk
+            .credentials_provider()
+            .map(|credentials| Signer::new(credentials, &config.region, config.fanout_concurrency));
         let app = App::new(
             config,
             aws_sdk_dynamodb::Client::new(&sdk),
             aws_sdk_apigatewaymanagement::Client::from_conf(management_config(&sdk)),
         );
+        let app = match signer {
+            Some(signer) => app.with_signer(signer),
+            None => app,
+        };
         Ok(match workers {
             Some(workers) => app.with_workers(workers),
             None => app,

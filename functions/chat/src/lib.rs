@@ -12,6 +12,8 @@
 //! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out
 //!   to a room.
 //! - [`fanout`]: handing a large room to `FanoutFunction` workers, a chunk each.
+//! - [`management`]: the `@connections` client, signing its posts itself ([`sigv4`]) over
+//!   [`http`]'s pooled client.
 //! - [`config`]: settings from the environment and the callback endpoint.
 //! - [`identity`]: display names and the signed-in user every route sees.
 //! - [`handlers`]: one function per route.
@@ -24,12 +26,15 @@ pub mod config;
 pub mod fanout;
 pub mod handlers;
 pub mod history;
+pub mod http;
 pub mod identity;
 pub mod lambda;
+pub mod management;
 pub mod members;
 pub mod protocol;
 pub mod ratelimit;
 pub mod rooms;
+pub mod sigv4;
 pub mod store;
 
 pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};

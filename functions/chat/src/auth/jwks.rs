@@ -12,7 +12,6 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -77,24 +76,10 @@ pub struct Jwks {
 
 impl Jwks {
     pub fn new(issuer: &str, min_refresh: Duration) -> Jwks {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(Arc::clone(&provider)) {
-            Ok(builder) => builder,
-            // No system roots: https fetches fail (and are reported); loopback http still works.
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .expect("the aws-lc-rs provider supports the default TLS versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            ),
-        };
-        let connector = builder.https_or_http().enable_http1().build();
         Jwks {
             issuer: issuer.trim_end_matches('/').to_owned(),
             min_refresh,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::http::client(4),
             cache: Mutex::new(Cache::default()),
         }
     }

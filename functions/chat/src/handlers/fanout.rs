@@ -5,7 +5,7 @@
 //! are counted and logged), so Lambda retries a job only when the worker crashed or ran
 //! out of time — and a retry posts the whole chunk again.
 
-use crate::broadcast::{self, Summary};
+use crate::broadcast::{self, Payload, Summary};
 use crate::fanout::Job;
 
 use super::App;
@@ -35,7 +35,7 @@ impl App {
             &audience,
             &client,
             job.connection_ids,
-            job.frame.as_bytes(),
+            &Payload::new(job.frame.into_bytes()),
             self.config.fanout_concurrency,
             &mut summary,
         )

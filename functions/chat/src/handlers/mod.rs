@@ -12,17 +12,18 @@ mod fanout;
 mod rooms;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_sdk_apigatewaymanagement::Client as ManagementClient;
 use aws_sdk_dynamodb::Client as DynamoClient;
 
-use crate::broadcast::{self, Audience, Delivery};
+use crate::broadcast::{self, Audience};
 use crate::config::Config;
 use crate::fanout::Workers;
 use crate::history::MessageStore;
 use crate::identity::{self, Identity};
+use crate::management::{Connections, Delivery, Endpoint, Payload, Signer};
 use crate::members::MemberStore;
 use crate::protocol::{ErrorFrame, Frame, Presence};
 use crate::store::{ConnectionRecord, ConnectionStore};
@@ -46,7 +47,10 @@ pub struct App {
     history: MessageStore,
     /// Template for management clients; each callback endpoint gets one client, cached.
     management_base: ManagementClient,
-    management: Mutex<HashMap<String, ManagementClient>>,
+    management: Mutex<HashMap<String, Connections>>,
+    /// Signs `@connections` posts itself when set (the Lambdas); else they go through
+    /// the SDK client (the handler tests, which mock it).
+    signer: Option<Arc<Signer>>,
     /// `FanoutFunction`, when large rooms are handed to it.
     workers: Option<Workers>,
 }
@@ -60,8 +64,15 @@ impl App {
             config,
             management_base,
             management: Mutex::new(HashMap::new()),
+            signer: None,
             workers: None,
         }
+    }
+
+    /// Posts to `@connections` with requests signed here rather than through the SDK.
+    pub fn with_signer(mut self, signer: Signer) -> App {
+        self.signer = Some(Arc::new(signer));
+        self
     }
 
     /// Hands rooms larger than one chunk to `workers` rather than posting every frame here.
@@ -117,7 +128,7 @@ impl App {
     /// chunk goes to the workers (when there are any) with that endpoint.
     async fn announce(
         &self,
-        client: &ManagementClient,
+        client: &Connections,
         audience: Audience<'_>,
         frame: &Frame,
         endpoint: Option<&str>,
@@ -158,7 +169,7 @@ impl App {
     /// never failing the caller.
     async fn presence(
         &self,
-        client: &ManagementClient,
+        client: &Connections,
         joined: bool,
         presence: Presence,
         except: Option<&str>,
@@ -177,8 +188,8 @@ impl App {
     }
 
     /// Sends one frame to one connection; a failure is logged, never raised.
-    async fn send(&self, client: &ManagementClient, id: &str, frame: &Frame) {
-        match broadcast::post(client, id, frame.to_json().as_bytes()).await {
+    async fn send(&self, client: &Connections, id: &str, frame: &Frame) {
+        match client.post(id, &Payload::new(frame.to_json())).await {
             Delivery::Delivered => {}
             Delivery::Gone => {
                 tracing::info!(connection_id = id, "the connection left before its answer")
@@ -190,14 +201,14 @@ impl App {
     }
 
     /// Sends an error frame to one connection.
-    async fn reply(&self, client: &ManagementClient, id: &str, error: ErrorFrame) {
+    async fn reply(&self, client: &Connections, id: &str, error: ErrorFrame) {
         tracing::info!(connection_id = id, code = ?error.code, "rejected request");
         self.send(client, id, &Frame::Error(error)).await;
     }
 
     /// The connection's room and name as the table has them (a connection the table does
     /// not know is a guest in the default room); a failed read has told the sender.
-    async fn record(&self, client: &ManagementClient, id: &str) -> Option<ConnectionRecord> {
+    async fn record(&self, client: &Connections, id: &str) -> Option<ConnectionRecord> {
         match self.store.get(id).await {
             Ok(Some(record)) => Some(record),
             Ok(None) => Some(guest_record(id)),
@@ -210,10 +221,7 @@ impl App {
     }
 
     /// The management client for the API that sent `event`, built once per endpoint.
-    fn management_client(
-        &self,
-        event: &ApiGatewayWebsocketProxyRequest,
-    ) -> Option<ManagementClient> {
+    fn management_client(&self, event: &ApiGatewayWebsocketProxyRequest) -> Option<Connections> {
         match self.config.callback_endpoint(&event.request_context) {
             Ok(endpoint) => Some(self.client_for(endpoint)),
             Err(error) => {
@@ -224,19 +232,26 @@ impl App {
     }
 
     /// The management client for one callback endpoint, built once.
-    fn client_for(&self, endpoint: String) -> ManagementClient {
+    fn client_for(&self, endpoint: String) -> Connections {
         let mut clients = self
             .management
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let client = clients.entry(endpoint).or_insert_with_key(|endpoint| {
+            let signed = self
+                .signer
+                .as_ref()
+                .and_then(|signer| Endpoint::new(Arc::clone(signer), endpoint));
+            if let Some(signed) = signed {
+                return Connections::Signed(Arc::new(signed));
+            }
             let config = self
                 .management_base
                 .config()
                 .to_builder()
                 .endpoint_url(endpoint.clone())
                 .build();
-            ManagementClient::from_conf(config)
+            Connections::Sdk(ManagementClient::from_conf(config))
         });
         client.clone()
     }

@@ -2,8 +2,8 @@
 //! rooms (the old room told `left`, the new one, the joiner included, `joined`), the
 //! room's members, and its recent messages, each answer under the 128 KB frame quota.
 
+use crate::management::Connections;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_sdk_apigatewaymanagement::Client as ManagementClient;
 use chrono::Utc;
 use serde_json::value::RawValue;
 
@@ -40,7 +40,7 @@ impl App {
     /// connection's record and leave the old room; tell both rooms.
     async fn join(
         &self,
-        client: &ManagementClient,
+        client: &Connections,
         id: &str,
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> ApiGatewayProxyResponse {
@@ -107,7 +107,7 @@ impl App {
     }
 
     /// `who`: every member of the sender's room, in as many frames as the quota needs.
-    async fn who(&self, client: &ManagementClient, id: &str) -> ApiGatewayProxyResponse {
+    async fn who(&self, client: &Connections, id: &str) -> ApiGatewayProxyResponse {
         let Some(ConnectionRecord { room, .. }) = self.record(client, id).await else {
             return status(500);
         };
@@ -136,7 +136,7 @@ impl App {
     /// `history`: the room's most recent messages, oldest first, as many as fit a frame.
     async fn history(
         &self,
-        client: &ManagementClient,
+        client: &Connections,
         id: &str,
         body: Option<&str>,
     ) -> ApiGatewayProxyResponse {
