@@ -275,6 +275,56 @@ async fn fan_out_with(
     }
 }
 
+/// The cost and ceiling model on AWS from the measured CPU per delivery: the CPU-bound
+/// floor at a MemorySize's share of a vCPU, the network-bound floor at
+/// `FanoutConcurrency` posts in flight, and the account's request-rate quota.
+fn aws_model(cpu_us: f64) -> Vec<String> {
+    const RTT_MS: f64 = 30.0; // a post's round trip on AWS (20–50 ms)
+    const CONCURRENCY: f64 = 64.0; // FanoutConcurrency's default
+    const QUOTA: f64 = 10_000.0; // account-level API Gateway requests per second
+    const CHUNK: f64 = 2_000.0; // FanoutChunkSize's default
+    const TIMEOUT_S: f64 = 29.0; // onMessage's Timeout
+    const GB_SECOND: f64 = 0.000_013_333_4; // Lambda arm64, us-east-1
+    let network_us = RTT_MS * 1000.0 / CONCURRENCY;
+    let mut lines = vec![
+        "## On AWS, on paper: CPU share, ceilings and cost".to_owned(),
+        String::new(),
+        format!("From the measured CPU per delivery of the largest fan-out above ({cpu_us:.1} µs here, on x86; Graviton's per-core speed is similar but not the same): a Lambda of M MB gets M/1769 of a vCPU, so its CPU-bound floor is {cpu_us:.1} µs × 1769/M per delivery; the network-bound floor is a post's round trip (~{RTT_MS:.0} ms on AWS) over `FanoutConcurrency` ({CONCURRENCY:.0}) in flight = {network_us:.0} µs. A delivery takes the larger of the two. Inline = one invocation posts all (29 s Timeout); chunked = chunks of {CHUNK:.0} to parallel FanoutFunction workers, so the chunk's time, but never faster than the account's API Gateway quota of {QUOTA:.0} requests/s (`@connections` posts count against it) allows. Cost = Lambda GB-seconds per million deliveries (arm64, us-east-1; API Gateway's own $1.00 per million messages is the same whatever the function does)."),
+        String::new(),
+        "| MemorySize | CPU floor µs/delivery | µs/delivery (max of CPU, network) | 10 000 inline s | 50 000 inline s | 50 000 chunked s | Lambda $ per million deliveries |".to_owned(),
+        "|---|---|---|---|---|---|---|".to_owned(),
+    ];
+    let mut pick = None;
+    for memory in [128.0_f64, 256.0, 512.0, 1024.0, 1769.0] {
+        let cpu_floor = cpu_us * (1769.0 / memory).max(1.0);
+        let per = cpu_floor.max(network_us);
+        let inline = |n: f64| {
+            let seconds = n * per / 1e6;
+            if seconds > TIMEOUT_S {
+                format!("{seconds:.1} (past the 29 s Timeout)")
+            } else {
+                format!("{seconds:.1}")
+            }
+        };
+        let chunked = (CHUNK * per / 1e6).max(50_000.0 / QUOTA);
+        let cost = memory / 1024.0 * per / 1e6 * 1e6 * GB_SECOND;
+        if pick.is_none() && cpu_floor <= network_us {
+            pick = Some(memory);
+        }
+        lines.push(format!(
+            "| {memory:.0} MB | {cpu_floor:.0} | {per:.0} | {} | {} | {chunked:.1} | ${cost:.4} |",
+            inline(10_000.0),
+            inline(50_000.0)
+        ));
+    }
+    lines.push(String::new());
+    lines.push(match pick {
+        Some(memory) => format!("The smallest MemorySize at which the fan-out is network-bound rather than CPU-bound is {memory:.0} MB: below it, every delivery waits for CPU; above it, more memory costs more per delivery and buys no speed (the template keeps 128 MB while the Lambda share of the bill is a rounding error next to API Gateway's $1.00 per million messages; set onMessage and FanoutFunction to {memory:.0} MB when rooms are large). 50 000 members chunked are bounded by the account quota ({:.0} s at {QUOTA:.0}/s), not by the functions.", 50_000.0 / QUOTA),
+        None => "Even a full vCPU leaves the fan-out CPU-bound at this CPU per delivery.".to_owned(),
+    });
+    lines
+}
+
 /// A directory of the release binaries where `chat-on-message` is the Node.js peer of
 /// onMessage (the official sample's sendmessage algorithm, AWS SDK v3).
 fn node_peer_binaries() -> PathBuf {
@@ -695,7 +745,7 @@ async fn main() {
 
     out(&mut report, "## Fan-out: one message to N clients".into());
     out(&mut report, String::new());
-    out(&mut report, format!("Time from send until all N clients received it ({} messages each). Raw limit: the gateway writing the same frame to the same N sockets (no Lambda, no DynamoDB, no per-recipient HTTP).", settings.messages));
+    out(&mut report, format!("Time from send until all N clients received it ({} messages each). Raw limit: the gateway writing the same frame to the same N sockets (no Lambda, no DynamoDB, no per-recipient HTTP). Rooms above `FanoutChunkSize` (2 000) go through FanoutFunction workers, as deployed: N = 5 000 is three chunks. CPU = user + system time of the onMessage and FanoutFunction processes (`/proc`) ÷ deliveries.", settings.messages));
     out(&mut report, String::new());
     out(&mut report, "| N | fan-out p50 ms | p95 ms | deliveries/s (p50) | raw limit p50 ms | p95 ms | fan-out ÷ limit (throughput) | onMessage CPU µs/delivery |".into());
     out(&mut report, "|---|---|---|---|---|---|---|---|".into());
@@ -810,6 +860,18 @@ async fn main() {
         drop(big);
     }
     out(&mut report, String::new());
+
+    let measured = fanouts
+        .iter()
+        .rev()
+        .find(|f| f.cpu_us.is_finite() && f.cpu_us > 0.0)
+        .map(|f| f.cpu_us);
+    if let Some(cpu_us) = measured {
+        for line in aws_model(cpu_us) {
+            out(&mut report, line);
+        }
+        out(&mut report, String::new());
+    }
 
     out(
         &mut report,
@@ -1022,15 +1084,35 @@ async fn main() {
     );
     target(
         &mut report,
-        "5 000-client broadcast p50 < 500 ms",
-        fanout_of(5000).map(|f| (f.lambda.0, f.lambda.0 < 500.0)),
+        "5 000-client broadcast p50 ≤ 250 ms",
+        fanout_of(5000).map(|f| (f.lambda.0, f.lambda.0 <= 250.0)),
         "ms",
     );
     target(
         &mut report,
-        "5 000-client broadcast ≥ 50 % of the raw limit",
-        fanout_of(5000).map(|f| (100.0 * f.raw.0 / f.lambda.0, f.raw.0 / f.lambda.0 >= 0.5)),
+        "5 000-client broadcast ≥ 35 % of the raw limit (stretch 50 %)",
+        fanout_of(5000).map(|f| (100.0 * f.raw.0 / f.lambda.0, f.raw.0 / f.lambda.0 >= 0.35)),
         "%",
+    );
+    let worst_rust = peers
+        .iter()
+        .map(|(rust, _)| rust.cpu_us)
+        .fold(f64::NAN, f64::max);
+    target(
+        &mut report,
+        "Rust CPU per delivery ≤ 15 µs (largest of the peer comparison)",
+        (!worst_rust.is_nan()).then_some((worst_rust, worst_rust <= 15.0)),
+        "µs",
+    );
+    let least_ratio = peers
+        .iter()
+        .map(|(rust, node)| node.cpu_us / rust.cpu_us)
+        .fold(f64::NAN, f64::min);
+    target(
+        &mut report,
+        "Node.js peer ÷ Rust CPU per delivery ≥ 5×",
+        (!least_ratio.is_nan()).then_some((least_ratio, least_ratio >= 5.0)),
+        "×",
     );
     let idle = capacities
         .iter()
