@@ -107,8 +107,9 @@ fn find<'a>(
         .find(|f| f.name == in_name.0)
         .ok_or_else(not_found)?;
     if let Some(base) = base {
-        // The ARN (or its tail from the account on) must be this function's.
-        if !function.arn.ends_with(&base.join(":")) {
+        // The ARN (or its fields from the account on) must be this function's, field by field.
+        let own: Vec<&str> = function.arn.split(':').collect();
+        if own.len() < base.len() || own[own.len() - base.len()..] != *base {
             return Err(not_found());
         }
     }

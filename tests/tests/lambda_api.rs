@@ -94,6 +94,7 @@ async fn unknown_functions_and_oversized_or_malformed_payloads_get_lambdas_error
         "NoSuchFunction",
         "FaultFunction:prod",
         "arn:aws:lambda:eu-west-1:999999999999:function:FaultFunction",
+        "3:function:FaultFunction",
     ] {
         let error = lambda
             .invoke()

@@ -42,6 +42,9 @@ pub struct Config {
     pub region: String,
     /// `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI`, which wins over the derived endpoint.
     pub endpoint_override: Option<String>,
+    /// This stack's API id and stage (`CHAT_API_ID`, `CHAT_STAGE`): the only callback
+    /// endpoint a fan-out worker posts to.
+    pub own_api: Option<(String, String)>,
 }
 
 impl Config {
@@ -98,6 +101,9 @@ impl Config {
             fanout_chunk_size,
             region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
             endpoint_override: var(ENDPOINT_OVERRIDE_VAR).filter(|url| !url.is_empty()),
+            own_api: var("CHAT_API_ID")
+                .filter(|id| !id.is_empty())
+                .zip(var("CHAT_STAGE").filter(|stage| !stage.is_empty())),
         })
     }
 
@@ -134,11 +140,21 @@ impl Config {
 
 impl Config {
     /// Whether `url` is a callback endpoint this function may post to: the override when
-    /// one is set, else an `execute-api` endpoint of its own region with a stage. A fan-out
-    /// worker checks the endpoint its job names before it signs anything for it.
+    /// one is set; else this stack's own API and stage when `CHAT_API_ID` and `CHAT_STAGE`
+    /// name them; else (nothing configured) any `execute-api` endpoint of its own region
+    /// with a stage, IAM being the only bound then. A fan-out worker checks the endpoint its
+    /// job names before it signs anything for it.
     pub fn is_callback_endpoint(&self, url: &str) -> bool {
         if let Some(own) = &self.endpoint_override {
             return url == own.trim_end_matches('/');
+        }
+        if let Some((api_id, stage)) = &self.own_api {
+            return url
+                == format!(
+                    "https://{api_id}.execute-api.{}.{}/{stage}",
+                    self.region,
+                    dns_suffix(&self.region)
+                );
         }
         let Some((host, stage)) = url
             .strip_prefix("https://")
@@ -272,6 +288,21 @@ mod tests {
             "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/Test/x",
         ] {
             assert!(!ireland.is_callback_endpoint(other), "{other}");
+        }
+        let own = config(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("CHAT_API_ID", "abcdef1234"),
+            ("CHAT_STAGE", "Test"),
+        ])
+        .unwrap();
+        assert!(
+            own.is_callback_endpoint("https://abcdef1234.execute-api.eu-west-1.amazonaws.com/Test")
+        );
+        for other in [
+            "https://zzzzzz9999.execute-api.eu-west-1.amazonaws.com/Test",
+            "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/Prod",
+        ] {
+            assert!(!own.is_callback_endpoint(other), "{other}");
         }
         let local = config(&[(ENDPOINT_OVERRIDE_VAR, "http://127.0.0.1:3002/Test/")]).unwrap();
         assert!(local.is_callback_endpoint("http://127.0.0.1:3002/Test"));

@@ -72,12 +72,14 @@ pub async fn run_fanout() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Job>| {
         let app = Arc::clone(&app);
         async move {
-            let summary = app.fan_out_chunk(event.payload).await?;
-            Ok::<Value, Error>(json!({
-                "delivered": summary.delivered,
-                "gone": summary.gone,
-                "failed": summary.failed,
-            }))
+            Ok::<Value, Error>(match app.fan_out_chunk(event.payload).await {
+                Some(summary) => json!({
+                    "delivered": summary.delivered,
+                    "gone": summary.gone,
+                    "failed": summary.failed,
+                }),
+                None => json!({"refused": true}),
+            })
         }
     }))
     .await

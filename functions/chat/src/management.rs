@@ -14,7 +14,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_lc_rs::hmac;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
@@ -117,6 +117,19 @@ pub struct Signer {
 /// Attempts per post: a throttled (429) or failed (5xx, transport) post is tried again.
 const ATTEMPTS: u32 = 3;
 
+/// How long one attempt may take, connection included: a post that hangs is given up and
+/// tried again rather than holding its slot until the function's Timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a request produced no answer.
+enum SendError {
+    /// The connection failed or timed out: worth another attempt.
+    Transport(String),
+    /// The request could not be made (no credentials, a header that cannot be sent):
+    /// another attempt would fail the same way.
+    Fatal(String),
+}
+
 impl Signer {
     /// A signer for `region`; its pool keeps up to `pool` idle connections per host
     /// (the fan-out's concurrency).
@@ -148,9 +161,14 @@ impl Signer {
         let keyed = Arc::new(Keyed {
             access_key_id: credentials.access_key_id().to_owned(),
             session_token: credentials.session_token().map(str::to_owned),
-            refresh_at: credentials
-                .expiry()
-                .map(|expiry| expiry - Duration::from_secs(300)),
+            // Five minutes before they expire, but not sooner than a minute from now, so
+            // short-lived credentials are not fetched again for every post.
+            refresh_at: credentials.expiry().map(|expiry| {
+                let soonest = SystemTime::now() + Duration::from_secs(60);
+                expiry
+                    .checked_sub(Duration::from_secs(300))
+                    .map_or(soonest, |at| at.max(soonest))
+            }),
             date: date.to_owned(),
             key: sigv4::signing_key(credentials.secret_access_key(), date, &self.region),
         });
@@ -214,17 +232,25 @@ impl Endpoint {
         );
         let mut last = String::new();
         let mut forgot = false;
+        let mut throttled = false;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(backoff(attempt, throttled)).await;
             }
-            let (status, body) = match self.send(&path, payload).await {
-                Ok(answer) => answer,
-                Err(error) => {
+            let attempted = tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&path, payload));
+            let (status, body) = match attempted.await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(SendError::Transport(error))) => {
                     last = error;
                     continue;
                 }
+                Ok(Err(SendError::Fatal(error))) => return Delivery::Failed(error),
+                Err(_) => {
+                    last = format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs());
+                    continue;
+                }
             };
+            throttled = status == 429;
             match status {
                 200..=299 => return Delivery::Delivered,
                 410 => return Delivery::Gone,
@@ -243,9 +269,10 @@ impl Endpoint {
 
     /// One signed request; its status and body (read, so the connection goes back to
     /// the pool).
-    async fn send(&self, path: &str, payload: &Payload) -> Result<(u16, String), String> {
+    async fn send(&self, path: &str, payload: &Payload) -> Result<(u16, String), SendError> {
         let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        let keyed = self.signer.keyed(&amz_date[..8]).await?;
+        let date = amz_date.get(..8).unwrap_or_default();
+        let keyed = self.signer.keyed(date).await.map_err(SendError::Fatal)?;
         let authorization = sigv4::authorization(
             &keyed.key,
             &sigv4::Identity {
@@ -271,16 +298,16 @@ impl Endpoint {
         }
         let request = request
             .body(Full::new(payload.bytes().clone()))
-            .map_err(|e| format!("could not build the request: {e}"))?;
+            .map_err(|e| SendError::Fatal(format!("could not build the request: {e}")))?;
         let response = self
             .signer
             .http
             .request(request)
             .await
-            .map_err(|e| format!("POST @connections: {e}"))?;
+            .map_err(|e| SendError::Transport(format!("POST @connections: {e}")))?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
+        // Read to the end (up to 64 KB), so the connection goes back to the pool.
+        let body = Limited::new(response.into_body(), 64 * 1024)
             .collect()
             .await
             .map(|body| body.to_bytes())
@@ -299,9 +326,16 @@ fn describe(status: u16, body: &str) -> String {
     format!("@connections answered {status}: {body}")
 }
 
-/// 50 ms, then 200 ms, each with up to half again of jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = 50u64 * 4u64.pow(attempt.saturating_sub(1));
+/// Before attempt `attempt` (from 1): 50 ms, then 200 ms; after a throttled (429) attempt
+/// 1 s, then 2 s, as the account's request rate needs time to recover. Each with up to half
+/// again of jitter.
+fn backoff(attempt: u32, throttled: bool) -> Duration {
+    let step = attempt.saturating_sub(1);
+    let base = if throttled {
+        1000u64 * 2u64.pow(step)
+    } else {
+        50u64 * 4u64.pow(step)
+    };
     let jitter = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::from(d.subsec_nanos()))
@@ -358,7 +392,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_bounded() {
-        assert!((50..=75).contains(&(backoff(1).as_millis() as u64)));
-        assert!((200..=300).contains(&(backoff(2).as_millis() as u64)));
+        assert!((50..=75).contains(&(backoff(1, false).as_millis() as u64)));
+        assert!((200..=300).contains(&(backoff(2, false).as_millis() as u64)));
+        assert!((1000..=1500).contains(&(backoff(1, true).as_millis() as u64)));
+        assert!((2000..=3000).contains(&(backoff(2, true).as_millis() as u64)));
     }
 }

@@ -105,7 +105,7 @@ pub fn authorization(key: &hmac::Key, identity: &Identity<'_>, request: &Request
     canonical.push_str(request.payload_hash);
     let scope = format!(
         "{}/{}/{SERVICE}/aws4_request",
-        &request.amz_date[..8],
+        request.amz_date.get(..8).unwrap_or_default(),
         identity.region
     );
     let to_sign = format!(

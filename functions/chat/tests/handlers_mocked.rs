@@ -976,3 +976,81 @@ async fn a_gone_id_that_is_still_connecting_is_kept() {
         "the sender still got the message"
     );
 }
+
+/// A fan-out job as onMessage hands it to FanoutFunction.
+fn job(endpoint: &str, ids: &[&str]) -> chat::fanout::Job {
+    chat::fanout::Job {
+        endpoint: endpoint.to_owned(),
+        room: "lobby".to_owned(),
+        frame: r#"{"type":"message","message":"Hello everyone"}"#.to_owned(),
+        chunk: 2,
+        chunks: 3,
+        connection_ids: ids.iter().map(|id| id.to_string()).collect(),
+    }
+}
+
+const OWN_ENDPOINT: &str = "http://127.0.0.1:3002/Test";
+
+#[tokio::test]
+async fn a_worker_posts_its_chunk_without_reading_the_room_and_prunes_gone_ids() {
+    let query = mock!(Dynamo::query).then_output(|| QueryOutput::builder().build());
+    let delete_stale = mock!(Dynamo::delete_item)
+        .match_requests(|req| key_of(req) == "stale")
+        .then_output(|| DeleteItemOutput::builder().build());
+    let gone = mock!(Management::post_to_connection)
+        .match_requests(|req| req.connection_id() == Some("stale"))
+        .then_error(|| PostToConnectionError::GoneException(GoneException::builder().build()));
+    let posts = posts();
+    let app = app_with(
+        &[("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI", OWN_ENDPOINT)],
+        &[&query, &delete_stale],
+        &[&gone, &recording_post(&posts)],
+    );
+
+    let summary = app
+        .fan_out_chunk(job(OWN_ENDPOINT, &["a", "stale", "b"]))
+        .await
+        .expect("its own endpoint");
+
+    assert_eq!((summary.delivered, summary.gone, summary.failed), (2, 1, 0));
+    assert_eq!(sorted_ids(&posts), ["a", "b"]);
+    let frames: Vec<Value> = posts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, f)| f.clone())
+        .collect();
+    assert!(
+        frames.iter().all(|f| f["message"] == "Hello everyone"),
+        "the job's frame as is"
+    );
+    assert_eq!(query.num_calls(), 0, "a worker never reads the room");
+    assert_eq!(
+        delete_stale.num_calls(),
+        2,
+        "from the connections and from the room"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_refuses_a_job_for_another_endpoint_and_posts_nothing() {
+    let posts = posts();
+    let app = app_with(
+        &[("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI", OWN_ENDPOINT)],
+        &[],
+        &[&recording_post(&posts)],
+    );
+    for endpoint in [
+        "https://evil.example.com/Test",
+        "http://127.0.0.1:3002/Other",
+        "",
+    ] {
+        assert!(
+            app.fan_out_chunk(job(endpoint, &["a", "b"]))
+                .await
+                .is_none(),
+            "{endpoint}"
+        );
+    }
+    assert!(posts.lock().unwrap().is_empty());
+}

@@ -318,8 +318,10 @@ fn aws_model(cpu_us: f64) -> Vec<String> {
         ));
     }
     lines.push(String::new());
+    let quota_s = 50_000.0 / QUOTA;
     lines.push(match pick {
-        Some(memory) => format!("The smallest MemorySize at which the fan-out is network-bound rather than CPU-bound is {memory:.0} MB: below it, every delivery waits for CPU; above it, more memory costs more per delivery and buys no speed (the template keeps 128 MB while the Lambda share of the bill is a rounding error next to API Gateway's $1.00 per million messages; set onMessage and FanoutFunction to {memory:.0} MB when rooms are large). 50 000 members chunked are bounded by the account quota ({:.0} s at {QUOTA:.0}/s), not by the functions.", 50_000.0 / QUOTA),
+        Some(memory) if memory <= 128.0 => format!("At this CPU per delivery even 128 MB is network-bound: more memory would cost more per delivery and buy no speed, so the template keeps 128 MB for onMessage and FanoutFunction. One invocation reaches 10 000 members well within onMessage's 29 s Timeout and 50 000 only just; chunked, 50 000 members are bounded by the account's quota ({quota_s:.0} s at {QUOTA:.0} requests/s), not by the functions."),
+        Some(memory) => format!("The smallest MemorySize at which the fan-out is network-bound rather than CPU-bound is {memory:.0} MB: below it every delivery waits for CPU, above it more memory costs more per delivery and buys no speed, so set onMessage and FanoutFunction to {memory:.0} MB for large rooms. Chunked, 50 000 members are bounded by the account's quota ({quota_s:.0} s at {QUOTA:.0} requests/s), not by the functions."),
         None => "Even a full vCPU leaves the fan-out CPU-bound at this CPU per delivery.".to_owned(),
     });
     lines

@@ -32,8 +32,12 @@ async fn fan_out(job: chat::fanout::Job) -> Result<Value, Error> {
         std::process::exit(3);
     }
     let app = WORKER.get_or_try_init(chat::App::from_env).await?;
-    let summary = app.fan_out_chunk(job).await?;
-    Ok(json!({"delivered": summary.delivered, "gone": summary.gone, "failed": summary.failed}))
+    Ok(match app.fan_out_chunk(job).await {
+        Some(summary) => {
+            json!({"delivered": summary.delivered, "gone": summary.gone, "failed": summary.failed})
+        }
+        None => json!({"refused": true}),
+    })
 }
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {

@@ -2,8 +2,8 @@
 //!
 //! The worker posts the job's frame to the job's ids with the same bounded concurrency
 //! and 410 handling as an inline broadcast. It succeeds even when some posts fail (they
-//! are counted and logged), so Lambda retries a job only when the worker crashed or ran
-//! out of time — and a retry posts the whole chunk again.
+//! are counted and logged) and when it refuses a job, so Lambda retries a job only when the
+//! worker crashed or ran out of time — and a retry posts the whole chunk again.
 
 use crate::broadcast::{self, Payload, Summary};
 use crate::fanout::Job;
@@ -11,18 +11,16 @@ use crate::fanout::Job;
 use super::App;
 
 impl App {
-    /// Posts one job's chunk. Fails only for a job that names a callback endpoint this
-    /// function may not post to (nothing is posted then).
-    pub async fn fan_out_chunk(&self, job: Job) -> Result<Summary, String> {
+    /// Posts one job's chunk. A job that names a callback endpoint this function may not
+    /// post to is refused: logged, nothing posted, `None` — not an error, which Lambda
+    /// would only retry to the same end.
+    pub async fn fan_out_chunk(&self, job: Job) -> Option<Summary> {
         if !self.config.is_callback_endpoint(&job.endpoint) {
             tracing::error!(
                 endpoint = job.endpoint,
-                "refused a job for another endpoint"
+                "refused a job: its endpoint is not this API's @connections endpoint"
             );
-            return Err(format!(
-                "the job's endpoint {:?} is not this API's @connections endpoint",
-                job.endpoint
-            ));
+            return None;
         }
         let started = std::time::Instant::now();
         let client = self.client_for(job.endpoint.clone());
@@ -52,6 +50,6 @@ impl App {
             ms = summary.elapsed_ms as u64,
             "fan-out chunk"
         );
-        Ok(summary)
+        Some(summary)
     }
 }
