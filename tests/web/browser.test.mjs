@@ -40,7 +40,7 @@ function freePort() {
  * "Ready."; `options` come before --bin-dir, `overrides` after TableName.
  */
 function startStack({ on = port, tableName = table, options = [], overrides = [] } = {}) {
-  const args = ['start', '--port', String(on), '--connections-port', '0', ...options, '--bin-dir', binDir, '--quiet',
+  const args = ['start', '--port', String(on), '--connections-port', '0', '--lambda-port', '0', ...options, '--bin-dir', binDir, '--quiet',
     '--parameter-overrides', `TableName=${tableName}`, ...overrides];
   if (process.env.DYNAMODB_ENDPOINT) args.push('--dynamodb-endpoint', process.env.DYNAMODB_ENDPOINT);
   const child = spawn(join(binDir, 'chat-local'), args, { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
