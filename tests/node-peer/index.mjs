@@ -1,6 +1,7 @@
 // The Node.js peer of the cold-start benchmark: the official sample's $connect handler
 // (a DocumentClient put of the connection id), with the SDK clients it loads, behind the
 // smallest Lambda Runtime API loop (Node's built-in fetch, no runtime library).
+import { run } from './runtime.mjs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -20,18 +21,4 @@ async function handler(event) {
   return { statusCode: 200 };
 }
 
-const api = `http://${process.env.AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation`;
-for (;;) {
-  const next = await fetch(`${api}/next`);
-  const id = next.headers.get('lambda-runtime-aws-request-id');
-  const event = await next.json();
-  try {
-    const result = await handler(event);
-    await fetch(`${api}/${id}/response`, { method: 'POST', body: JSON.stringify(result) });
-  } catch (error) {
-    await fetch(`${api}/${id}/error`, {
-      method: 'POST',
-      body: JSON.stringify({ errorType: error.name, errorMessage: error.message }),
-    });
-  }
-}
+await run(handler);

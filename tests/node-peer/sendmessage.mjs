@@ -1,7 +1,8 @@
 // The benchmark's Node.js peer of onMessage: the official sample's sendmessage algorithm
 // (Scan every connection id, Promise.all of PostToConnectionCommand, delete the connection
 // on 410 Gone), ported to AWS SDK v3, behind the same smallest Lambda Runtime API loop as
-// index.mjs, so CPU per delivery can be compared with the Rust function's in the same run.
+// index.mjs (runtime.mjs), so CPU per delivery can be compared with the Rust function's in the same run.
+import { run } from './runtime.mjs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -65,18 +66,4 @@ async function handler(event) {
   return { statusCode: 200, body: 'Data sent.' };
 }
 
-const api = `http://${process.env.AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime/invocation`;
-for (;;) {
-  const next = await fetch(`${api}/next`);
-  const id = next.headers.get('lambda-runtime-aws-request-id');
-  const event = await next.json();
-  try {
-    const result = await handler(event);
-    await fetch(`${api}/${id}/response`, { method: 'POST', body: JSON.stringify(result) });
-  } catch (error) {
-    await fetch(`${api}/${id}/error`, {
-      method: 'POST',
-      body: JSON.stringify({ errorType: error.name, errorMessage: error.message }),
-    });
-  }
-}
+await run(handler);
