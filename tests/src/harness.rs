@@ -380,6 +380,29 @@ impl Stack {
         aws_sdk_dynamodb::Client::new(&config)
     }
 
+    /// Whether `room`'s members take more than one (1 MB) `Query` page in the stack's
+    /// members table.
+    pub async fn room_spans_pages(&self, room: &str) -> bool {
+        let members = format!(
+            "{}-members",
+            self.table.clone().expect("a table of its own")
+        );
+        let first_page = self
+            .dynamodb()
+            .await
+            .query()
+            .table_name(&members)
+            .key_condition_expression("room = :room")
+            .expression_attribute_values(
+                ":room",
+                aws_sdk_dynamodb::types::AttributeValue::S(room.to_owned()),
+            )
+            .send()
+            .await
+            .expect("query the room");
+        first_page.last_evaluated_key.is_some()
+    }
+
     /// Every connection id in the stack's table.
     pub async fn stored_ids(&self) -> Vec<String> {
         let client = self.dynamodb().await;
