@@ -6,7 +6,7 @@
 //! function once with an event: a Docker-free `sam local invoke`.
 //!
 //! Layers, each its own module, with data flowing one way:
-//! [`template`] → [`stack`] → [`dynamodb`] and [`functions`] (over [`runtime_api`]) →
+//! [`template`] → [`sam`] → [`stack`] → [`dynamodb`] and [`functions`] (over [`runtime_api`]) →
 //! [`registry`], [`throttle`] → [`gateway`], [`connections`] and [`lambda_api`] →
 //! [`server`] (the wiring)
 //! → the `chat-local` command line.
@@ -24,6 +24,7 @@ pub mod log;
 pub mod process;
 pub mod registry;
 pub mod runtime_api;
+pub mod sam;
 pub mod server;
 pub mod signing;
 pub mod stack;

@@ -153,7 +153,7 @@ impl Options {
         }
         // Whether anything needs an issuer is known once the conditions are evaluated.
         let stack = Stack::from_template(&template, &dir, region, &pointed)?;
-        if stack.connect_authorizer.is_none() {
+        if stack.auth_mode() == "open" {
             return Ok((
                 Stack::from_template(&template, &dir, region, overrides)?,
                 None,
@@ -218,12 +218,12 @@ pub async fn start(options: Options) -> Result<Running> {
     let sessions = Arc::new(Sessions::default());
     let web_dir = dir.join(&options.web_dir);
     let serves_web = web_dir.join("index.html").is_file();
-    let web_config = match (&stack.connect_authorizer, &dev_issuer) {
-        (None, _) => serde_json::json!({"authMode": "open"}),
-        (Some(_), Some(issuer)) => {
+    let web_config = match (stack.auth_mode(), &dev_issuer) {
+        ("open", _) => serde_json::json!({"authMode": "open"}),
+        (_, Some(issuer)) => {
             serde_json::json!({"authMode": "jwt", "tokenUrl": issuer.token_url()})
         }
-        (Some(_), None) => serde_json::json!({"authMode": "jwt"}),
+        (_, None) => serde_json::json!({"authMode": "jwt"}),
     };
     let gateway = Arc::new(Gateway {
         api_id: stack.api_id.clone(),

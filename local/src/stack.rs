@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use crate::sam;
 use crate::template::{scalar_string, Scope, Template};
 use crate::throttle;
 
@@ -95,6 +96,9 @@ impl Stack {
         region: &str,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Stack> {
+        // SAM's WebSocket API is read as the resources the SAM transform makes of it
+        // (before CloudFormation sees the template, as on AWS).
+        let template = &sam::expand(template)?;
         let mut scope = pseudo_parameters(template, region, overrides)?;
         template.evaluate_conditions(&mut scope)?;
         template.check_rules(&scope)?;
@@ -110,6 +114,16 @@ impl Stack {
             })?;
         let api_id = local_api_id(api_logical_id);
         scope.refs.insert(api_logical_id.clone(), api_id.clone());
+        scope
+            .attributes
+            .insert(format!("{api_logical_id}.ApiId"), api_id.clone());
+        scope.attributes.insert(
+            format!("{api_logical_id}.ApiEndpoint"),
+            format!(
+                "wss://{api_id}.execute-api.{region}.{}",
+                partition(region).1
+            ),
+        );
         let authorizers = template.of_type("AWS::ApiGatewayV2::Authorizer");
         for (n, (id, _)) in authorizers.enumerate() {
             // Six characters from the logical id, the last made unique by position.
@@ -159,6 +173,22 @@ impl Stack {
             tables,
             throttle,
         })
+    }
+}
+
+impl Stack {
+    /// How `$connect` lets people in: `open` without an authorizer or when the authorizer's
+    /// function is told `AUTH_MODE=open` (it then lets everyone in), else the function's
+    /// `AUTH_MODE` (`jwt` when it names none): tokens are checked, so an issuer is needed.
+    pub fn auth_mode(&self) -> &str {
+        let Some(authorizer) = &self.connect_authorizer else {
+            return "open";
+        };
+        self.functions
+            .get(&authorizer.function)
+            .and_then(|f| f.environment.get("AUTH_MODE"))
+            .map(String::as_str)
+            .unwrap_or("jwt")
     }
 }
 

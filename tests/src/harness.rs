@@ -483,6 +483,37 @@ impl Client {
         Ok(Client { socket })
     }
 
+    /// Connects offering `protocols` in `Sec-WebSocket-Protocol` (as a browser's
+    /// `new WebSocket(url, protocols)` does); returns the client and the protocol the
+    /// server chose, or the handshake's refusal status.
+    pub async fn connect_with_protocols(
+        url: &str,
+        protocols: &[&str],
+    ) -> Result<(Client, Option<String>), u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::Error;
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        let offered = protocols.join(", ").parse().expect("valid header value");
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", offered);
+        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("handshake within 10 s")
+        {
+            Ok((socket, response)) => {
+                let chosen = response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Ok((Client { socket }, chosen))
+            }
+            Err(Error::Http(response)) => Err(response.status().as_u16()),
+            Err(other) => panic!("handshake to {url} failed without a status: {other}"),
+        }
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.socket.send(Message::text(text)).await.expect("send");
     }
@@ -761,4 +792,27 @@ impl Drop for EventLog {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// `template.yaml` as CloudFormation receives it from `sam deploy`: transformed by the
+/// aws-sam-translator of the pinned SAM CLI (`scripts/sam-translate.py`, run with the
+/// project venv's Python) for these parameter overrides.
+pub fn sam_translate(overrides: &[String]) -> Value {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "no .venv: `make test` sets it up (scripts/setup.sh)"
+    );
+    let output = std::process::Command::new(python)
+        .arg(repo().join("scripts/sam-translate.py"))
+        .arg(repo().join("template.yaml"))
+        .args(overrides)
+        .output()
+        .expect("run scripts/sam-translate.py");
+    assert!(
+        output.status.success(),
+        "the SAM translator refused template.yaml: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the translator prints JSON")
 }

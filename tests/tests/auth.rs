@@ -1,9 +1,10 @@
 //! Signed-in users: the `$connect` JWT authorizer with keys made in the test, first on
 //! its own against an issuer the test serves (every way a token can be wrong is a deny,
 //! never a panic; keys are discovered, cached and re-fetched on rotation), then through
-//! the real local stack in `AuthMode=jwt`: 401 without a token, 403 for each bad one, names
-//! in chat frames, the authorizer's answer in every later event, the development issuer
-//! with `chat-local token`, and `?name=` in open mode.
+//! the real local stack in `AuthMode=jwt`: 403 without a token and for each bad one, a
+//! token in `?token=` or in `Sec-WebSocket-Protocol` (answered with the `chat` protocol),
+//! names in chat frames, the authorizer's answer in every later event, the development
+//! issuer with `chat-local token`, and `?name=` in open mode.
 
 mod common;
 
@@ -281,13 +282,15 @@ async fn through_the_stack_tokens_decide_the_handshake_and_name_the_sender() {
         "JwtIssuer given: no development issuer"
     );
 
+    // The authorizer lists no identity source (a token may come in the query or in
+    // Sec-WebSocket-Protocol), so a handshake without one reaches it and is denied: 403.
     assert_eq!(
         handshake_status(&format!("{}/Test", stack.ws_url)).await,
-        401
+        403
     );
     assert_eq!(
         handshake_status(&format!("{}/Test?token=", stack.ws_url)).await,
-        401
+        403
     );
     for (what, token) in bad_tokens(&keys, &issuer) {
         let url = with_token(&stack.ws_url, &urlencode(&token));
@@ -317,6 +320,45 @@ async fn through_the_stack_tokens_decide_the_handshake_and_name_the_sender() {
     assert_eq!(bob.json().await["name"], "Bob");
     alice.close().await;
     bob.close().await;
+    let _ = stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_sec_websocket_protocol_signs_in_and_the_chat_protocol_is_answered() {
+    let keys = keys();
+    let issuer = TestIssuer::start(&[&keys.rsa], true).await;
+    let stack = Stack::start(jwt_stack(&issuer)).await;
+    let url = format!("{}/Test", stack.ws_url);
+    let token = keys.rsa.token(&issuer.claims(AUDIENCE, "sub-ada", "Ada"));
+    let offered = format!("token.{token}");
+    let (mut ada, chosen) = Client::connect_with_protocols(&url, &["chat", &offered])
+        .await
+        .expect("a valid token in the header is let in");
+    assert_eq!(
+        chosen.as_deref(),
+        Some("chat"),
+        "$connect answers the chat protocol, never the token entry"
+    );
+    ada.say("no token in my URL").await;
+    let frame = ada.json().await;
+    assert_eq!(frame["name"], "Ada");
+
+    let forged = keys.rogue.token(&issuer.claims(AUDIENCE, "sub-ada", "Ada"));
+    let refused = Client::connect_with_protocols(&url, &["chat", &format!("token.{forged}")])
+        .await
+        .err();
+    assert_eq!(
+        refused,
+        Some(403),
+        "a forged token in the header is refused"
+    );
+    let refused = Client::connect_with_protocols(&url, &["chat"]).await.err();
+    assert_eq!(
+        refused,
+        Some(403),
+        "the chat protocol alone carries no token"
+    );
+    ada.close().await;
     let _ = stack.stop().await;
 }
 
@@ -410,7 +452,7 @@ async fn the_development_issuer_signs_users_in_through_chat_local_token() {
     assert_eq!(bob.json().await["name"], "bob");
     assert_eq!(
         handshake_status(&format!("{}/Test", stack.ws_url)).await,
-        401
+        403
     );
 
     // Asking with no name is a clear error, not a token.

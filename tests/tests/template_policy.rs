@@ -1,7 +1,8 @@
 //! Least privilege in `template.yaml`, checked statement by statement: no `*` action, no
 //! resource beyond this stack's table and this API's `@connections` path, each function
-//! exactly the actions its route needs, invoke permissions scoped to this API, and
-//! onMessage allowed to invoke FanoutFunction and nothing else.
+//! exactly the actions its route needs, invoke permissions (made by the SAM transform)
+//! scoped to this API, stage and route, and onMessage allowed to invoke FanoutFunction and
+//! nothing else.
 
 mod common;
 
@@ -154,122 +155,95 @@ fn every_statement_is_scoped_to_this_stack() {
     );
 }
 
+/// Only this API may invoke the functions, each only for its own routes on this stage,
+/// and the authorizer only through this API's authorizers: checked on the template as
+/// CloudFormation receives it (the SAM transform makes the permissions).
 #[test]
 fn only_this_api_may_invoke_the_functions() {
-    let template = template();
-    let permissions: Vec<_> = template.of_type("AWS::Lambda::Permission").collect();
-    // Every function but the fan-out worker, which onMessage's role invokes (no
-    // resource policy needed within the account, and none is wanted).
-    let functions = template.of_type("AWS::Serverless::Function").count();
-    assert_eq!(
-        permissions.len(),
-        functions - 1,
-        "one permission per API function"
-    );
-    assert!(
-        permissions
-            .iter()
-            .all(|(_, p)| p.properties["FunctionName"] != json!({"Ref": "FanoutFunction"})),
-        "API Gateway may not invoke the fan-out worker"
-    );
-    for (id, permission) in permissions {
-        let p = &permission.properties;
+    let translated = common::sam_translate(&[]);
+    let resources = translated["Resources"].as_object().unwrap();
+    let mut allowed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (id, resource) in resources {
+        if resource["Type"] != "AWS::Lambda::Permission" {
+            continue;
+        }
+        let p = &resource["Properties"];
         assert_eq!(p["Action"], "lambda:InvokeFunction", "{id}");
         assert_eq!(p["Principal"], "apigateway.amazonaws.com", "{id}");
-        let source = if id == "AuthorizerPermission" {
-            assert_eq!(p["FunctionName"], json!({"Ref": "AuthorizerFunction"}));
-            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/authorizers/${ChatAuthorizer}"
+        let function = p["FunctionName"]["Fn::GetAtt"][0].as_str().unwrap();
+        let (arn, variables) = (&p["SourceArn"]["Fn::Sub"][0], &p["SourceArn"]["Fn::Sub"][1]);
+        let arn = arn.as_str().unwrap();
+        let prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:";
+        let scope = arn
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{id}: {arn} is not this account's execute-api"));
+        let route = if function == "AuthorizerFunction" {
+            assert_eq!(scope, "${__ApiId__}/authorizers/*", "{id}");
+            assert_eq!(variables["__ApiId__"], json!({"Ref": "ChatApi"}));
+            "authorizer".to_owned()
         } else {
-            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/*"
+            let route = scope
+                .strip_prefix("${ChatApi.ApiId}/${__StageName__}/")
+                .unwrap_or_else(|| panic!("{id}: {arn} is not scoped to this API's stage"));
+            assert_eq!(variables["__StageName__"], json!({"Ref": "StageName"}));
+            route.to_owned()
         };
-        assert_eq!(
-            p["SourceArn"],
-            json!({ "Fn::Sub": source }),
-            "{id} is scoped to this API (the authorizer's to its authorizer)"
-        );
+        allowed
+            .entry(function.to_owned())
+            .or_default()
+            .insert(route);
     }
-}
-
-/// The resources CloudFormation would create for `overrides`.
-fn deployed(overrides: &[(&str, &str)]) -> Vec<String> {
-    use chat_local::stack::Stack;
-    let overrides = overrides
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let template = template();
-    Stack::from_template(&template, &common::repo(), "us-east-1", &overrides)
-        .expect("the template deploys with these parameters");
-    let mut scope = chat_local::template::Scope::default();
-    for (name, default) in &template.parameters {
-        let value = overrides
-            .get(name)
-            .or(default.as_ref())
-            .cloned()
-            .unwrap_or_default();
-        scope.refs.insert(name.clone(), value);
-    }
-    template.evaluate_conditions(&mut scope).unwrap();
-    template
-        .deployed(&scope)
-        .unwrap()
-        .resources
-        .keys()
-        .cloned()
-        .collect()
+    let routes = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
+    let expected: BTreeMap<String, BTreeSet<String>> = [
+        ("AuthorizerFunction", routes(&["authorizer"])),
+        ("ConnectFunction", routes(&["$connect"])),
+        ("DefaultFunction", routes(&["$default"])),
+        ("DisconnectFunction", routes(&["$disconnect"])),
+        ("OnMessageFunction", routes(&["onMessage"])),
+        ("RoomsFunction", routes(&["join", "who", "history"])),
+    ]
+    .into_iter()
+    .map(|(f, r)| (f.to_owned(), r))
+    .collect();
+    // The fan-out worker is invoked by onMessage's role (no resource policy needed within
+    // the account, and none is wanted): API Gateway may not invoke it.
+    assert_eq!(allowed, expected);
 }
 
 #[test]
-fn open_mode_deploys_no_authorizer_and_jwt_mode_puts_one_on_connect() {
-    let authorizer_parts = [
-        "AuthorizerFunction",
-        "AuthorizerLogGroup",
-        "AuthorizerPermission",
-        "ChatAuthorizer",
-    ];
-    let open = deployed(&[]);
-    for part in authorizer_parts {
-        assert!(
-            !open.contains(&part.to_owned()),
-            "open mode deploys no {part}"
-        );
-    }
-    let jwt = [
-        ("AuthMode", "jwt"),
-        (
-            "JwtIssuer",
-            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
-        ),
-        ("JwtAudience", "client"),
-    ];
-    let deployed_jwt = deployed(&jwt);
-    for part in authorizer_parts {
-        assert!(
-            deployed_jwt.contains(&part.to_owned()),
-            "jwt mode deploys {part}"
-        );
-    }
-    let overrides = jwt
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let stack = chat_local::stack::Stack::from_template(
-        &template(),
-        &common::repo(),
-        "us-east-1",
-        &overrides,
-    )
-    .unwrap();
-    let authorizer = stack
+fn every_mode_puts_the_authorizer_on_connect_and_open_mode_lets_everyone_in() {
+    use chat_local::stack::Stack;
+    let stack = |overrides: &[(&str, &str)]| {
+        let overrides = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Stack::from_template(&template(), &common::repo(), "us-east-1", &overrides).unwrap()
+    };
+    let open = stack(&[]);
+    let authorizer = open
         .connect_authorizer
+        .clone()
         .expect("$connect has the authorizer");
     assert_eq!(authorizer.function, "AuthorizerFunction");
-    assert_eq!(
-        authorizer.identity_sources,
-        [chat_local::stack::IdentitySource::Query("token".into())]
+    assert!(
+        authorizer.identity_sources.is_empty(),
+        "no identity source: a token may come in the query or in Sec-WebSocket-Protocol"
     );
-    let environment = &stack.functions["AuthorizerFunction"].environment;
-    assert_eq!(environment["JWT_ISSUER"], jwt[1].1);
+    assert_eq!(open.auth_mode(), "open");
+    assert_eq!(
+        open.functions["AuthorizerFunction"].environment["AUTH_MODE"],
+        "open"
+    );
+    let issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example";
+    let jwt = stack(&[
+        ("AuthMode", "jwt"),
+        ("JwtIssuer", issuer),
+        ("JwtAudience", "client"),
+    ]);
+    assert_eq!(jwt.auth_mode(), "jwt");
+    let environment = &jwt.functions["AuthorizerFunction"].environment;
+    assert_eq!(environment["JWT_ISSUER"], issuer);
     assert_eq!(environment["JWT_AUDIENCE"], "client");
 }
 

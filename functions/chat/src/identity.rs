@@ -68,11 +68,11 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Reads `requestContext.authorizer` (`principalId`, `userId`, `name`); `None` when the
-    /// connection was not authorized by a Lambda authorizer (open mode).
+    /// Reads `requestContext.authorizer` (`userId`, `name`); `None` when the authorizer
+    /// vouched for no user (open mode: it lets everyone in with a `principalId` only).
     pub fn from_authorizer(fields: &HashMap<String, Value>) -> Option<Identity> {
         let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
-        let user_id = text("userId").or_else(|| text("principalId"))?;
+        let user_id = text("userId")?;
         let name = text("name")
             .as_deref()
             .and_then(clean_name)
@@ -143,5 +143,9 @@ mod tests {
             })
         );
         assert_eq!(Identity::from_authorizer(&HashMap::new()), None);
+        let open: HashMap<String, Value> =
+            serde_json::from_value(json!({"principalId": "anonymous", "integrationLatency": 1}))
+                .unwrap();
+        assert_eq!(Identity::from_authorizer(&open), None, "open mode: no user");
     }
 }

@@ -1,9 +1,16 @@
-//! The `$connect` REQUEST authorizer: it verifies the `token` query parameter as a JWT of
-//! `JWT_ISSUER` for `JWT_AUDIENCE` ([`verify`], keys from [`jwks`]) and answers API
-//! Gateway with an IAM policy on the method ARN: Allow with `principalId` = `sub` and
-//! `context` = `{userId, name}` (which every later route of the connection receives in
-//! `requestContext.authorizer`), or Deny (403). Keys that cannot be fetched fail the
-//! invocation (500). Nothing of the token is logged but its `sub` and a deny's reason.
+//! The `$connect` REQUEST authorizer. With `AUTH_MODE=jwt` it verifies the caller's token
+//! as a JWT of `JWT_ISSUER` for `JWT_AUDIENCE` ([`verify`], keys from [`jwks`]) and
+//! answers API Gateway with an IAM policy on the method ARN: Allow with `principalId` =
+//! `sub` and `context` = `{userId, name}` (which every later route of the connection
+//! receives in `requestContext.authorizer`), or Deny (403). Keys that cannot be fetched
+//! fail the invocation (500). With `AUTH_MODE=open` it lets everyone in with no context
+//! (the template puts the authorizer on `$connect` in every mode: see `template.yaml`).
+//!
+//! The token comes as `?token=` (wscat, scripts) or, from the web page, as an entry
+//! `token.<JWT>` of the handshake's `Sec-WebSocket-Protocol` beside [`SUBPROTOCOL`], so that
+//! it stays out of URLs and the logs that record them; `$connect` answers with
+//! [`SUBPROTOCOL`], never the token entry. Nothing of the token is logged but its `sub`
+//! and a deny's reason.
 
 pub mod jwks;
 pub mod verify;
@@ -16,8 +23,60 @@ use serde_json::{json, Value};
 
 pub use verify::{Rejection, Verified, Verifier};
 
-/// The query string parameter the template names as the authorizer's identity source.
+/// The query string parameter a token may come in.
 pub const TOKEN_PARAMETER: &str = "token";
+
+/// The WebSocket subprotocol the page asks for (and `$connect` answers with) when it
+/// passes its token in `Sec-WebSocket-Protocol`.
+pub const SUBPROTOCOL: &str = "chat";
+
+/// The prefix of the `Sec-WebSocket-Protocol` entry that carries a token: `token.<JWT>`
+/// (a JWT's characters are all valid in a subprotocol name).
+pub const TOKEN_SUBPROTOCOL_PREFIX: &str = "token.";
+
+/// The entries of a `Sec-WebSocket-Protocol` header value, trimmed, empty ones skipped.
+pub fn subprotocols(header: &str) -> impl Iterator<Item = &str> {
+    header.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
+/// The token of a REQUEST authorizer event: `?token=`, else the `token.` entry of
+/// `Sec-WebSocket-Protocol` (header names matched without regard to case).
+pub fn event_token(event: &Value) -> Option<&str> {
+    let query = event
+        .pointer(&format!("/queryStringParameters/{TOKEN_PARAMETER}"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty());
+    query.or_else(|| {
+        let headers = event.get("headers")?.as_object()?;
+        let (_, value) = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-protocol"))?;
+        subprotocols(value.as_str()?)
+            .find_map(|p| p.strip_prefix(TOKEN_SUBPROTOCOL_PREFIX))
+            .filter(|t| !t.is_empty())
+    })
+}
+
+/// How the authorizer decides (`AUTH_MODE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Everyone is let in, with no identity (names come from `?name=`).
+    Open,
+    /// A valid token of the issuer is required.
+    Jwt(AuthConfig),
+}
+
+impl Mode {
+    /// Reads `AUTH_MODE` (`open`, or `jwt` — also when unset) and, for `jwt`, the
+    /// [`AuthConfig`].
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Mode, String> {
+        match var("AUTH_MODE").as_deref().map(str::trim) {
+            Some("open") => Ok(Mode::Open),
+            None | Some("jwt") => Ok(Mode::Jwt(AuthConfig::from_lookup(var)?)),
+            Some(other) => Err(format!("AUTH_MODE {other:?} is neither open nor jwt")),
+        }
+    }
+}
 
 /// The authorizer's settings: whose tokens, for whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +128,7 @@ impl Authorizer {
             .get("methodArn")
             .and_then(Value::as_str)
             .unwrap_or("*");
-        let token = event
-            .pointer(&format!("/queryStringParameters/{TOKEN_PARAMETER}"))
-            .and_then(Value::as_str);
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
+        let Some(token) = event_token(event) else {
             tracing::info!(reason = "no token", "denied");
             return Ok(policy("anonymous", "Deny", method_arn, None));
         };
@@ -118,13 +174,33 @@ fn policy(principal: &str, effect: &str, method_arn: &str, context: Option<Value
 /// Runs the authorizer under the Lambda runtime until the container is shut down.
 pub async fn run() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = AuthConfig::from_lookup(|name| std::env::var(name).ok())?;
-    let authorizer = Arc::new(Authorizer::new(&config, jwks::DEFAULT_MIN_REFRESH));
+    let authorizer = match Mode::from_lookup(|name| std::env::var(name).ok())? {
+        Mode::Open => None,
+        Mode::Jwt(config) => Some(Arc::new(Authorizer::new(
+            &config,
+            jwks::DEFAULT_MIN_REFRESH,
+        ))),
+    };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let authorizer = Arc::clone(&authorizer);
-        async move { Ok::<Value, Error>(authorizer.answer(&event.payload).await?) }
+        let authorizer = authorizer.clone();
+        async move {
+            Ok::<Value, Error>(match authorizer {
+                Some(authorizer) => authorizer.answer(&event.payload).await?,
+                None => open_answer(&event.payload),
+            })
+        }
     }))
     .await
+}
+
+/// `AUTH_MODE=open`: everyone is let in, with no context (so no identity: the connection
+/// is named from `?name=` or as a guest).
+pub fn open_answer(event: &Value) -> Value {
+    let method_arn = event
+        .get("methodArn")
+        .and_then(Value::as_str)
+        .unwrap_or("*");
+    policy("anonymous", "Allow", method_arn, None)
 }
 
 #[cfg(test)]
@@ -166,6 +242,44 @@ mod tests {
             ("JWT_AUDIENCE", "a")
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn the_mode_decides_whether_an_issuer_is_needed() {
+        let mode = |vars: &[(&str, &str)]| {
+            Mode::from_lookup(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(mode(&[("AUTH_MODE", "open")]), Ok(Mode::Open));
+        assert!(mode(&[("AUTH_MODE", "jwt")])
+            .unwrap_err()
+            .contains("JWT_ISSUER"));
+        assert!(mode(&[]).unwrap_err().contains("JWT_ISSUER"));
+        assert!(mode(&[("AUTH_MODE", "cognito!")])
+            .unwrap_err()
+            .contains("neither"));
+        let arn = "arn:aws:execute-api:us-east-1:123456789012:abc/Test/$connect";
+        let open = open_answer(&json!({"methodArn": arn}));
+        assert_eq!(open["policyDocument"]["Statement"][0]["Effect"], "Allow");
+        assert_eq!(open["policyDocument"]["Statement"][0]["Resource"], arn);
+        assert!(open.get("context").is_none());
+    }
+
+    #[test]
+    fn the_token_comes_from_the_query_or_the_subprotocol_header() {
+        let query = json!({"queryStringParameters": {"token": "a.b.c"},
+            "headers": {"Sec-WebSocket-Protocol": "chat, token.x.y.z"}});
+        assert_eq!(event_token(&query), Some("a.b.c"));
+        let header = json!({"headers": {"sec-websocket-protocol": "chat,token.x.y.z"}});
+        assert_eq!(event_token(&header), Some("x.y.z"));
+        let empty = json!({"queryStringParameters": {"token": ""},
+            "headers": {"Sec-WebSocket-Protocol": "chat, token."}});
+        assert_eq!(event_token(&empty), None);
+        assert_eq!(event_token(&json!({"headers": {"X": "token.a"}})), None);
+        assert_eq!(event_token(&json!({})), None);
     }
 
     #[tokio::test]

@@ -1,10 +1,12 @@
 //! `$connect` and `$disconnect`: a connection enters its room (`?room=`, default `lobby`)
-//! under its display name, and leaves it, and the room is told (`joined`, `left`).
+//! under its display name, and leaves it, and the room is told (`joined`, `left`); a
+//! handshake that offers the `chat` subprotocol is answered with it.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
 
 use super::{status, App};
+use crate::auth;
 use crate::identity::{self, Identity};
 use crate::protocol::Presence;
 use crate::rooms;
@@ -51,9 +53,29 @@ impl App {
             };
             self.presence(&client, true, presence, Some(id)).await;
         }
-        status(200)
+        let mut response = status(200);
+        if offers_chat_subprotocol(event) {
+            // A browser drops a handshake whose answer names none of the subprotocols it
+            // offered; the token entry it offered beside this one is never echoed.
+            let value = aws_lambda_events::http::HeaderValue::from_static(auth::SUBPROTOCOL);
+            response.headers.insert("Sec-WebSocket-Protocol", value);
+        }
+        response
     }
+}
 
+/// Whether the handshake offered [`auth::SUBPROTOCOL`] in `Sec-WebSocket-Protocol`.
+fn offers_chat_subprotocol(event: &ApiGatewayWebsocketProxyRequest) -> bool {
+    event
+        .headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(auth::subprotocols)
+        .any(|p| p == auth::SUBPROTOCOL)
+}
+
+impl App {
     /// `$disconnect`: forget the connection, take it out of its room and tell the room.
     /// API Gateway ignores the answer, so it is always 200.
     pub(super) async fn disconnect(
