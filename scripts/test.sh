@@ -48,7 +48,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-check "cfn-lint and sam validate --lint (AuthMode open and jwt)" scripts/lint-template.sh
+check "cfn-lint and sam validate --lint (AuthMode open, jwt and cognito)" scripts/lint-template.sh
 # The arm64 artifacts come first: an end-to-end test runs them (under qemu) as the
 # local stack's functions, and requires them to be there.
 check "sam build (arm64, cargo-lambda)" .venv/bin/sam build

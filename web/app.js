@@ -21,11 +21,15 @@
 // each message once (by id), and nothing of another room is shown.
 
 import {
-  afterClose, backoff, chatRequest, cleanName, clock, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes,
+  afterClose, backoff, chatRequest, cleanName, clock, configFor, connectProtocols, connectUrl, defaultUrl, fragmentToken, frameBytes,
   historyRequest, initialRoom, interpret, joinRequest, memberEntries, mergeHistory, messageKey, newRoster, pageWithRoom,
   parseConfig, parseTokenAnswer, presenceText, rateLimitText, refusal, roomRefusal, rosterSummary, senderLabel, sizeHint,
   socketKey, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster, whoRequest,
 } from './chat.js';
+import {
+  authorizeUrl, callbackOf, challengeOf, codeRequest, discoveryUrl, endpoints, logoutUrl, randomString,
+  refreshRequest, renewIn, tokensOf, withoutCallback,
+} from './oidc.js';
 
 const $ = (selector) => document.querySelector(selector);
 const status = $('#status');
@@ -53,6 +57,10 @@ const NAME_KEY = 'chat.name';
 const TOKEN_KEY = 'chat.token';
 const TOKEN_NAME_KEY = 'chat.tokenName';
 const TOKEN_FOR_KEY = 'chat.tokenFor';
+/** The refresh token of an issuer sign-in (sessionStorage: this tab only). */
+const REFRESH_KEY = 'chat.refresh';
+/** A sign-in under way at the issuer: {verifier, state, nonce, redirectUri, returnTo}, this tab only. */
+const PENDING_SIGNIN_KEY = 'chat.signin';
 
 let socket = null;
 let attempt = 0;
@@ -65,6 +73,8 @@ let token = null;
 let tokenLabel = null;
 /** The socket (socketKey) the token may be sent to without asking, or null until a click binds it. */
 let tokenFor = null;
+/** The timer that renews an issuer sign-in's tokens before the ID token expires. */
+let renewTimer = null;
 /** Bumped whenever a connection is dropped on purpose, so that a slower sign-in gives up. */
 let generation = 0;
 /** What #who says before the server's own name for us is known: 'You are' or 'Signed in as'. */
@@ -158,6 +168,8 @@ function bindToken(target) {
 }
 
 function forgetToken() {
+  clearTimeout(renewTimer);
+  store(sessionStorage, REFRESH_KEY, null);
   token = null;
   tokenLabel = null;
   store(sessionStorage, TOKEN_KEY, null);
@@ -172,7 +184,10 @@ function currentMode() {
 
 /** Fits the sign-in form to `mode`: a token box unless names are open or the stack issues tokens. */
 function showSignIn(mode) {
-  tokenField.hidden = mode.authMode === 'open' || (mode.authMode === 'jwt' && mode.tokenUrl !== null);
+  tokenField.hidden = mode.authMode === 'open' || (mode.authMode === 'jwt' && (mode.tokenUrl !== null || mode.issuer !== null));
+  // Signing in at an issuer, the issuer asks who you are.
+  nameInput.hidden = mode.issuer != null;
+  nameInput.labels.forEach((label) => { label.hidden = mode.issuer != null; });
   joinButton.textContent = joinLabel(mode);
   signOutButton.hidden = mode.authMode === 'open' || token === null;
 }
@@ -450,7 +465,8 @@ function connect() {
   }
   const withToken = mode.authMode !== 'open' && token !== null;
   if (mode.authMode === 'jwt' && !withToken) {
-    signedOut(mode.tokenUrl ? 'Sign in: enter your name and press Sign in.' : 'Sign in: paste a sign-in token and press Sign in.');
+    signedOut(mode.issuer ? 'Press Sign in to sign in or sign up.'
+      : mode.tokenUrl ? 'Sign in: enter your name and press Sign in.' : 'Sign in: paste a sign-in token and press Sign in.');
     return;
   }
   if (withToken && tokenExpired(token)) {
@@ -466,10 +482,17 @@ function connect() {
     return;
   }
   const name = withToken ? null : storedName();
+  const protocols = withToken ? connectProtocols(token) : undefined;
+  if (protocols === null) {
+    forgetToken();
+    signedOut('That is not a sign-in token (a JWT): sign in again.');
+    return;
+  }
   setStatus('connecting', attempt ? `Reconnecting to ${url} (attempt ${attempt})…` : `Connecting to ${url}…`);
   let ws;
   try {
-    ws = new WebSocket(connectUrl(url, withToken ? { token } : { name }, currentRoom));
+    // The token travels in Sec-WebSocket-Protocol, never in the URL.
+    ws = new WebSocket(connectUrl(url, withToken ? {} : { name }, currentRoom), protocols);
   } catch (error) {
     // The browser's message quotes the URL, and with it the token: say only what is wrong.
     setStatus('offline', withToken ? 'Cannot connect: the WebSocket URL is not valid.' : `Cannot connect: ${error.message}`);
@@ -579,6 +602,127 @@ async function signIn(tokenUrl, name) {
   connectFresh();
 }
 
+/** The issuer's endpoints, from its discovery document; a clear error when it cannot be read. */
+async function issuerEndpoints(issuer) {
+  let discovery = null;
+  try {
+    const response = await fetch(discoveryUrl(issuer), { cache: 'no-store', credentials: 'omit' });
+    discovery = response.ok ? await response.json() : null;
+  } catch {
+    discovery = null;
+  }
+  const found = endpoints(discovery);
+  if (!found) throw new Error(`cannot read the sign-in issuer's discovery document at ${discoveryUrl(issuer)}`);
+  return found;
+}
+
+/** This page's address as the issuer's app client knows it (callback and sign-out URL). */
+function pageAddress() {
+  return `${window.location.origin}${window.location.pathname}`;
+}
+
+/** Sends the browser to the issuer to sign in (or up), with PKCE, state and nonce. */
+async function startIssuerSignIn(mode) {
+  drop();
+  setStatus('connecting', 'Going to the sign-in page…');
+  try {
+    const { authorize } = await issuerEndpoints(mode.issuer);
+    const pending = {
+      verifier: randomString(48), state: randomString(), nonce: randomString(), redirectUri: pageAddress(),
+      returnTo: window.location.pathname + window.location.search,
+    };
+    store(sessionStorage, PENDING_SIGNIN_KEY, JSON.stringify(pending));
+    const challenge = await challengeOf(pending.verifier);
+    window.location.assign(authorizeUrl(authorize, {
+      clientId: mode.clientId, redirectUri: pending.redirectUri, state: pending.state, nonce: pending.nonce, challenge,
+    }));
+  } catch (error) {
+    signedOut(`Sign-in failed: ${error.message}.`);
+  }
+}
+
+/** Asks the issuer's token endpoint; {idToken, refreshToken} or {problem}. */
+async function tokenEndpoint(url, body, expect) {
+  try {
+    const response = await fetch(url, {
+      method: 'POST', body, credentials: 'omit', cache: 'no-store',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    });
+    return tokensOf(await response.json().catch(() => null), expect);
+  } catch {
+    return { problem: `cannot reach the token endpoint at ${url}` };
+  }
+}
+
+/** The browser is back from the issuer (`back` from callbackOf): trade the code, then connect. */
+async function finishIssuerSignIn(mode, back) {
+  let pending = null;
+  try {
+    pending = JSON.parse(stored(sessionStorage, PENDING_SIGNIN_KEY) ?? 'null');
+  } catch {
+    pending = null;
+  }
+  store(sessionStorage, PENDING_SIGNIN_KEY, null);
+  history.replaceState(null, '', pending?.returnTo ?? withoutCallback(window.location));
+  if (!pending || back.state !== pending.state) {
+    signedOut('Sign-in failed: the answer is not for a sign-in this tab started (state). Press Sign in to try again.');
+    return false;
+  }
+  if (back.error) {
+    signedOut(`Sign-in failed: ${back.error}${back.description ? ` (${back.description})` : ''}. Press Sign in to try again.`);
+    return false;
+  }
+  setStatus('connecting', 'Signing in…');
+  let answer;
+  try {
+    const { token: url } = await issuerEndpoints(mode.issuer);
+    const body = codeRequest({ code: back.code, verifier: pending.verifier, clientId: mode.clientId, redirectUri: pending.redirectUri });
+    answer = await tokenEndpoint(url, body, { nonce: pending.nonce });
+  } catch (error) {
+    answer = { problem: error.message };
+  }
+  if (answer.problem) {
+    signedOut(`Sign-in failed: ${answer.problem}. Press Sign in to try again.`);
+    return false;
+  }
+  keepIssuerTokens(mode, answer);
+  return true;
+}
+
+/** Keeps an issuer's tokens for this tab and schedules their renewal. */
+function keepIssuerTokens(mode, { idToken, refreshToken }) {
+  keepToken(idToken, null, urlInput.value.trim());
+  store(sessionStorage, REFRESH_KEY, refreshToken);
+  scheduleRenewal(mode);
+}
+
+/** Renews the tokens before the ID token expires, then reconnects with the fresh one. */
+function scheduleRenewal(mode) {
+  clearTimeout(renewTimer);
+  const wait = token && mode.issuer ? renewIn(token) : null;
+  if (wait === null || !stored(sessionStorage, REFRESH_KEY)) return;
+  renewTimer = setTimeout(async () => {
+    const refreshToken = stored(sessionStorage, REFRESH_KEY);
+    let answer;
+    try {
+      const { token: url } = await issuerEndpoints(mode.issuer);
+      answer = await tokenEndpoint(url, refreshRequest({ refreshToken, clientId: mode.clientId }), { refreshToken });
+    } catch (error) {
+      answer = { problem: error.message };
+    }
+    if (answer.problem) {
+      drop();
+      forgetToken();
+      signedOut(`Your sign-in could not be renewed (${answer.problem}): press Sign in.`);
+      return;
+    }
+    keepIssuerTokens(mode, answer);
+    // The open socket was let in with the old token; a fresh connection carries the new one
+    // (the conversation stays: what was said meanwhile comes back from history).
+    connectFresh();
+  }, wait);
+}
+
 /** After close 1009: says so, and puts the biggest of the `unanswered` messages back in the box. */
 function restoreTooBig(unanswered) {
   let lost = null;
@@ -661,7 +805,8 @@ signinForm.addEventListener('submit', (event) => {
     // The token held for another socket, or handed over, goes to this one because the user said so.
     bindToken(target);
     connectFresh();
-  } else if (mode.authMode === 'jwt' && mode.tokenUrl) signIn(mode.tokenUrl, name);
+  } else if (mode.authMode === 'jwt' && mode.issuer) startIssuerSignIn(mode);
+  else if (mode.authMode === 'jwt' && mode.tokenUrl) signIn(mode.tokenUrl, name);
   else if (token !== null) connectFresh();
   else if (mode.authMode === 'jwt') {
     drop();
@@ -669,9 +814,21 @@ signinForm.addEventListener('submit', (event) => {
   } else connectFresh();
 });
 
-signOutButton.addEventListener('click', () => {
+signOutButton.addEventListener('click', async () => {
+  const mode = currentMode();
+  const idToken = token;
   drop();
   forgetToken();
+  if (mode.issuer) {
+    // Signed out here; then at the issuer too, which sends the browser back to this page.
+    try {
+      const { logout } = await issuerEndpoints(mode.issuer);
+      window.location.assign(logoutUrl(logout, { clientId: mode.clientId, logoutUri: pageAddress(), idToken }));
+      return;
+    } catch {
+      // The issuer's session stays; this page is signed out all the same.
+    }
+  }
   signedOut(currentMode().authMode === 'jwt' ? 'Signed out. Sign in again to chat.' : 'Signed out. Join again to chat.');
 });
 
@@ -701,10 +858,16 @@ const start = initialRoom(window.location);
 if (start.problem) showRoomNote(`The link's room cannot be used: ${start.problem} You are in ${start.room}.`);
 enterRoom(start.room);
 config = await loadConfig();
+// The stack's own configuration names its WebSocket API (on AWS the page is on another host).
+if (config.webSocketUrl && !new URLSearchParams(window.location.search).has('ws')) urlInput.value = config.webSocketUrl;
 const startMode = currentMode();
+const back = startMode.issuer ? callbackOf(window.location.search) : null;
 // The local token endpoint issues a token for any name: one remembered signs in again by itself.
-if (startMode.authMode === 'jwt' && startMode.tokenUrl && (token === null || tokenExpired(token)) && storedName()) {
+if (back) {
+  if (await finishIssuerSignIn(startMode, back)) connectFresh();
+} else if (startMode.authMode === 'jwt' && startMode.tokenUrl && (token === null || tokenExpired(token)) && storedName()) {
   signIn(startMode.tokenUrl, storedName());
 } else {
+  if (startMode.issuer) scheduleRenewal(startMode);
   connect();
 }

@@ -164,14 +164,29 @@ export function withParam(url, key, value) {
 }
 
 /**
- * The WebSocket URL to open for `base` as `who` in `room`: {token} adds `?token=`, {name} adds
- * `?name=` (open mode), neither (or a blank name) adds nothing and the server names a guest;
- * a room adds `&room=` (none: the server's default, lobby).
+ * The WebSocket URL to open for `base` as `who` in `room`: {name} adds `?name=` (open mode),
+ * no name (or a blank one) adds nothing and the server names a guest; a room adds `&room=`
+ * (none: the server's default, lobby). A token never goes into the URL (URLs end up in logs):
+ * see `connectProtocols`.
  */
 export function connectUrl(base, who = {}, room = null) {
   const name = typeof who.name === 'string' ? who.name.trim() : '';
-  const url = who.token ? withParam(base, 'token', who.token) : name ? withParam(base, 'name', name) : base;
+  const url = name ? withParam(base, 'name', name) : base;
   return room ? withParam(url, 'room', room) : url;
+}
+
+/** The subprotocol the page speaks; `$connect` answers with it. */
+export const SUBPROTOCOL = 'chat';
+
+/**
+ * The `Sec-WebSocket-Protocol` entries that carry JWT `token` in the handshake: the chat
+ * protocol and `token.<JWT>` (the authorizer reads it there). null for a token with
+ * characters a subprotocol name cannot hold (a JWT is base64url parts joined by dots).
+ */
+export function connectProtocols(token) {
+  const clean = typeof token === 'string' ? token.trim() : '';
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*)*$/.test(clean)) return null;
+  return [SUBPROTOCOL, `token.${clean}`];
 }
 
 /** The token endpoint's URL for `name` (none when blank: the issuer decides). */
@@ -182,16 +197,30 @@ export function tokenRequestUrl(tokenUrl, name) {
 
 /**
  * How the server signs users in, from its /chat-config.json (`value` is the parsed JSON, or
- * null when the fetch failed): {authMode: 'open' | 'jwt' | 'unknown', tokenUrl}. 'unknown'
- * (a static host, AWS) means the page cannot tell and offers both a name and a token box.
+ * null when the fetch failed): {authMode: 'open' | 'jwt' | 'unknown', tokenUrl, issuer,
+ * clientId}. With an `issuer` and a `clientId` (AuthMode cognito, or jwt with JwtClientId)
+ * the page signs in through the issuer's authorization-code flow (oidc.js); with a `tokenUrl`
+ * (the local development issuer) it asks for a token by name. 'unknown' (a static host) means
+ * the page cannot tell and offers both a name and a token box.
  */
 export function parseConfig(value) {
-  if (value && value.authMode === 'open') return { authMode: 'open', tokenUrl: null };
-  if (value && value.authMode === 'jwt') {
-    const url = typeof value.tokenUrl === 'string' && /^https?:\/\//i.test(value.tokenUrl) ? value.tokenUrl : null;
-    return { authMode: 'jwt', tokenUrl: url };
+  const none = { tokenUrl: null, issuer: null, clientId: null };
+  if (value && (value.authMode === 'jwt' || value.authMode === 'cognito')) {
+    const url = (text) => (typeof text === 'string' && /^https?:\/\//i.test(text) ? text : null);
+    const clientId = typeof value.clientId === 'string' && value.clientId.trim() ? value.clientId.trim() : null;
+    const issuer = clientId ? url(value.issuer) : null;
+    return {
+      authMode: 'jwt', tokenUrl: issuer ? null : url(value.tokenUrl), issuer, clientId: issuer ? clientId : null,
+      webSocketUrl: wsUrlOf(value.webSocketUrl),
+    };
   }
-  return { authMode: 'unknown', tokenUrl: null };
+  if (value && value.authMode === 'open') return { authMode: 'open', ...none, webSocketUrl: wsUrlOf(value.webSocketUrl) };
+  return { authMode: 'unknown', ...none };
+}
+
+/** `text` when it is a ws:// or wss:// URL, else null. */
+function wsUrlOf(text) {
+  return typeof text === 'string' && /^wss?:\/\/[^\s]+$/i.test(text.trim()) ? text.trim() : null;
 }
 
 /**
@@ -205,7 +234,8 @@ export function configFor(config, wsUrl, location) {
   } catch {
     host = null;
   }
-  return host !== null && host === location.host ? config : parseConfig(null);
+  const named = config.webSocketUrl && socketKey(config.webSocketUrl) === socketKey(wsUrl);
+  return named || (host !== null && host === location.host) ? config : parseConfig(null);
 }
 
 /**

@@ -1,23 +1,28 @@
 //! The development issuer: an OpenID Connect issuer on loopback so `AuthMode=jwt` works
 //! with no identity provider. It serves a discovery document, its JWKS (one RSA key made
-//! at start) and a token endpoint minting RS256 tokens for a name
+//! at start), a token endpoint minting RS256 tokens for a name
 //! (`GET /token?name=alice` → `{"token", "name", "expiresIn"}`), which
-//! `chat-local token --name alice` and the web page call.
+//! `chat-local token --name alice` and the web page call, and the authorization-code flow
+//! with PKCE of a Cognito-like managed login ([`crate::oauth`]) for one public client
+//! whose id is the audience.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use axum::extract::{Query, State};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::oauth;
 use crate::signing::SigningKey;
 
 /// The template parameter naming the token issuer; when a stack whose `$connect` has an
@@ -40,12 +45,14 @@ struct Issuer {
     url: String,
     audience: String,
     key: SigningKey,
+    oauth: oauth::Server,
 }
 
 /// A running development issuer; dropping it stops it.
 pub struct DevIssuer {
     pub url: String,
     pub audience: String,
+    issuer: Arc<Issuer>,
     server: JoinHandle<std::io::Result<()>>,
 }
 
@@ -67,18 +74,29 @@ impl DevIssuer {
             url: url.clone(),
             audience: audience.to_owned(),
             key: SigningKey::rs256(&format!("dev-{}", crate::ids::gateway_id()))?,
+            oauth: oauth::Server::new(&url, oauth::Client::new(audience)),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/.well-known/jwks.json", get(jwks))
             .route("/token", get(token))
-            .with_state(issuer);
+            .route("/oauth2/authorize", get(authorize_page).post(sign_in))
+            .route("/oauth2/token", post(oauth_token))
+            .route("/logout", get(logout))
+            .with_state(Arc::clone(&issuer));
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(DevIssuer {
             url,
             audience: audience.to_owned(),
+            issuer,
             server,
         })
+    }
+
+    /// Registers `uri` as a callback and sign-out URL of the issuer's app client (the
+    /// stack's page, once its address is known).
+    pub fn allow_redirect(&self, uri: &str) {
+        self.issuer.oauth.client.allow(uri);
     }
 
     /// `{url}/token`, the endpoint that mints tokens.
@@ -92,8 +110,14 @@ async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
     cors(Json(json!({
         "issuer": url,
         "jwks_uri": format!("{url}/.well-known/jwks.json"),
-        "token_endpoint": format!("{url}/token"),
-        "response_types_supported": ["token"],
+        "authorization_endpoint": format!("{url}/oauth2/authorize"),
+        "token_endpoint": format!("{url}/oauth2/token"),
+        "end_session_endpoint": format!("{url}/logout"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": oauth::SCOPES,
+        "token_endpoint_auth_methods_supported": ["none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
     })))
@@ -103,6 +127,38 @@ async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
     cors(Json(json!({"keys": [issuer.key.jwk()]})))
 }
 
+async fn authorize_page(
+    State(issuer): State<Arc<Issuer>>,
+    request: Result<Query<oauth::AuthorizeRequest>, QueryRejection>,
+) -> Response {
+    let request = request.map(|Query(r)| r).unwrap_or_default();
+    issuer.oauth.authorize_page(&request)
+}
+
+async fn sign_in(
+    State(issuer): State<Arc<Issuer>>,
+    request: Result<Form<oauth::AuthorizeRequest>, FormRejection>,
+) -> Response {
+    let request = request.map(|Form(r)| r).unwrap_or_default();
+    issuer.oauth.sign_in(&request)
+}
+
+async fn oauth_token(
+    State(issuer): State<Arc<Issuer>>,
+    request: Result<Form<oauth::TokenRequest>, FormRejection>,
+) -> Response {
+    let request = request.map(|Form(r)| r).unwrap_or_default();
+    cors(issuer.oauth.token(&issuer.key, &request))
+}
+
+async fn logout(
+    State(issuer): State<Arc<Issuer>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    issuer.oauth.logout(&query)
+}
+
 #[derive(Deserialize)]
 struct TokenRequest {
     name: Option<String>,
@@ -110,7 +166,7 @@ struct TokenRequest {
 
 async fn token(
     State(issuer): State<Arc<Issuer>>,
-    request: Result<Query<TokenRequest>, axum::extract::rejection::QueryRejection>,
+    request: Result<Query<TokenRequest>, QueryRejection>,
 ) -> Response {
     let name = request
         .ok()
@@ -124,7 +180,7 @@ async fn token(
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
         "iss": issuer.url,
-        "sub": subject(&name),
+        "sub": oauth::subject(&name),
         "aud": issuer.audience,
         "name": name,
         "iat": now,
@@ -135,16 +191,6 @@ async fn token(
     cors(Json(
         json!({"token": token, "name": name, "expiresIn": TOKEN_SECONDS}),
     ))
-}
-
-/// A stable subject per name, so the same name is the same user across tokens.
-fn subject(name: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("dev-{hex}")
 }
 
 /// The web page calls from another origin (the WebSocket port).

@@ -13,6 +13,7 @@
 
 pub mod cargo;
 pub mod connections;
+pub mod custom;
 pub mod dynamodb;
 pub mod events;
 pub mod functions;
@@ -21,9 +22,12 @@ pub mod ids;
 pub mod issuer;
 pub mod lambda_api;
 pub mod log;
+pub mod oauth;
 pub mod process;
 pub mod registry;
+pub mod resources;
 pub mod runtime_api;
+pub mod s3;
 pub mod sam;
 pub mod server;
 pub mod signing;

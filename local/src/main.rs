@@ -102,6 +102,10 @@ struct StartArgs {
     /// 0 picks a free one.
     #[arg(long, default_value_t = 3004)]
     lambda_port: u16,
+    /// Port of the local S3 (loopback), the functions' AWS_ENDPOINT_URL_S3; 0 picks a
+    /// free one.
+    #[arg(long, default_value_t = 3005)]
+    s3_port: u16,
     /// Idle timeout in seconds (API Gateway: 600).
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
@@ -190,6 +194,7 @@ async fn start(args: StartArgs) -> Result<()> {
     options.port = args.port;
     options.connections_port = args.connections_port;
     options.lambda_port = args.lambda_port;
+    options.s3_port = args.s3_port;
     options.limits.idle_timeout = Duration::from_secs(args.idle_timeout);
     options.limits.max_connection_duration = Duration::from_secs(args.max_connection_duration);
     options.throttle = !args.no_throttle;

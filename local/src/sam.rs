@@ -163,23 +163,31 @@ fn websocket_api(id: &str, api: &Resource) -> Result<Vec<(String, Resource)>> {
         if let Some(sources) = auth.get("IdentitySource") {
             properties["IdentitySource"] = sources.clone();
         }
-        let permission = json!({
-            "Action": "lambda:InvokeFunction",
-            "FunctionName": arn,
-            "Principal": "apigateway.amazonaws.com",
-            "SourceArn": {"Fn::Sub": [
-                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${__ApiId__}/authorizers/*",
-                {"__ApiId__": {"Ref": id}},
-            ]},
-        });
+        // With an InvokeRole, API Gateway invokes the function with that role, and the
+        // translator makes no resource-based permission.
+        let role = auth.get("InvokeRole");
+        if let Some(role) = role {
+            properties["AuthorizerCredentialsArn"] = role.clone();
+        }
         out.push((
             authorizer,
             resource("AWS::ApiGatewayV2::Authorizer", properties),
         ));
-        out.push((
-            format!("{id}AuthorizerPermission"),
-            resource("AWS::Lambda::Permission", permission),
-        ));
+        if role.is_none() {
+            let permission = json!({
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": arn,
+                "Principal": "apigateway.amazonaws.com",
+                "SourceArn": {"Fn::Sub": [
+                    "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${__ApiId__}/authorizers/*",
+                    {"__ApiId__": {"Ref": id}},
+                ]},
+            });
+            out.push((
+                format!("{id}AuthorizerPermission"),
+                resource("AWS::Lambda::Permission", permission),
+            ));
+        }
     }
     Ok(out)
 }

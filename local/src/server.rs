@@ -23,7 +23,7 @@ use crate::registry::Registry;
 use crate::stack::Stack;
 use crate::template::Template;
 use crate::throttle::Throttle;
-use crate::{connections, lambda_api, watch as watcher};
+use crate::{connections, custom, lambda_api, s3, watch as watcher};
 
 /// Which DynamoDB the stack uses.
 #[derive(Debug, Clone)]
@@ -51,6 +51,8 @@ pub struct Options {
     pub issuer_port: u16,
     /// The Lambda Invoke API's port (loopback): the functions' `AWS_ENDPOINT_URL_LAMBDA`.
     pub lambda_port: u16,
+    /// Port of the local S3 (loopback), the functions' AWS_ENDPOINT_URL_S3; 0 picks one.
+    pub s3_port: u16,
     pub limits: Limits,
     pub max_instances: usize,
     /// No START/END/REPORT lines.
@@ -77,6 +79,7 @@ impl Options {
             connections_port: 3002,
             issuer_port: 3003,
             lambda_port: 3004,
+            s3_port: 3005,
             limits: Limits::default(),
             max_instances: 10,
             quiet: false,
@@ -113,7 +116,12 @@ impl Options {
         };
         let listener = bind("127.0.0.1", self.issuer_port).await?;
         let dev_issuer = DevIssuer::start(listener, &audience)?;
-        Ok((self.plan(&dev_issuer.url)?.0, Some(dev_issuer)))
+        let mut stack = self.plan(&dev_issuer.url)?.0;
+        // The development issuer stands in for the template's user pool.
+        if let Some(pool) = stack.user_pool.clone() {
+            stack.stand_in(&pool.issuer, &dev_issuer.url);
+        }
+        Ok((stack, Some(dev_issuer)))
     }
 
     /// The stack as it runs with the development issuer at `issuer_url` if it needs one,
@@ -180,6 +188,10 @@ pub struct Running {
     pub serves_web: bool,
     /// The development issuer, when the stack runs one.
     pub dev_issuer: Option<DevIssuer>,
+    /// `http://127.0.0.1:<port>`: the local S3.
+    pub s3_url: String,
+    /// The local S3's buckets (the template's).
+    pub buckets: Arc<s3::Buckets>,
     options: Options,
     functions: Arc<Functions>,
     registry: Arc<Registry>,
@@ -188,19 +200,31 @@ pub struct Running {
     ws_server: JoinHandle<std::io::Result<()>>,
     connections_server: JoinHandle<std::io::Result<()>>,
     lambda_server: JoinHandle<std::io::Result<()>>,
+    s3_server: JoinHandle<std::io::Result<()>>,
     watcher: Option<JoinHandle<()>>,
     dynalite: Option<Dynalite>,
 }
 
 /// Starts the stack `options` describe.
 pub async fn start(options: Options) -> Result<Running> {
-    let (stack, dev_issuer) = options.stack_and_issuer().await?;
+    let (mut stack, dev_issuer) = options.stack_and_issuer().await?;
     let dir = options.template_dir();
     let ws_listener = bind(&options.host, options.port).await?;
+    // What names the API's AWS endpoint (a custom resource's page config) names this one.
+    let local_api = format!("ws://{}", ws_listener.local_addr()?);
+    stack.stand_in(&stack.aws_api_endpoint(), &local_api);
+    let s3_listener = bind("127.0.0.1", options.s3_port).await?;
+    let s3_url = format!("http://{}", s3_listener.local_addr()?);
+    let (s3_server, buckets, responses) = serve_s3(s3_listener, &stack);
     let connections_listener = bind("127.0.0.1", options.connections_port).await?;
     let ws_addr = ws_listener.local_addr()?;
     let connections_addr = connections_listener.local_addr()?;
     let connections_url = format!("http://{connections_addr}/{}", stack.stage);
+    if let Some(issuer) = &dev_issuer {
+        // The stack's page is the issuer's app client's callback and sign-out URL.
+        issuer.allow_redirect(&format!("http://{ws_addr}/"));
+        issuer.allow_redirect(&format!("http://localhost:{}/", ws_addr.port()));
+    }
     let lambda_listener = bind("127.0.0.1", options.lambda_port).await?;
     let lambda_url = format!("http://{}", lambda_listener.local_addr()?);
 
@@ -209,9 +233,11 @@ pub async fn start(options: Options) -> Result<Running> {
         dynalite,
         tables_created,
         functions,
-    } = backend(&options, &stack, &connections_url, &lambda_url).await?;
+    } = backend(&options, &stack, &connections_url, &lambda_url, &s3_url).await?;
     let functions = Arc::new(functions);
     let lambda_server = serve_lambda_api(lambda_listener, &stack, &functions, &options.log);
+    // As a deploy does: the custom resources are created once everything they name exists.
+    custom::create_all(&stack, &functions, &responses, &s3_url, &options.log).await?;
 
     let registry = Arc::new(Registry::default());
     let (stop, stopping) = watch::channel(false);
@@ -266,6 +292,8 @@ pub async fn start(options: Options) -> Result<Running> {
         tables_created,
         serves_web,
         dev_issuer,
+        s3_url,
+        buckets,
         options,
         functions,
         registry,
@@ -274,9 +302,29 @@ pub async fn start(options: Options) -> Result<Running> {
         ws_server,
         connections_server,
         lambda_server,
+        s3_server,
         watcher,
         dynalite,
     })
+}
+
+/// Serves the local S3 with the stack's buckets, and custom resources' answers.
+fn serve_s3(
+    listener: TcpListener,
+    stack: &Stack,
+) -> (
+    JoinHandle<std::io::Result<()>>,
+    Arc<s3::Buckets>,
+    Arc<s3::Responses>,
+) {
+    let buckets = Arc::new(s3::Buckets::default());
+    for bucket in &stack.buckets {
+        buckets.create(&bucket.name);
+    }
+    let responses = Arc::new(s3::Responses::default());
+    let app = s3::router(Arc::clone(&buckets), Arc::clone(&responses));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    (server, buckets, responses)
 }
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener> {
@@ -326,6 +374,7 @@ async fn backend(
     stack: &Stack,
     connections_url: &str,
     lambda_url: &str,
+    s3_url: &str,
 ) -> Result<Backend> {
     let (dynamodb_endpoint, dynalite) = match &options.database {
         Database::Endpoint(endpoint) => (endpoint.clone(), None),
@@ -340,6 +389,7 @@ async fn backend(
         dynamodb: dynamodb_endpoint.clone(),
         connections: connections_url.to_owned(),
         lambda: lambda_url.to_owned(),
+        s3: s3_url.to_owned(),
     };
     let settings = PoolSettings {
         max_instances: options.max_instances,
@@ -409,6 +459,13 @@ impl Running {
                 "  table {} ({}, {state})",
                 table.name, table.logical_id
             ));
+        }
+        lines.push(format!(
+            "S3:              {}/{{bucket}}/{{key}}  (AWS_ENDPOINT_URL_S3, path-style, in memory)",
+            self.s3_url
+        ));
+        for bucket in &stack.buckets {
+            lines.push(format!("  bucket {} ({})", bucket.name, bucket.logical_id));
         }
         lines.push("Routes:".into());
         for (route, function) in &stack.routes {
@@ -483,6 +540,7 @@ impl Running {
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.ws_server).await;
         self.connections_server.abort();
         self.lambda_server.abort();
+        self.s3_server.abort();
         self.functions.shutdown();
         if let Some(dynalite) = self.dynalite.take() {
             dynalite.stop().await;
@@ -500,6 +558,7 @@ impl Drop for Running {
         self.ws_server.abort();
         self.connections_server.abort();
         self.lambda_server.abort();
+        self.s3_server.abort();
         self.functions.shutdown();
     }
 }
@@ -523,11 +582,14 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
     // Functions that invoke functions reach them through the Invoke API here too.
     let lambda_listener = bind("127.0.0.1", 0).await?;
     let lambda_url = format!("http://{}", lambda_listener.local_addr()?);
+    let s3_listener = bind("127.0.0.1", 0).await?;
+    let s3_url = format!("http://{}", s3_listener.local_addr()?);
+    let (s3_server, _, _) = serve_s3(s3_listener, &stack);
     let Backend {
         dynalite,
         functions,
         ..
-    } = backend(&options, &stack, &connections, &lambda_url).await?;
+    } = backend(&options, &stack, &connections, &lambda_url, &s3_url).await?;
     let functions = Arc::new(functions);
     let lambda_server = serve_lambda_api(lambda_listener, &stack, &functions, &options.log);
     let pool = functions.pool(logical_id).expect("checked above");
@@ -535,6 +597,7 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
     functions.shutdown();
     server.abort();
     lambda_server.abort();
+    s3_server.abort();
     if let Some(dynalite) = dynalite {
         dynalite.stop().await;
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use crate::resources::{self, Bucket, CustomResource, UserPool};
 use crate::sam;
 use crate::template::{scalar_string, Scope, Template};
 use crate::throttle;
@@ -83,6 +84,12 @@ pub struct Stack {
     pub tables: Vec<Table>,
     /// The stage's throttling, from its route settings.
     pub throttle: throttle::Settings,
+    /// S3 buckets (the local S3 holds them).
+    pub buckets: Vec<Bucket>,
+    /// The Cognito user pool the development issuer stands in for.
+    pub user_pool: Option<UserPool>,
+    /// Custom resources, run through their functions at start.
+    pub custom_resources: Vec<CustomResource>,
 }
 
 impl Stack {
@@ -132,7 +139,11 @@ impl Stack {
             scope.refs.insert(id.clone(), local);
         }
         let tables = name_tables(template, &mut scope, region)?;
+        let buckets = resources::name_buckets(template, &mut scope, region)?;
+        let user_pool = resources::name_user_pool(template, &mut scope, region);
+        resources::name_roles(template, &mut scope, region)?;
         let function_ids = name_functions(template, &mut scope, region)?;
+        resources::name_function_versions(template, &mut scope)?;
         let (stage, throttle) = stage(template, &scope, &api_id)?;
         let functions = function_ids
             .iter()
@@ -148,6 +159,7 @@ impl Stack {
         );
         let connect_authorizer =
             connect_authorizer(template, &scope, &api_id, &functions, method_arn)?;
+        let custom_resources = resources::custom_resources(template, &scope, &functions)?;
         let tables = tables
             .into_iter()
             .map(|(id, name)| {
@@ -172,7 +184,36 @@ impl Stack {
             functions,
             tables,
             throttle,
+            buckets,
+            user_pool,
+            custom_resources,
         })
+    }
+
+    /// Points what names an emulated resource's AWS endpoint (`aws`, e.g. the user pool's
+    /// issuer URL or the API's `wss://` endpoint) at its local stand-in (`local`): in the
+    /// functions' environments and the custom resources' properties.
+    pub fn stand_in(&mut self, aws: &str, local: &str) {
+        for function in self.functions.values_mut() {
+            for value in function.environment.values_mut() {
+                if let Some(rest) = value.strip_prefix(aws) {
+                    *value = format!("{local}{rest}");
+                }
+            }
+        }
+        for resource in &mut self.custom_resources {
+            resources::stand_in(&mut resource.properties, aws, local);
+        }
+    }
+
+    /// The API's endpoint on AWS: `wss://{apiId}.execute-api.{region}.{suffix}`.
+    pub fn aws_api_endpoint(&self) -> String {
+        format!(
+            "wss://{}.execute-api.{}.{}",
+            self.api_id,
+            self.region,
+            partition(&self.region).1
+        )
     }
 }
 

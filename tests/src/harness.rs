@@ -139,6 +139,7 @@ impl Options {
         options.connections_port = 0;
         options.issuer_port = 0;
         options.lambda_port = 0;
+        options.s3_port = 0;
         options.max_instances = self.max_instances;
         options.quiet = self.quiet;
         options.throttle = self.throttle;
@@ -163,6 +164,8 @@ impl Options {
                 "--issuer-port",
                 "0",
                 "--lambda-port",
+                "0",
+                "--s3-port",
                 "0",
             ]
             .map(String::from),
@@ -220,6 +223,8 @@ pub struct Stack {
     /// `http://127.0.0.1:<port>`: the Lambda Invoke API.
     pub lambda_url: String,
     pub dynamodb_endpoint: String,
+    /// `http://127.0.0.1:<port>`: the local S3.
+    pub s3_url: String,
     pub table: Option<String>,
     /// The development issuer's URL, when the stack runs one.
     pub dev_issuer: Option<String>,
@@ -262,6 +267,7 @@ impl Stack {
             connections_url: running.connections_url.clone(),
             lambda_url: running.lambda_url.clone(),
             dynamodb_endpoint: running.dynamodb_endpoint.clone(),
+            s3_url: running.s3_url.clone(),
             table: table_of(&options),
             dev_issuer: running.dev_issuer.as_ref().map(|issuer| issuer.url.clone()),
             output,
@@ -314,7 +320,17 @@ impl Stack {
                 )
             })
             .expect("the banner names the Lambda API");
+        let s3_url = output
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|line| {
+                let url = line.strip_prefix("S3:")?.split_whitespace().next()?;
+                Some(url.trim_end_matches("/{bucket}/{key}").to_owned())
+            })
+            .expect("the banner names the S3 endpoint");
         Stack {
+            s3_url,
             ws_url: banner[0].clone(),
             lambda_url,
             connections_url: banner[1]

@@ -31,6 +31,8 @@ fn every_statement_is_scoped_to_this_stack() {
     let connections = json!({"Fn::Sub":
         "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/${StageName}/POST/@connections/*"});
     let fanout = json!({"Fn::GetAtt": ["FanoutFunction", "Arn"]});
+    let site_objects = json!({"Fn::Sub": "${SiteBucket.Arn}/*"});
+    let site_bucket = json!({"Fn::GetAtt": ["SiteBucket", "Arn"]});
     let template = template();
     let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (id, function) in template.of_type("AWS::Serverless::Function") {
@@ -64,13 +66,18 @@ fn every_statement_is_scoped_to_this_stack() {
                     let dynamodb = actions.iter().all(|a| a.starts_with("dynamodb:"));
                     let execute_api = actions.iter().all(|a| a == "execute-api:ManageConnections");
                     let invoke = actions.iter().all(|a| a == "lambda:InvokeFunction");
+                    let s3 = actions.iter().all(|a| a.starts_with("s3:"));
                     assert!(
                         (dynamodb && tables.contains(&resource))
                             || (execute_api && resource == connections)
-                            || (invoke && resource == fanout),
+                            || (invoke && resource == fanout)
+                            || (s3 && (resource == site_objects || resource == site_bucket)),
                         "{id} grants {actions:?} on {resource}, beyond this stack's tables, @connections path and fan-out worker"
                     );
-                    let on = match resource["Fn::GetAtt"][0].as_str() {
+                    let on = match resource["Fn::GetAtt"][0]
+                        .as_str()
+                        .or((resource == site_objects).then_some("SiteBucketObjects"))
+                    {
                         Some(table) => table
                             .trim_end_matches("Table")
                             .trim_end_matches("Function")
@@ -153,6 +160,16 @@ fn every_statement_is_scoped_to_this_stack() {
         granted["DefaultFunction"],
         expect(&["Api execute-api:ManageConnections"])
     );
+    // The page's custom resource writes and deletes the page's objects and lists the bucket
+    // (to empty it), nothing else.
+    assert_eq!(
+        granted["SiteFunction"],
+        expect(&[
+            "SiteBucketObjects s3:PutObject",
+            "SiteBucketObjects s3:DeleteObject",
+            "SiteBucket s3:ListBucket",
+        ])
+    );
 }
 
 /// Only this API may invoke the functions, each only for its own routes on this stage,
@@ -177,11 +194,7 @@ fn only_this_api_may_invoke_the_functions() {
         let scope = arn
             .strip_prefix(prefix)
             .unwrap_or_else(|| panic!("{id}: {arn} is not this account's execute-api"));
-        let route = if function == "AuthorizerFunction" {
-            assert_eq!(scope, "${__ApiId__}/authorizers/*", "{id}");
-            assert_eq!(variables["__ApiId__"], json!({"Ref": "ChatApi"}));
-            "authorizer".to_owned()
-        } else {
+        let route = {
             let route = scope
                 .strip_prefix("${ChatApi.ApiId}/${__StageName__}/")
                 .unwrap_or_else(|| panic!("{id}: {arn} is not scoped to this API's stage"));
@@ -195,7 +208,6 @@ fn only_this_api_may_invoke_the_functions() {
     }
     let routes = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
     let expected: BTreeMap<String, BTreeSet<String>> = [
-        ("AuthorizerFunction", routes(&["authorizer"])),
         ("ConnectFunction", routes(&["$connect"])),
         ("DefaultFunction", routes(&["$default"])),
         ("DisconnectFunction", routes(&["$disconnect"])),
@@ -206,8 +218,145 @@ fn only_this_api_may_invoke_the_functions() {
     .map(|(f, r)| (f.to_owned(), r))
     .collect();
     // The fan-out worker is invoked by onMessage's role (no resource policy needed within
-    // the account, and none is wanted): API Gateway may not invoke it.
+    // the account, and none is wanted): API Gateway may not invoke it. The authorizer is
+    // invoked with AuthorizerInvokeRole, which may invoke it and nothing else.
     assert_eq!(allowed, expected);
+    let authorizer = &resources["ChatApiConnectAuthorizer"]["Properties"];
+    assert_eq!(
+        authorizer["AuthorizerCredentialsArn"],
+        json!({"Fn::GetAtt": ["AuthorizerInvokeRole", "Arn"]})
+    );
+    let role = &resources["AuthorizerInvokeRole"]["Properties"];
+    let trust = &role["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(
+        trust,
+        &json!([{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}])
+    );
+    let statements = &role["Policies"][0]["PolicyDocument"]["Statement"];
+    let by_name = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-authorizer";
+    assert_eq!(
+        statements,
+        &json!([{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": {"Fn::Sub": by_name}}])
+    );
+    assert_eq!(
+        resources["AuthorizerFunction"]["Properties"]["FunctionName"],
+        json!({"Fn::Sub": "${AWS::StackName}-authorizer"}),
+        "the role's resource names the authorizer"
+    );
+}
+
+/// The hosted page: a private bucket only this distribution may read (Origin Access
+/// Control), HTTPS only, the security headers, and a user pool client with no secret and
+/// only the code flow.
+#[test]
+fn the_page_is_private_behind_cloudfront_and_the_client_is_public_code_only() {
+    let translated = common::sam_translate(&["AuthMode=cognito".to_owned()]);
+    let r = &translated["Resources"];
+    let bucket = &r["SiteBucket"]["Properties"];
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    for key in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[key], true, "{key}");
+    }
+    assert_eq!(
+        bucket["OwnershipControls"]["Rules"][0]["ObjectOwnership"],
+        "BucketOwnerEnforced"
+    );
+    let statements = r["SiteBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let allow: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    assert_eq!(allow.len(), 1, "one Allow: CloudFront's read");
+    assert_eq!(
+        allow[0]["Principal"],
+        json!({"Service": "cloudfront.amazonaws.com"})
+    );
+    assert_eq!(allow[0]["Action"], "s3:GetObject");
+    let source = &allow[0]["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"];
+    assert!(
+        source
+            .as_str()
+            .unwrap()
+            .ends_with(":distribution/${SiteDistribution}"),
+        "{source}"
+    );
+    let oac = &r["SiteOriginAccessControl"]["Properties"]["OriginAccessControlConfig"];
+    assert_eq!(oac["SigningBehavior"], "always");
+    assert_eq!(oac["OriginAccessControlOriginType"], "s3");
+    let config = &r["SiteDistribution"]["Properties"]["DistributionConfig"];
+    let origin = &config["Origins"][0];
+    assert_eq!(
+        origin["OriginAccessControlId"],
+        json!({"Fn::GetAtt": ["SiteOriginAccessControl", "Id"]})
+    );
+    assert_eq!(origin["S3OriginConfig"]["OriginAccessIdentity"], "");
+    assert_eq!(
+        config["DefaultCacheBehavior"]["ViewerProtocolPolicy"],
+        "redirect-to-https"
+    );
+    assert_eq!(
+        config["DefaultCacheBehavior"]["ResponseHeadersPolicyId"],
+        json!({"Ref": "SiteHeaders"})
+    );
+    let headers =
+        &r["SiteHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"];
+    let csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"][0]
+        .as_str()
+        .unwrap();
+    for part in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "connect-src 'self' wss://${ChatApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}${Issuer}",
+        "script-src 'self'",
+    ] {
+        assert!(csp.contains(part), "CSP lacks {part}: {csp}");
+    }
+    assert!(
+        headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"]
+            .as_u64()
+            .unwrap()
+            >= 31_536_000
+    );
+    assert_eq!(headers["ContentTypeOptions"]["Override"], true);
+    assert_eq!(headers["ReferrerPolicy"]["ReferrerPolicy"], "no-referrer");
+    assert_eq!(headers["FrameOptions"]["FrameOption"], "DENY");
+    // No function URL anywhere: the page is CloudFront's only.
+    let kinds: Vec<&str> = r
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["Type"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"AWS::Lambda::Url"));
+    let client = &r["UserPoolClient"]["Properties"];
+    assert_eq!(client["GenerateSecret"], false);
+    assert_eq!(client["AllowedOAuthFlows"], json!(["code"]));
+    assert_eq!(
+        client["AllowedOAuthScopes"],
+        json!(["openid", "email", "profile"])
+    );
+    let page = json!({"Fn::Sub": "https://${SiteDistribution.DomainName}/"});
+    assert_eq!(client["CallbackURLs"], json!([page]));
+    assert_eq!(client["LogoutURLs"], json!([page]));
+    assert_eq!(r["UserPool"]["Properties"]["UserPoolTier"], "ESSENTIALS");
+    assert_eq!(r["UserPoolDomain"]["Properties"]["ManagedLoginVersion"], 2);
+    assert_eq!(
+        r["ModeratorsGroup"]["Properties"]["GroupName"],
+        "moderators"
+    );
+    for output in ["WebURL", "UserPoolId", "UserPoolClientId", "SignInURL"] {
+        assert!(
+            translated["Outputs"].get(output).is_some(),
+            "output {output}"
+        );
+    }
 }
 
 #[test]

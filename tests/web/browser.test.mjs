@@ -40,7 +40,7 @@ function freePort() {
  * "Ready."; `options` come before --bin-dir, `overrides` after TableName.
  */
 function startStack({ on = port, tableName = table, options = [], overrides = [] } = {}) {
-  const args = ['start', '--port', String(on), '--connections-port', '0', '--lambda-port', '0', ...options, '--bin-dir', binDir, '--quiet',
+  const args = ['start', '--port', String(on), '--connections-port', '0', '--lambda-port', '0', '--s3-port', '0', ...options, '--bin-dir', binDir, '--quiet',
     '--parameter-overrides', `TableName=${tableName}`, ...overrides];
   if (process.env.DYNAMODB_ENDPOINT) args.push('--dynamodb-endpoint', process.env.DYNAMODB_ENDPOINT);
   const child = spawn(join(binDir, 'chat-local'), args, { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -523,10 +523,16 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
     assert.equal(response.headers.get('access-control-allow-origin'), '*');
     const { token, name } = await response.json();
     assert.equal(name, 'frank');
+    const socketUrls = [];
+    page.on('websocket', (ws) => socketUrls.push(ws.url()));
     await page.fill('#token', token);
     await page.click('#join');
     await waitOnline(page);
     await page.locator('#who', { hasText: 'Signed in as frank' }).waitFor();
+    // The token went in Sec-WebSocket-Protocol, and the server answered the chat protocol.
+    assert.equal(socketUrls.length, 1);
+    assert.equal(socketUrls[0].includes('token'), false, `no token in ${socketUrls[0]}`);
+    assert.equal(socketUrls[0].includes(token.slice(0, 20)), false);
     assert.equal(await page.inputValue('#token'), '', 'the pasted token leaves the box');
     const bob = await signedIn('bob');
     await send(page, 'frank pasted a token');

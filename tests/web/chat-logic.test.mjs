@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  afterClose, backoff, chatRequest, cleanName, configFor, connectUrl, defaultUrl, fragmentToken, frameBytes,
+  afterClose, backoff, chatRequest, cleanName, configFor, connectProtocols, connectUrl, defaultUrl, fragmentToken, frameBytes,
   historyRequest, initialRoom, interpret, joinRequest, jwtClaims, kb, memberEntries, mergeHistory, messageKey, newRoster,
   pageWithRoom, parseConfig, parseTokenAnswer, presenceText, rateLimitText, refusal, roomRefusal, rosterSummary,
   senderLabel, shortId, sizeHint, socketKey, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster,
@@ -121,16 +121,14 @@ test('names are cleaned for display: no controls, no bidi tricks, one line, at m
   assert.equal(cleanName({ toString: () => 'x' }), '');
 });
 
-test('the connect URL carries ?name= in open mode, ?token= with a token, nothing for a guest', () => {
+test('the connect URL carries ?name= in open mode, never a token, nothing for a guest', () => {
   assert.equal(connectUrl('ws://127.0.0.1:3001', {}), 'ws://127.0.0.1:3001');
   assert.equal(connectUrl('ws://127.0.0.1:3001'), 'ws://127.0.0.1:3001');
   assert.equal(connectUrl('ws://127.0.0.1:3001', { name: '  ' }), 'ws://127.0.0.1:3001');
   assert.equal(connectUrl('ws://127.0.0.1:3001', { name: 'carol' }), 'ws://127.0.0.1:3001?name=carol');
   assert.equal(connectUrl('ws://h', { name: ' Zoë & co?#/+ ' }), 'ws://h?name=Zo%C3%AB%20%26%20co%3F%23%2F%2B');
   const token = jwt({ name: 'alice' });
-  assert.equal(connectUrl('wss://x.example/Test', { token }), `wss://x.example/Test?token=${token}`);
-  assert.equal(connectUrl('wss://x.example/Test', { token: 'a+b/c=' }), 'wss://x.example/Test?token=a%2Bb%2Fc%3D');
-  assert.equal(connectUrl('wss://x.example/Test', { token, name: 'bob' }), `wss://x.example/Test?token=${token}`, 'the token wins');
+  assert.equal(connectUrl('wss://x.example/Test', { token }), 'wss://x.example/Test', 'a token stays out of the URL');
   assert.equal(connectUrl('wss://x.example/Test?a=1', { name: 'bob' }), 'wss://x.example/Test?a=1&name=bob');
   assert.equal(withParam('wss://x/Test?', 'name', 'b'), 'wss://x/Test?name=b');
   assert.equal(withParam('http://h/token#f', 'name', 'b'), 'http://h/token?name=b#f');
@@ -315,7 +313,7 @@ test("the page's address carries ?room=, its other parameters kept as written", 
 test('the connect URL carries the room after who is connecting', () => {
   assert.equal(connectUrl('ws://127.0.0.1:3001', {}, 'lobby'), 'ws://127.0.0.1:3001?room=lobby');
   assert.equal(connectUrl('ws://127.0.0.1:3001', { name: 'carol' }, 'rust'), 'ws://127.0.0.1:3001?name=carol&room=rust');
-  assert.equal(connectUrl('wss://x.example/Test', { token: 'a.b.c' }, 'a-b_1'), 'wss://x.example/Test?token=a.b.c&room=a-b_1');
+  assert.equal(connectUrl('wss://x.example/Test', { token: 'a.b.c' }, 'a-b_1'), 'wss://x.example/Test?room=a-b_1');
   assert.equal(connectUrl('wss://x.example/Test?a=1', { name: ' ' }, 'rust'), 'wss://x.example/Test?a=1&room=rust');
   assert.equal(connectUrl('ws://h', { name: 'bob' }, null), 'ws://h?name=bob', 'no room: the server\'s default');
   const url = new URL(connectUrl('ws://h', { name: 'Zoë & co' }, 'rust'));
@@ -498,4 +496,14 @@ test('a rate_limited error says how long to wait, never 0.0 s', () => {
   for (const none of [null, undefined, -1, NaN, Infinity, '1200']) {
     assert.equal(rateLimitText(none), 'Slow down: wait a moment before you send again.', String(none));
   }
+});
+
+test('a token travels as a subprotocol beside chat, and only a JWT-shaped one', () => {
+  const token = jwt({ name: 'alice' });
+  assert.deepEqual(connectProtocols(token), ['chat', `token.${token}`]);
+  assert.deepEqual(connectProtocols(` ${token}\n`), ['chat', `token.${token}`], 'trimmed');
+  assert.equal(connectProtocols('a+b/c='), null, 'not a subprotocol name');
+  assert.equal(connectProtocols('a b.c'), null);
+  assert.equal(connectProtocols(''), null);
+  assert.equal(connectProtocols(null), null);
 });

@@ -14,6 +14,8 @@ pub struct Endpoints {
     pub connections: String,
     /// `http://127.0.0.1:<port>`: the Lambda Invoke API.
     pub lambda: String,
+    /// `http://127.0.0.1:<port>`: the local S3 (path-style).
+    pub s3: String,
 }
 
 /// The environment Lambda gives every function, plus the template's variables.
@@ -53,6 +55,7 @@ pub fn lambda_environment(
         endpoints.connections.clone(),
     );
     set("AWS_ENDPOINT_URL_LAMBDA", endpoints.lambda.clone());
+    set("AWS_ENDPOINT_URL_S3", endpoints.s3.clone());
     if let Some(format) = &function.log_format {
         set("AWS_LAMBDA_LOG_FORMAT", format.clone());
     }

@@ -496,6 +496,7 @@ fn endpoints(stack: &Stack) -> Endpoints {
         connections: stack.connections_url.clone(),
         // The cold-start pools invoke nothing.
         lambda: "http://127.0.0.1:9".into(),
+        s3: "http://127.0.0.1:9".into(),
     }
 }
 
