@@ -204,17 +204,18 @@ export function tokenRequestUrl(tokenUrl, name) {
  * the page cannot tell and offers both a name and a token box.
  */
 export function parseConfig(value) {
-  const none = { tokenUrl: null, issuer: null, clientId: null };
-  if (value && (value.authMode === 'jwt' || value.authMode === 'cognito')) {
+  const none = { tokenUrl: null, issuer: null, clientId: null, webSocketUrl: null };
+  if (!value || typeof value !== 'object') return { authMode: 'unknown', ...none };
+  const webSocketUrl = wsUrlOf(value.webSocketUrl);
+  if (value.authMode === 'open') return { authMode: 'open', ...none, webSocketUrl };
+  if (value.authMode === 'jwt' || value.authMode === 'cognito') {
     const url = (text) => (typeof text === 'string' && /^https?:\/\//i.test(text) ? text : null);
     const clientId = typeof value.clientId === 'string' && value.clientId.trim() ? value.clientId.trim() : null;
     const issuer = clientId ? url(value.issuer) : null;
     return {
-      authMode: 'jwt', tokenUrl: issuer ? null : url(value.tokenUrl), issuer, clientId: issuer ? clientId : null,
-      webSocketUrl: wsUrlOf(value.webSocketUrl),
+      authMode: 'jwt', tokenUrl: issuer ? null : url(value.tokenUrl), issuer, clientId: issuer ? clientId : null, webSocketUrl,
     };
   }
-  if (value && value.authMode === 'open') return { authMode: 'open', ...none, webSocketUrl: wsUrlOf(value.webSocketUrl) };
   return { authMode: 'unknown', ...none };
 }
 

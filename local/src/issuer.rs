@@ -64,7 +64,8 @@ impl Drop for DevIssuer {
 
 impl DevIssuer {
     /// Serves the issuer on `listener`, its URL being `http://{address}`.
-    pub fn start(listener: TcpListener, audience: &str) -> Result<DevIssuer> {
+    /// Its tokens are valid `token_seconds`.
+    pub fn start(listener: TcpListener, audience: &str, token_seconds: i64) -> Result<DevIssuer> {
         let address: SocketAddr = listener.local_addr()?;
         if !address.ip().is_loopback() {
             bail!("the development issuer serves on loopback only, not {address}");
@@ -74,7 +75,8 @@ impl DevIssuer {
             url: url.clone(),
             audience: audience.to_owned(),
             key: SigningKey::rs256(&format!("dev-{}", crate::ids::gateway_id()))?,
-            oauth: oauth::Server::new(&url, oauth::Client::new(audience)),
+            oauth: oauth::Server::new(&url, oauth::Client::new(audience))
+                .with_token_seconds(token_seconds),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -185,11 +187,11 @@ async fn token(
         "name": name,
         "iat": now,
         "nbf": now,
-        "exp": now + TOKEN_SECONDS,
+        "exp": now + issuer.oauth.token_seconds,
     });
     let token = issuer.key.token(&claims);
     cors(Json(
-        json!({"token": token, "name": name, "expiresIn": TOKEN_SECONDS}),
+        json!({"token": token, "name": name, "expiresIn": issuer.oauth.token_seconds}),
     ))
 }
 

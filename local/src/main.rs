@@ -106,6 +106,10 @@ struct StartArgs {
     /// free one.
     #[arg(long, default_value_t = 3005)]
     s3_port: u16,
+    /// How long the development issuer's tokens are valid, in seconds (short ones show the
+    /// page renewing them).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(i64).range(10..=86_400))]
+    issuer_token_seconds: i64,
     /// Idle timeout in seconds (API Gateway: 600).
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
@@ -195,6 +199,7 @@ async fn start(args: StartArgs) -> Result<()> {
     options.connections_port = args.connections_port;
     options.lambda_port = args.lambda_port;
     options.s3_port = args.s3_port;
+    options.issuer_token_seconds = args.issuer_token_seconds;
     options.limits.idle_timeout = Duration::from_secs(args.idle_timeout);
     options.limits.max_connection_duration = Duration::from_secs(args.max_connection_duration);
     options.throttle = !args.no_throttle;

@@ -88,6 +88,8 @@ pub struct Server {
     pub client: Client,
     /// Users in `cognito:groups` claims: name → groups.
     pub groups: HashMap<String, Vec<String>>,
+    /// How long the tokens it issues are valid, in seconds.
+    pub token_seconds: i64,
     codes: Mutex<HashMap<String, Grant>>,
     refresh: Mutex<HashMap<String, (String, String)>>,
 }
@@ -130,9 +132,16 @@ impl Server {
             issuer: issuer.to_owned(),
             client,
             groups: HashMap::new(),
+            token_seconds: TOKEN_SECONDS,
             codes: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same server, its tokens valid `seconds`.
+    pub fn with_token_seconds(mut self, seconds: i64) -> Server {
+        self.token_seconds = seconds;
+        self
     }
 
     /// Checks an authorization request: `Err` is the answer (an error page for a wrong
@@ -300,7 +309,7 @@ impl Server {
         let mut id = json!({
             "iss": self.issuer, "sub": sub, "aud": self.client.id, "token_use": "id",
             "cognito:username": user, "name": user, "auth_time": now, "iat": now,
-            "exp": now + TOKEN_SECONDS,
+            "exp": now + self.token_seconds,
         });
         if !groups.is_empty() {
             id["cognito:groups"] = json!(groups);
@@ -311,13 +320,13 @@ impl Server {
         let access = json!({
             "iss": self.issuer, "sub": sub, "client_id": self.client.id, "token_use": "access",
             "username": user, "scope": scope, "auth_time": now, "iat": now,
-            "exp": now + TOKEN_SECONDS, "cognito:groups": groups,
+            "exp": now + self.token_seconds, "cognito:groups": groups,
         });
         json!({
             "id_token": key.token(&id),
             "access_token": key.token(&access),
             "token_type": "Bearer",
-            "expires_in": TOKEN_SECONDS,
+            "expires_in": self.token_seconds,
         })
     }
 
@@ -368,7 +377,7 @@ fn error_page(problem: &str) -> Response {
         escape(problem)
     );
     let mut response = (StatusCode::BAD_REQUEST, Html(body)).into_response();
-    no_framing(&mut response);
+    no_framing(&mut response, None);
     response
 }
 
@@ -411,21 +420,39 @@ input,button{{font:inherit;padding:.4rem;width:100%;box-sizing:border-box;margin
 <button id=sign-in type=submit>Sign in</button></form>"#
     );
     let mut response = Html(body).into_response();
-    no_framing(&mut response);
+    no_framing(&mut response, request.redirect_uri.as_deref());
     response
 }
 
-/// A sign-in page must not be framed by another site (clickjacking).
-fn no_framing(response: &mut Response) {
+/// A sign-in page must not be framed by another site (clickjacking); its form may go to the
+/// issuer itself, and on to the origin of the (checked) redirect URI it answers with.
+fn no_framing(response: &mut Response, redirect: Option<&str>) {
+    let target = redirect.and_then(origin).unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {target}; frame-ancestors 'none'"
+    );
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        header::HeaderValue::from_str(&policy)
+            .unwrap_or(header::HeaderValue::from_static("default-src 'none'")),
     );
     headers.insert(
         header::X_FRAME_OPTIONS,
         header::HeaderValue::from_static("DENY"),
     );
+}
+
+/// `scheme://host[:port]` of an http(s) URL with a plain host, else `None`.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+    };
+    (matches!(scheme, "http" | "https") && plain(host)).then(|| format!("{scheme}://{host}"))
 }
 
 /// HTML-escapes text for element content and quoted attributes.

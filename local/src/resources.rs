@@ -1,8 +1,9 @@
 //! The template's resources beyond the API, functions and tables that the local stack
 //! stands in for: S3 buckets (the local S3), a Cognito user pool and its app client (the
-//! development issuer), and custom resources (run through their functions at start, as
-//! CloudFormation runs them at deploy). Each gets its `Ref` and attributes in the scope,
-//! shaped as on AWS.
+//! development issuer), custom resources (run through their functions at start, as
+//! CloudFormation runs them at deploy), and a CloudFront distribution in front of a bucket
+//! (the WebSocket port's page, with the distribution's security headers). Each gets its
+//! `Ref` and attributes in the scope, shaped as on AWS.
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
@@ -26,6 +27,17 @@ pub struct UserPool {
     pub issuer: String,
     /// Its app client's id (the development issuer's client).
     pub client_id: String,
+    /// Its managed login's origin on AWS, `https://{domain}.auth.{region}.amazoncognito.com`.
+    pub sign_in_origin: String,
+}
+
+/// The page's hosting: a CloudFront distribution in front of one of the template's buckets,
+/// and the security headers of its response headers policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub distribution: String,
+    pub bucket: String,
+    pub headers: Vec<(String, String)>,
 }
 
 /// A custom resource (`Custom::*` or `AWS::CloudFormation::CustomResource`) and the
@@ -98,10 +110,15 @@ pub fn name_user_pool(template: &Template, scope: &mut Scope, region: &str) -> O
     for (client, _) in template.of_type("AWS::Cognito::UserPoolClient") {
         scope.refs.insert(client.clone(), DEV_AUDIENCE.to_owned());
     }
+    let domain = "local-sign-in";
+    for (id, _) in template.of_type("AWS::Cognito::UserPoolDomain") {
+        scope.refs.insert(id.clone(), domain.to_owned());
+    }
     Some(UserPool {
         logical_id: id.clone(),
         issuer: format!("https://cognito-idp.{region}.amazonaws.com/{pool_id}"),
         client_id: DEV_AUDIENCE.to_owned(),
+        sign_in_origin: format!("https://{domain}.auth.{region}.amazoncognito.com"),
     })
 }
 
@@ -162,6 +179,66 @@ pub fn custom_resources(
         });
     }
     Ok(found)
+}
+
+/// The distribution serving one of `buckets`, with its response headers policy's security
+/// headers (resolved as CloudFront sends them); `None` when the template hosts no page.
+pub fn site(template: &Template, scope: &Scope, buckets: &[Bucket]) -> Result<Option<Site>> {
+    for (id, distribution) in template.of_type("AWS::CloudFront::Distribution") {
+        let config = &distribution.properties["DistributionConfig"];
+        let origins = config["Origins"].as_array().cloned().unwrap_or_default();
+        let bucket = origins.iter().find_map(|origin| {
+            let domain = scope.resolve_string(&origin["DomainName"]).ok()?;
+            buckets
+                .iter()
+                .find(|b| domain.starts_with(&format!("{}.s3.", b.name)))
+        });
+        let Some(bucket) = bucket else { continue };
+        let policy = config["DefaultCacheBehavior"]["ResponseHeadersPolicyId"]["Ref"]
+            .as_str()
+            .and_then(|policy| template.resources.get(policy));
+        let security = policy
+            .map(|p| &p.properties["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"])
+            .cloned()
+            .unwrap_or(Value::Null);
+        let headers = security_headers(&security, scope)
+            .with_context(|| format!("{id}'s response headers policy"))?;
+        return Ok(Some(Site {
+            distribution: id.clone(),
+            bucket: bucket.name.clone(),
+            headers,
+        }));
+    }
+    Ok(None)
+}
+
+/// A response headers policy's `SecurityHeadersConfig` as the headers CloudFront adds.
+fn security_headers(config: &Value, scope: &Scope) -> Result<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    let text = |value: &Value| scope.resolve_string(value);
+    if let Some(csp) = config.pointer("/ContentSecurityPolicy/ContentSecurityPolicy") {
+        headers.push(("content-security-policy".to_owned(), text(csp)?));
+    }
+    if let Some(hsts) = config.get("StrictTransportSecurity") {
+        let mut value = format!("max-age={}", text(&hsts["AccessControlMaxAgeSec"])?);
+        if hsts["IncludeSubdomains"] == true {
+            value.push_str("; includeSubDomains");
+        }
+        if hsts["Preload"] == true {
+            value.push_str("; preload");
+        }
+        headers.push(("strict-transport-security".to_owned(), value));
+    }
+    if config.get("ContentTypeOptions").is_some() {
+        headers.push(("x-content-type-options".to_owned(), "nosniff".to_owned()));
+    }
+    if let Some(frame) = config.pointer("/FrameOptions/FrameOption") {
+        headers.push(("x-frame-options".to_owned(), text(frame)?));
+    }
+    if let Some(referrer) = config.pointer("/ReferrerPolicy/ReferrerPolicy") {
+        headers.push(("referrer-policy".to_owned(), text(referrer)?));
+    }
+    Ok(headers)
 }
 
 /// Replaces `aws` by `local` at the start of every string in `value` (an emulated

@@ -29,7 +29,7 @@ pub struct Object {
 }
 
 /// The buckets and their objects.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Buckets {
     buckets: Mutex<HashMap<String, BTreeMap<String, Object>>>,
 }

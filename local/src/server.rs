@@ -53,6 +53,8 @@ pub struct Options {
     pub lambda_port: u16,
     /// Port of the local S3 (loopback), the functions' AWS_ENDPOINT_URL_S3; 0 picks one.
     pub s3_port: u16,
+    /// How long the development issuer's tokens are valid, in seconds.
+    pub issuer_token_seconds: i64,
     pub limits: Limits,
     pub max_instances: usize,
     /// No START/END/REPORT lines.
@@ -80,6 +82,7 @@ impl Options {
             issuer_port: 3003,
             lambda_port: 3004,
             s3_port: 3005,
+            issuer_token_seconds: issuer::TOKEN_SECONDS,
             limits: Limits::default(),
             max_instances: 10,
             quiet: false,
@@ -115,12 +118,19 @@ impl Options {
             return Ok((stack, None));
         };
         let listener = bind("127.0.0.1", self.issuer_port).await?;
-        let dev_issuer = DevIssuer::start(listener, &audience)?;
+        let dev_issuer = DevIssuer::start(listener, &audience, self.issuer_token_seconds)?;
         let mut stack = self.plan(&dev_issuer.url)?.0;
-        // The development issuer stands in for the template's user pool.
+        // The development issuer stands in for the template's user pool (its issuer URL,
+        // the pool's API origin and the managed login's origin alike), and, in security
+        // headers, for an https issuer origin made of its (http, loopback) address.
         if let Some(pool) = stack.user_pool.clone() {
             stack.stand_in(&pool.issuer, &dev_issuer.url);
+            let api_origin = format!("https://cognito-idp.{}.amazonaws.com", stack.region);
+            stack.stand_in(&api_origin, &dev_issuer.url);
+            stack.stand_in(&pool.sign_in_origin, &dev_issuer.url);
         }
+        let host = dev_issuer.url.trim_start_matches("http://").to_owned();
+        stack.stand_in(&format!("https://{host}"), &dev_issuer.url);
         Ok((stack, Some(dev_issuer)))
     }
 
@@ -268,6 +278,15 @@ pub async fn start(options: Options) -> Result<Running> {
         web: crate::web::Web {
             dir: serves_web.then_some(web_dir),
             config: web_config,
+            site: stack
+                .site
+                .as_ref()
+                .map(|site| (Arc::clone(&buckets), site.bucket.clone())),
+            headers: stack
+                .site
+                .as_ref()
+                .map(|site| site.headers.clone())
+                .unwrap_or_default(),
         },
         shutdown: stopping.clone(),
         sessions: Arc::clone(&sessions),

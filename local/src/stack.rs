@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::resources::{self, Bucket, CustomResource, UserPool};
+use crate::resources::{self, Bucket, CustomResource, Site, UserPool};
 use crate::sam;
 use crate::template::{scalar_string, Scope, Template};
 use crate::throttle;
@@ -90,6 +90,8 @@ pub struct Stack {
     pub user_pool: Option<UserPool>,
     /// Custom resources, run through their functions at start.
     pub custom_resources: Vec<CustomResource>,
+    /// The hosted page: a distribution in front of one of `buckets`.
+    pub site: Option<Site>,
 }
 
 impl Stack {
@@ -160,6 +162,7 @@ impl Stack {
         let connect_authorizer =
             connect_authorizer(template, &scope, &api_id, &functions, method_arn)?;
         let custom_resources = resources::custom_resources(template, &scope, &functions)?;
+        let site = resources::site(template, &scope, &buckets)?;
         let tables = tables
             .into_iter()
             .map(|(id, name)| {
@@ -187,6 +190,7 @@ impl Stack {
             buckets,
             user_pool,
             custom_resources,
+            site,
         })
     }
 
@@ -203,6 +207,14 @@ impl Stack {
         }
         for resource in &mut self.custom_resources {
             resources::stand_in(&mut resource.properties, aws, local);
+        }
+        // Headers name endpoints anywhere in their values (a CSP's sources).
+        for (_, value) in self
+            .site
+            .iter_mut()
+            .flat_map(|site| site.headers.iter_mut())
+        {
+            *value = value.replace(aws, local);
         }
     }
 

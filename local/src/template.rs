@@ -1,6 +1,6 @@
 //! The SAM template, read as CloudFormation reads it: YAML (or JSON) with the short-form
 //! intrinsic tags, and the intrinsics this project uses (`Ref`, `Fn::Sub`, `Fn::GetAtt`,
-//! `Fn::Join`, and `Conditions` with `Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::And`,
+//! `Fn::Join`, `Fn::Split`, `Fn::Select`, and `Conditions` with `Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::And`,
 //! `Fn::Or` and `AWS::NoValue`) resolved against local values.
 //!
 //! Short tags become their long form while loading (`!Ref X` is `{"Ref": "X"}`), so the
@@ -313,6 +313,30 @@ impl Scope {
             "Fn::GetAtt" => Value::String(self.get_att(argument)?),
             "Fn::Sub" => Value::String(self.sub(argument)?),
             "Fn::Join" => Value::String(self.join(argument)?),
+            "Fn::Split" => {
+                let parts = argument.as_array().filter(|parts| parts.len() == 2);
+                let parts = parts.ok_or_else(|| anyhow!("Fn::Split takes [delimiter, string]"))?;
+                let delimiter = parts[0]
+                    .as_str()
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| anyhow!("Fn::Split needs a delimiter"))?;
+                let text = self.resolve_string(&parts[1])?;
+                Value::Array(text.split(delimiter).map(Value::from).collect())
+            }
+            "Fn::Select" => {
+                let parts = argument.as_array().filter(|parts| parts.len() == 2);
+                let parts = parts.ok_or_else(|| anyhow!("Fn::Select takes [index, list]"))?;
+                let index: usize = self
+                    .resolve_string(&parts[0])?
+                    .parse()
+                    .map_err(|_| anyhow!("Fn::Select needs a whole number index"))?;
+                match self.resolve(&parts[1])? {
+                    Value::Array(items) => items.get(index).cloned().ok_or_else(|| {
+                        anyhow!("Fn::Select: no item {index} in a list of {}", items.len())
+                    })?,
+                    other => bail!("Fn::Select needs a list, not {other}"),
+                }
+            }
             "Fn::If" => {
                 let parts = argument.as_array().filter(|parts| parts.len() == 3);
                 let parts = parts.ok_or_else(|| anyhow!("Fn::If takes [condition, then, else]"))?;
@@ -330,7 +354,7 @@ impl Scope {
                 Value::Bool(self.condition_value(&Value::Object(condition))?)
             }
             other if other.starts_with("Fn::") => {
-                bail!("{other} is not supported by the local stack (Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::If and the condition functions are)")
+                bail!("{other} is not supported by the local stack (Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Split, Fn::Select, Fn::If and the condition functions are)")
             }
             _ => Value::Object(
                 [(key.to_owned(), self.resolve(argument)?)]
@@ -539,6 +563,19 @@ Resources:
             .unwrap_err()
             .to_string()
             .contains("Fn::If"));
+    }
+
+    #[test]
+    fn select_and_split_pick_a_part() {
+        let scope = scope();
+        let host = serde_json::json!({"Fn::Select": [2, {"Fn::Split": ["/", "https://issuer.example/pool"]}]});
+        assert_eq!(scope.resolve_string(&host).unwrap(), "issuer.example");
+        let beyond = serde_json::json!({"Fn::Select": [5, {"Fn::Split": ["/", "a/b"]}]});
+        assert!(scope
+            .resolve(&beyond)
+            .unwrap_err()
+            .to_string()
+            .contains("no item 5"));
     }
 
     #[test]

@@ -1,11 +1,18 @@
-//! Plain GETs on the WebSocket port: the browser chat client from `web/`, if present,
-//! and `/chat-config.json`, which tells it how to sign in here.
+//! Plain GETs on the WebSocket port: the browser chat client from `web/`, if present, and
+//! `/chat-config.json`, which tells it how to sign in here. Where the template hosts the
+//! page (a CloudFront distribution in front of a bucket), the configuration is the one its
+//! custom resource wrote to that bucket in the local S3, and every answer carries the
+//! distribution's security headers, as CloudFront adds them; the files themselves come from
+//! `web/`, so an edit shows on reload.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+
+use crate::s3::Buckets;
 
 /// The path of the client's configuration.
 pub const CONFIG_PATH: &str = "/chat-config.json";
@@ -15,15 +22,45 @@ pub const CONFIG_PATH: &str = "/chat-config.json";
 pub struct Web {
     /// The browser client's directory; `None` when there is none.
     pub dir: Option<PathBuf>,
-    /// `{"authMode":"open"}` or `{"authMode":"jwt","tokenUrl":…}`.
+    /// `{"authMode":"open"}` or `{"authMode":"jwt","tokenUrl":…}`, when no bucket holds one.
     pub config: Value,
+    /// The local S3 bucket the page is hosted from, when the template hosts it.
+    pub site: Option<(Arc<Buckets>, String)>,
+    /// Headers every answer carries (the hosting's security headers).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Web {
+    /// Serves `path`, with the hosting's headers.
+    pub async fn serve(&self, path: &str) -> Response {
+        let mut response = self.answer(path).await;
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+
+    async fn answer(&self, path: &str) -> Response {
+        if path == CONFIG_PATH && self.dir.is_some() {
+            let hosted = self.site.as_ref().and_then(|(buckets, bucket)| {
+                buckets.get(bucket, CONFIG_PATH.trim_start_matches('/'))
+            });
+            return match hosted {
+                Some(object) => crate::s3::object_response(&object, false),
+                None => axum::Json(self.config.clone()).into_response(),
+            };
+        }
+        serve_file(self.dir.as_deref(), path).await
+    }
 }
 
 /// Serves `path` from `web_dir` (index.html for `/`), refusing anything outside it.
-pub async fn serve(web_dir: Option<&Path>, config: &Value, path: &str) -> Response {
-    if path == CONFIG_PATH && web_dir.is_some() {
-        return axum::Json(config.clone()).into_response();
-    }
+async fn serve_file(web_dir: Option<&Path>, path: &str) -> Response {
     let Some(dir) = web_dir else {
         return (
             StatusCode::UPGRADE_REQUIRED,

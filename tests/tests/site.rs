@@ -3,7 +3,9 @@
 //! SDK, answering CloudFormation's protocol with a `PUT` to the request's `ResponseURL`
 //! (served here, as CloudFormation's pre-signed S3 URL would be). The stack runs `Create`
 //! at start as a deploy does; Update rewrites, Delete empties the bucket (and a bucket
-//! already gone is fine), and bad requests are answered `FAILED` with the reason.
+//! already gone is fine), and bad requests are answered `FAILED` with the reason. The page on
+//! the WebSocket port reads that configuration and carries the distribution's security
+//! headers, with the local endpoints in place of AWS's.
 
 mod common;
 
@@ -231,4 +233,61 @@ async fn a_custom_resource_that_fails_stops_the_start_with_its_reason() {
         "{error}"
     );
     assert!(error.contains("Config.authMode"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_carries_the_distributions_security_headers_and_the_buckets_config() {
+    for mode in ["open", "cognito"] {
+        let mut options = Options::project();
+        options.overrides.push(format!("AuthMode={mode}"));
+        let stack = Stack::start(options).await;
+        let page = stack.ws_url.replacen("ws://", "http://", 1);
+        let (status, headers, _) = get(&format!("{page}/")).await;
+        assert_eq!(status, 200);
+        let csp = headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for part in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+            &format!("connect-src 'self' {}", stack.ws_url),
+        ] {
+            assert!(csp.contains(part), "{mode}: the CSP lacks {part}: {csp}");
+        }
+        assert!(
+            !csp.contains("amazonaws.com"),
+            "{mode}: local endpoints stand in: {csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(
+            headers["strict-transport-security"],
+            "max-age=63072000; includeSubDomains"
+        );
+        let (_, headers, _) = get(&format!("{page}/app.js")).await;
+        assert!(
+            headers.contains_key("content-security-policy"),
+            "on every response"
+        );
+        let (_, _, config) = get(&format!("{page}/chat-config.json")).await;
+        let config: Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["webSocketUrl"], format!("{}/Test", stack.ws_url));
+        assert_eq!(config["authMode"], mode);
+        if mode == "cognito" {
+            let issuer = stack
+                .dev_issuer
+                .clone()
+                .expect("the development issuer stands in for the pool");
+            assert_eq!(config["issuer"], issuer.as_str());
+            assert_eq!(config["clientId"], "chat-local");
+            assert!(
+                csp.contains(&issuer),
+                "the CSP lets the page reach the issuer: {csp}"
+            );
+        }
+        let _ = stack.stop().await;
+    }
 }

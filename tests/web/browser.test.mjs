@@ -4,9 +4,12 @@
 // on is put back in the box, a name chosen in the page labels its messages, and a screenshot
 // is kept as an artifact. Rooms: a message reaches its own room only, a room's history shows on
 // entry, member lists follow who comes and goes, and the room switcher moves a page (each test
-// in rooms of its own). A second stack in AuthMode=jwt signs pages in through its token
-// endpoint, sends a handed-over token only once the user signs in, refuses a badly signed one
-// without a reconnect loop, and takes a pasted token.
+// in rooms of its own). A second stack in AuthMode=jwt signs pages in through its issuer's
+// sign-in page (authorization code + PKCE), sends a handed-over token only once the user signs
+// in, refuses a badly signed one without a reconnect loop, and takes a pasted token. A third in
+// AuthMode=cognito: people sign up through the sign-in page and chat under their names, sign
+// out (here and at the issuer), renew a token that expires during the session without losing
+// the conversation, and a sign-in that fails says so.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -101,6 +104,30 @@ async function metaOf(page, text) {
 async function send(page, text) {
   await page.fill('#message', text);
   await page.press('#message', 'Enter');
+}
+
+/**
+ * A page at `url` signed in as `name` through its issuer: Sign in goes to the issuer's sign-in
+ * page (a new name signs up), which sends the browser back with a code the page trades (PKCE).
+ */
+async function signedInAtIssuer(name, url, init) {
+  const page = await newPage(init, url);
+  await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign in' }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.textContent('#join'), 'Sign in');
+  assert.equal(await page.locator('#token-field').isHidden(), true, 'the issuer signs in: no paste box');
+  assert.equal(await page.locator('#name').isHidden(), true, 'the issuer asks the name');
+  await page.click('#join');
+  await page.waitForURL(/\/oauth2\/authorize\?/, { timeout: 10_000 });
+  const authorize = new URL(page.url());
+  assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
+  assert.equal(authorize.searchParams.get('response_type'), 'code');
+  assert.ok(authorize.searchParams.get('state') && authorize.searchParams.get('nonce'));
+  await page.fill('#username', name);
+  await page.click('#sign-in');
+  await waitOnline(page);
+  await page.locator('#who', { hasText: `Signed in as ${name}` }).waitFor();
+  assert.equal(new URL(page.url()).searchParams.has('code'), false, 'the code left the address bar');
+  return page;
 }
 
 before(async () => {
@@ -436,17 +463,9 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
     };
   }
 
-  /** A page on the jwt stack, signed in as `name` through the name field. */
+  /** A page on the jwt stack, signed in as `name` at its (development) issuer. */
   async function signedIn(name) {
-    const page = await newPage(undefined, pageUrl());
-    await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign in' }).waitFor({ timeout: 10_000 });
-    assert.equal(await page.textContent('#join'), 'Sign in');
-    assert.equal(await page.locator('#token-field').isHidden(), true, 'the stack issues tokens: no paste box');
-    await page.fill('#name', name);
-    await page.click('#join');
-    await waitOnline(page);
-    await page.locator('#who', { hasText: `Signed in as ${name}` }).waitFor();
-    return page;
+    return signedInAtIssuer(name, pageUrl());
   }
 
   before(async () => {
@@ -500,8 +519,10 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
     assert.equal(await page.evaluate(() => window.sockets), 1, 'one refused handshake, no reconnect loop');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('chat.token')), null, 'the refused token is dropped');
 
-    await page.fill('#name', 'erin');
     await page.click('#join');
+    await page.waitForURL(/\/oauth2\/authorize\?/, { timeout: 10_000 });
+    await page.fill('#username', 'erin');
+    await page.click('#sign-in');
     await waitOnline(page);
     await page.locator('#who', { hasText: 'Signed in as erin' }).waitFor();
     await send(page, 'erin got in');
@@ -538,6 +559,81 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
     await send(page, 'frank pasted a token');
     assert.match(await metaOf(bob, 'frank pasted a token'), /^frank · /);
     await bob.close();
+    await page.close();
+  });
+});
+
+describe('a stack in AuthMode=cognito, its user pool stood in for by the development issuer', () => {
+  let cognitoStack;
+  let cognitoPort;
+  const pageUrl = () => `http://127.0.0.1:${cognitoPort}/`;
+
+  before(async () => {
+    cognitoPort = await freePort();
+    cognitoStack = await startStack({
+      on: cognitoPort, tableName: `web-cognito-${process.pid}`,
+      // Tokens that expire 65 s after they are made: the page renews them 60 s early.
+      options: ['--issuer-port', '0', '--issuer-token-seconds', '65'],
+      overrides: ['AuthMode=cognito'],
+    });
+  });
+
+  after(async () => {
+    if (cognitoStack) await stopStack(cognitoStack);
+  });
+
+  test('two people sign up through the sign-in page, chat under their names, and sign out', async () => {
+    const sockets = [];
+    const ada = await signedInAtIssuer('ada', pageUrl());
+    const grace = await signedInAtIssuer('grace', pageUrl());
+    ada.on('websocket', (ws) => sockets.push(ws.url()));
+    await send(ada, 'Hello Grace');
+    assert.match(await metaOf(grace, 'Hello Grace'), /^ada · /);
+    await send(grace, 'Hello Ada');
+    assert.match(await metaOf(ada, 'Hello Ada'), /^grace · /);
+    const token = await ada.evaluate(() => sessionStorage.getItem('chat.token'));
+    assert.equal(sockets.every((url) => !url.includes(token.slice(0, 20))), true, 'no token in a URL');
+    assert.equal(await ada.evaluate((t) => Object.values(localStorage).some((v) => v.includes(t)), token), false,
+      'tokens are in sessionStorage only');
+
+    // Sign out: here and at the issuer, which sends the browser back to the page, signed out.
+    await grace.click('#signout');
+    await grace.waitForURL((url) => url.toString().startsWith(pageUrl()), { timeout: 10_000 });
+    await grace.locator('#status[data-state="signed-out"]', { hasText: 'Sign in' }).waitFor({ timeout: 10_000 });
+    assert.equal(await grace.evaluate(() => sessionStorage.getItem('chat.token')), null);
+    assert.equal(await grace.evaluate(() => sessionStorage.getItem('chat.refresh')), null);
+    // Without signing in again, no connection is let in.
+    const refused = await grace.evaluate(async (url) => new Promise((resolve) => {
+      const ws = new WebSocket(url);
+      ws.onopen = () => resolve('open');
+      ws.onclose = () => resolve('closed');
+    }), `ws://127.0.0.1:${cognitoPort}/Test`);
+    assert.equal(refused, 'closed');
+    await ada.close();
+    await grace.close();
+  });
+
+  test('a token that expires during the session is renewed without losing the conversation', async () => {
+    const lin = await signedInAtIssuer('lin', pageUrl());
+    const max = await signedInAtIssuer('max', pageUrl());
+    await send(lin, 'before the renewal');
+    await metaOf(max, 'before the renewal');
+    const first = await lin.evaluate(() => sessionStorage.getItem('chat.token'));
+    // 65 s tokens are renewed 60 s before they expire: about 5 s after sign-in.
+    await lin.waitForFunction((old) => sessionStorage.getItem('chat.token') !== old, first, { timeout: 20_000 });
+    await waitOnline(lin);
+    await send(lin, 'after the renewal');
+    assert.match(await metaOf(max, 'after the renewal'), /^lin · /);
+    await lin.locator('#log li.message', { hasText: 'before the renewal' }).waitFor();
+    assert.equal(await lin.locator('#log li.message', { hasText: 'before the renewal' }).count(), 1, 'shown once');
+    await lin.close();
+    await max.close();
+  });
+
+  test('a sign-in that comes back with an error, or for another tab, says so', async () => {
+    const page = await newPage(undefined, `${pageUrl()}?error=access_denied&error_description=nope&state=forged`);
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign-in failed' }).waitFor({ timeout: 10_000 });
+    assert.equal(new URL(page.url()).searchParams.has('error'), false, 'the answer left the address bar');
     await page.close();
   });
 });

@@ -150,15 +150,27 @@ test('the token endpoint is asked for a name, and its answer read defensively', 
   assert.equal(parseTokenAnswer(null), null);
 });
 
-test("the sign-in mode comes from the page's /chat-config.json, for its own host only", () => {
-  assert.deepEqual(parseConfig({ authMode: 'open' }), { authMode: 'open', tokenUrl: null });
-  const jwtMode = { authMode: 'jwt', tokenUrl: 'http://127.0.0.1:3003/token' };
+test("the sign-in mode comes from the page's /chat-config.json, for its own host or the API it names", () => {
+  const none = { tokenUrl: null, issuer: null, clientId: null, webSocketUrl: null };
+  assert.deepEqual(parseConfig({ authMode: 'open' }), { authMode: 'open', ...none });
+  const jwtMode = { ...none, authMode: 'jwt', tokenUrl: 'http://127.0.0.1:3003/token' };
   assert.deepEqual(parseConfig(jwtMode), jwtMode);
-  assert.deepEqual(parseConfig({ authMode: 'jwt' }), { authMode: 'jwt', tokenUrl: null }, 'jwt without an issuer: paste');
-  assert.deepEqual(parseConfig({ authMode: 'jwt', tokenUrl: 'javascript:alert(1)' }), { authMode: 'jwt', tokenUrl: null });
-  // Fetch failed or 404 (a static host, AWS), or something else answered.
-  for (const value of [null, undefined, 'open', [], {}, { authMode: 'cognito' }]) {
-    assert.deepEqual(parseConfig(value), { authMode: 'unknown', tokenUrl: null });
+  assert.deepEqual(parseConfig({ authMode: 'jwt' }), { authMode: 'jwt', ...none }, 'jwt without an issuer: paste');
+  assert.deepEqual(parseConfig({ authMode: 'jwt', tokenUrl: 'javascript:alert(1)' }), { authMode: 'jwt', ...none });
+  // Written by the stack's SiteContent: an issuer and a client id sign in with code + PKCE.
+  const hosted = {
+    authMode: 'cognito', webSocketUrl: 'wss://abc.execute-api.us-east-1.amazonaws.com/Test',
+    issuer: 'https://cognito-idp.us-east-1.amazonaws.com/us-east-1_X', clientId: ' client-1 ',
+  };
+  assert.deepEqual(parseConfig(hosted), {
+    authMode: 'jwt', tokenUrl: null, issuer: hosted.issuer, clientId: 'client-1', webSocketUrl: hosted.webSocketUrl,
+  });
+  assert.equal(parseConfig({ ...hosted, clientId: '' }).issuer, null, 'an issuer without a client: no code flow');
+  assert.equal(parseConfig({ ...hosted, issuer: 'javascript:x' }).issuer, null);
+  assert.equal(parseConfig({ ...hosted, webSocketUrl: 'https://x' }).webSocketUrl, null);
+  // Fetch failed or 404 (a static host), or something else answered.
+  for (const value of [null, undefined, 'open', [], {}, { authMode: 'magic' }]) {
+    assert.deepEqual(parseConfig(value), { authMode: 'unknown', ...none });
   }
   const page = { host: '127.0.0.1:3001' };
   assert.deepEqual(configFor(jwtMode, 'ws://127.0.0.1:3001', page), jwtMode);
@@ -167,6 +179,11 @@ test("the sign-in mode comes from the page's /chat-config.json, for its own host
   assert.equal(configFor(jwtMode, 'ws://127.0.0.1:4001', page).authMode, 'unknown');
   assert.equal(configFor(jwtMode, 'not a url', page).authMode, 'unknown');
   assert.equal(configFor(jwtMode, '', page).authMode, 'unknown');
+  // On CloudFront the page's host is not the API's: the config speaks for the API it names.
+  const cloudfront = { host: 'd1234.cloudfront.net' };
+  const parsed = parseConfig(hosted);
+  assert.deepEqual(configFor(parsed, hosted.webSocketUrl, cloudfront), parsed);
+  assert.equal(configFor(parsed, 'wss://other.execute-api.us-east-1.amazonaws.com/Test', cloudfront).authMode, 'unknown');
 });
 
 test('a saved token goes by itself only to the socket it is for: same scheme, host, port and path', () => {

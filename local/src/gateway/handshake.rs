@@ -38,7 +38,7 @@ pub(super) async fn handshake(
         Ok(upgrade) => upgrade,
         Err(_) => {
             let web = &gateway.web;
-            return crate::web::serve(web.dir.as_deref(), &web.config, uri.path()).await;
+            return web.serve(uri.path()).await;
         }
     };
     // The API answers at its root (the local default) and at /{stage}, as on AWS.
