@@ -832,6 +832,14 @@ signOutButton.addEventListener('click', async () => {
   signedOut(currentMode().authMode === 'jwt' ? 'Signed out. Sign in again to chat.' : 'Signed out. Join again to chat.');
 });
 
+// The hosted page may connect to its own API only (its Content-Security-Policy): a ?ws= naming
+// another is refused by the browser, which otherwise just never opens the socket.
+document.addEventListener('securitypolicyviolation', (event) => {
+  if (!event.violatedDirective.startsWith('connect-src')) return;
+  drop();
+  setStatus('offline', `Cannot connect: this page may only connect to its own chat API, not ${event.blockedURI}.`);
+});
+
 async function loadConfig() {
   try {
     const response = await fetch('chat-config.json', { cache: 'no-store' });

@@ -14,6 +14,8 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +106,26 @@ async function metaOf(page, text) {
 async function send(page, text) {
   await page.fill('#message', text);
   await page.press('#message', 'Enter');
+}
+
+/** Serves web/ as a plain static host would (no configuration, no headers); its URL. */
+async function staticHost() {
+  const types = { html: 'text/html', js: 'text/javascript', css: 'text/css' };
+  const server = createHttpServer(async (request, response) => {
+    const name = new URL(request.url, 'http://x').pathname.slice(1) || 'index.html';
+    try {
+      if (!/^[a-z-]+\.(html|js|css)$/.test(name)) throw new Error('not a page file');
+      const body = await readFile(join(repo, 'web', name));
+      response.writeHead(200, { 'content-type': types[name.split('.').pop()] });
+      response.end(body);
+    } catch {
+      response.writeHead(404);
+      response.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => server.close());
+  return `http://127.0.0.1:${server.address().port}`;
 }
 
 /**
@@ -431,7 +453,7 @@ describe('rooms, presence and history', () => {
   });
 });
 
-describe('a stack in AuthMode=jwt, with its token endpoint', () => {
+describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
   let jwtStack;
   let jwtPort;
   let issuerPort;
@@ -530,11 +552,14 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
     await page.close();
   });
 
-  test('on a server the page cannot ask (as on AWS), a pasted token signs in', async () => {
-    // Served by the open stack but pointed at the jwt one: the page's /chat-config.json does not
-    // speak for that server, so it offers a token box, as on a static host in front of AWS.
-    const page = await newPage(countSockets, `http://127.0.0.1:${port}/?ws=ws://127.0.0.1:${jwtPort}`);
-    await page.locator('#status[data-state="signed-out"]', { hasText: 'Could not connect' }).waitFor({ timeout: 10_000 });
+  test('on a static host that cannot tell the mode, a pasted token signs in', async () => {
+    // Served by a plain static host (no chat-config.json, no security headers) and pointed at
+    // the jwt stack: the page cannot tell how it signs in, so it offers a token box.
+    const page = await newPage(countSockets, `${await staticHost()}/?ws=ws://127.0.0.1:${jwtPort}`);
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Could not connect' }).waitFor({ timeout: 10_000 })
+      .catch(async (error) => {
+        throw new Error(`${error.message}\nstatus: ${await page.textContent('#status')}`);
+      });
     assert.equal(await page.locator('#token-field').isVisible(), true, 'the token box is offered');
     await page.waitForTimeout(1_500);
     assert.equal(await page.evaluate(() => window.sockets), 1, 'refused without a token, and not retried');
@@ -561,6 +586,19 @@ describe('a stack in AuthMode=jwt, with its token endpoint', () => {
     await bob.close();
     await page.close();
   });
+});
+
+test('the hosted page carries its security headers and may connect to its own API only', async () => {
+  const response = await fetch(`http://127.0.0.1:${port}/`);
+  const csp = response.headers.get('content-security-policy');
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.match(csp, new RegExp(`connect-src 'self' ws://127.0.0.1:${port}`));
+  assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
+  // Pointed at another API, the browser refuses the socket, and the page says why.
+  const other = await freePort();
+  const page = await newPage(undefined, `http://127.0.0.1:${port}/?ws=ws://127.0.0.1:${other}`);
+  await page.locator('#status', { hasText: 'may only connect to its own chat API' }).waitFor({ timeout: 10_000 });
+  await page.close();
 });
 
 describe('a stack in AuthMode=cognito, its user pool stood in for by the development issuer', () => {
@@ -624,8 +662,8 @@ describe('a stack in AuthMode=cognito, its user pool stood in for by the develop
     await waitOnline(lin);
     await send(lin, 'after the renewal');
     assert.match(await metaOf(max, 'after the renewal'), /^lin · /);
-    await lin.locator('#log li.message', { hasText: 'before the renewal' }).waitFor();
-    assert.equal(await lin.locator('#log li.message', { hasText: 'before the renewal' }).count(), 1, 'shown once');
+    await lin.locator('#log li', { hasText: 'before the renewal' }).waitFor();
+    assert.equal(await lin.locator('#log li', { hasText: 'before the renewal' }).count(), 1, 'shown once');
     await lin.close();
     await max.close();
   });
