@@ -129,8 +129,6 @@ impl Options {
             stack.stand_in(&api_origin, &dev_issuer.url);
             stack.stand_in(&pool.sign_in_origin, &dev_issuer.url);
         }
-        let host = dev_issuer.url.trim_start_matches("http://").to_owned();
-        stack.stand_in(&format!("https://{host}"), &dev_issuer.url);
         Ok((stack, Some(dev_issuer)))
     }
 
@@ -223,6 +221,17 @@ pub async fn start(options: Options) -> Result<Running> {
     // What names the API's AWS endpoint (a custom resource's page config) names this one.
     let local_api = format!("ws://{}", ws_listener.local_addr()?);
     stack.stand_in(&stack.aws_api_endpoint(), &local_api);
+    // Security headers name an issuer by an https origin made of its host; a loopback issuer
+    // (the development issuer, or one a test serves) is plain http.
+    if let Some(issuer) = stack.loopback_issuer() {
+        let host = issuer
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let origin = format!("http://{host}");
+        stack.stand_in(&format!("https://{host}"), &origin);
+    }
     let s3_listener = bind("127.0.0.1", options.s3_port).await?;
     let s3_url = format!("http://{}", s3_listener.local_addr()?);
     let (s3_server, buckets, responses) = serve_s3(s3_listener, &stack);

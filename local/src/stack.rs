@@ -218,6 +218,16 @@ impl Stack {
         }
     }
 
+    /// The `$connect` authorizer's issuer when it is a plain `http://` one on loopback.
+    pub fn loopback_issuer(&self) -> Option<String> {
+        let authorizer = self.connect_authorizer.as_ref()?;
+        let issuer = self.functions[&authorizer.function]
+            .environment
+            .get("JWT_ISSUER")?;
+        let host = issuer.strip_prefix("http://")?.split(['/', ':']).next()?;
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]").then(|| issuer.clone())
+    }
+
     /// The API's endpoint on AWS: `wss://{apiId}.execute-api.{region}.{suffix}`.
     pub fn aws_api_endpoint(&self) -> String {
         format!(

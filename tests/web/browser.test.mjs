@@ -9,7 +9,8 @@
 // in, refuses a badly signed one without a reconnect loop, and takes a pasted token. A third in
 // AuthMode=cognito: people sign up through the sign-in page and chat under their names, sign
 // out (here and at the issuer), renew a token that expires during the session without losing
-// the conversation, and a sign-in that fails says so.
+// the conversation, and a sign-in that fails says so. A fourth in AuthMode=jwt trusts an issuer the
+// test serves itself (tests/web/test-issuer.mjs), which the page signs in at the same way.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -20,6 +21,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { startIssuer } from './test-issuer.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const binDir = join(process.env.CARGO_TARGET_DIR ?? join(repo, 'target'), 'debug');
@@ -672,6 +674,43 @@ describe('a stack in AuthMode=cognito, its user pool stood in for by the develop
     const page = await newPage(undefined, `${pageUrl()}?error=access_denied&error_description=nope&state=forged`);
     await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign-in failed' }).waitFor({ timeout: 10_000 });
     assert.equal(new URL(page.url()).searchParams.has('error'), false, 'the answer left the address bar');
+    await page.close();
+  });
+});
+
+describe('AuthMode=jwt against an issuer the test serves itself', () => {
+  let issuer;
+  let ownStack;
+  let ownPort;
+
+  before(async () => {
+    ownPort = await freePort();
+    issuer = await startIssuer({ clientId: 'web-client', redirectUris: [`http://127.0.0.1:${ownPort}/`] });
+    ownStack = await startStack({
+      on: ownPort, tableName: `web-own-issuer-${process.pid}`,
+      overrides: ['AuthMode=jwt', `JwtIssuer=${issuer.url}`, 'JwtAudience=web-client'],
+    });
+  });
+
+  after(async () => {
+    if (ownStack) await stopStack(ownStack);
+    await issuer?.close();
+  });
+
+  test('the page signs in with the code flow and PKCE, reads the issuer from discovery, and chats', async () => {
+    const page = await newPage(undefined, `http://127.0.0.1:${ownPort}/`);
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign in' }).waitFor({ timeout: 10_000 });
+    await page.click('#join');
+    // The issuer signs Tess in at once and sends the browser back with a code.
+    await waitOnline(page);
+    await page.locator('#who', { hasText: 'Signed in as Tess' }).waitFor();
+    assert.equal(issuer.trades, 1, 'one code traded, its PKCE verifier checked');
+    await send(page, 'signed in elsewhere');
+    await page.locator('#log li.own', { hasText: 'signed in elsewhere' }).waitFor({ timeout: 10_000 });
+    // Signing out goes through the issuer's end_session_endpoint and back to the page.
+    await page.click('#signout');
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign in' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('chat.token')), null);
     await page.close();
   });
 });
