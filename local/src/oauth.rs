@@ -147,28 +147,28 @@ impl Server {
     /// Checks an authorization request: `Err` is the answer (an error page for a wrong
     /// client or redirect URI, else a redirect carrying `error=`); `Ok` the redirect URI
     /// and the scope granted.
-    fn check(&self, request: &AuthorizeRequest) -> Result<(String, String), Response> {
+    fn check(&self, request: &AuthorizeRequest) -> Result<(String, String), Box<Response>> {
         let client_ok = request.client_id.as_deref() == Some(self.client.id.as_str());
         if !client_ok {
-            return Err(error_page(
+            return Err(Box::new(error_page(
                 "unknown client_id: this issuer has one app client",
-            ));
+            )));
         }
         let Some(redirect) = request
             .redirect_uri
             .clone()
             .filter(|uri| self.client.allows(uri))
         else {
-            return Err(error_page(
+            return Err(Box::new(error_page(
                 "redirect_uri is not one of the client's callback URLs",
-            ));
+            )));
         };
         let fail = |error: &str, description: &str| {
             let mut params = vec![("error", error), ("error_description", description)];
             if let Some(state) = &request.state {
                 params.push(("state", state));
             }
-            Err(redirect_with(&redirect, &params))
+            Err(Box::new(redirect_with(&redirect, &params)))
         };
         if request.response_type.as_deref() != Some("code") {
             return fail("unsupported_response_type", "only response_type=code");
@@ -193,7 +193,7 @@ impl Server {
     /// `GET /oauth2/authorize`: the sign-in page, or the request's error.
     pub fn authorize_page(&self, request: &AuthorizeRequest) -> Response {
         if let Err(answer) = self.check(request) {
-            return answer;
+            return *answer;
         }
         sign_in_page(request, None)
     }
@@ -202,7 +202,7 @@ impl Server {
     pub fn sign_in(&self, request: &AuthorizeRequest) -> Response {
         let (redirect, scope) = match self.check(request) {
             Ok(checked) => checked,
-            Err(answer) => return answer,
+            Err(answer) => return *answer,
         };
         let user = request
             .username

@@ -20,9 +20,12 @@ use axum::routing::put;
 use common::*;
 use serde_json::{json, Value};
 
-/// What CloudFormation's ResponseURL received: each answer with its Content-Type.
+/// One answer on the ResponseURL: its Content-Type and body.
+type Answer = (Option<String>, Value);
+
+/// What CloudFormation's ResponseURL received, in order.
 #[derive(Clone, Default)]
-struct Answers(Arc<Mutex<Vec<(Option<String>, Value)>>>);
+struct Answers(Arc<Mutex<Vec<Answer>>>);
 
 impl Answers {
     /// Serves a ResponseURL on loopback; its URL.
