@@ -384,6 +384,19 @@ impl Stack {
             .expect("WebSocket handshake")
     }
 
+    /// The AWS SDK's Lambda client pointed at the stack's Invoke API, as the functions' is.
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                "local", "local", None, None, "e2e",
+            ))
+            .endpoint_url(&self.lambda_url)
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.dynamodb_endpoint)

@@ -35,8 +35,8 @@ struct Flow {
 }
 
 impl Flow {
-    /// `GET /oauth2/authorize` with these parameters (PKCE's defaults filled in).
-    async fn authorize(&self, extra: &[(&str, &str)]) -> reqwest::Response {
+    /// An authorization request's parameters, `extra` added or replacing.
+    fn params<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut params: Vec<(&str, &str)> = vec![
             ("response_type", "code"),
             ("client_id", &self.client_id),
@@ -50,6 +50,12 @@ impl Flow {
             params.retain(|(k, _)| k != key);
             params.push((key, value));
         }
+        params
+    }
+
+    /// `GET /oauth2/authorize` with these parameters (PKCE's defaults filled in).
+    async fn authorize(&self, extra: &[(&str, &str)]) -> reqwest::Response {
+        let params = self.params(extra);
         self.http
             .get(format!("{}/oauth2/authorize", self.issuer))
             .query(&params)
@@ -65,17 +71,7 @@ impl Flow {
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
         assert!(html.contains("name=username"), "a sign-in form: {html}");
-        let form = [
-            ("response_type", "code"),
-            ("client_id", &self.client_id),
-            ("redirect_uri", &self.page),
-            ("scope", "openid email profile"),
-            ("state", "state-1"),
-            ("nonce", "nonce-1"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("username", user),
-        ];
+        let form = self.params(&[("code_challenge", &challenge), ("username", user)]);
         let answer = self
             .http
             .post(format!("{}/oauth2/authorize", self.issuer))

@@ -14,15 +14,7 @@ use common::{EventLog, Stack};
 use serde_json::{json, Value};
 
 fn client(stack: &Stack) -> aws_sdk_lambda::Client {
-    let config = aws_sdk_lambda::Config::builder()
-        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
-        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "local", "local", None, None, "e2e",
-        ))
-        .endpoint_url(&stack.lambda_url)
-        .build();
-    aws_sdk_lambda::Client::from_conf(config)
+    stack.lambda()
 }
 
 /// A fault-function event that answers `status` (see `chat-fault`).
