@@ -43,6 +43,26 @@ async fn the_arm64_artifacts_sam_deploy_uploads_chat_end_to_end() {
     let mut options = Options::project();
     options.binaries = Binaries::SamBuild(build);
     let stack = Stack::start(options).await;
+    // The arm64 SiteFunction wrote the page through the custom resource protocol at start.
+    assert!(
+        stack.printed("Custom resource SiteContent (Custom::SiteContent) created by SiteFunction")
+    );
+    let config = reqwest::get(format!(
+        "{}/local-sitebucket/chat-config.json",
+        stack.s3_url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(config.status(), 200);
+    let site = stack.instances("chat-site");
+    assert!(!site.is_empty(), "the SiteFunction instance stays warm");
+    assert!(
+        site.iter().all(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(".aws-sam/build/SiteFunction/bootstrap")
+        }),
+        "the arm64 SiteFunction runs"
+    );
 
     let mut clients = Vec::new();
     for _ in 0..3 {
