@@ -616,9 +616,9 @@ async function issuerEndpoints(issuer) {
   return found;
 }
 
-/** This page's address as the issuer's app client knows it (callback and sign-out URL). */
+/** This page's address as the issuer's app client knows it (callback and sign-out URL): its root. */
 function pageAddress() {
-  return `${window.location.origin}${window.location.pathname}`;
+  return `${window.location.origin}/`;
 }
 
 /** Sends the browser to the issuer to sign in (or up), with PKCE, state and nonce. */
@@ -664,6 +664,10 @@ async function finishIssuerSignIn(mode, back) {
   }
   store(sessionStorage, PENDING_SIGNIN_KEY, null);
   history.replaceState(null, '', pending?.returnTo ?? withoutCallback(window.location));
+  // Back where the sign-in started: its room and server, not the callback's bare address.
+  const ws = new URLSearchParams(window.location.search).get('ws');
+  if (ws) urlInput.value = ws;
+  enterRoom(initialRoom(window.location).room);
   if (!pending || back.state !== pending.state) {
     signedOut('Sign-in failed: the answer is not for a sign-in this tab started (state). Press Sign in to try again.');
     return false;
@@ -816,14 +820,13 @@ signinForm.addEventListener('submit', (event) => {
 
 signOutButton.addEventListener('click', async () => {
   const mode = currentMode();
-  const idToken = token;
   drop();
   forgetToken();
   if (mode.issuer) {
     // Signed out here; then at the issuer too, which sends the browser back to this page.
     try {
       const { logout } = await issuerEndpoints(mode.issuer);
-      window.location.assign(logoutUrl(logout, { clientId: mode.clientId, logoutUri: pageAddress(), idToken }));
+      window.location.assign(logoutUrl(logout, { clientId: mode.clientId, logoutUri: pageAddress() }));
       return;
     } catch {
       // The issuer's session stays; this page is signed out all the same.

@@ -87,13 +87,15 @@ export function refreshRequest({ refreshToken, clientId }) {
   return new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId }).toString();
 }
 
-/** The sign-out URL: back to `logoutUri` (Cognito's `logout_uri`, OIDC's `post_logout_redirect_uri`). */
-export function logoutUrl(logout, { clientId, logoutUri, idToken }) {
+/**
+ * The sign-out URL: back to `logoutUri` (Cognito's `logout_uri`, OIDC's
+ * `post_logout_redirect_uri`). No `id_token_hint`: it would put a bearer token in a URL.
+ */
+export function logoutUrl(logout, { clientId, logoutUri }) {
   const url = new URL(logout);
   url.searchParams.set('client_id', clientId);
   url.searchParams.set('logout_uri', logoutUri);
   url.searchParams.set('post_logout_redirect_uri', logoutUri);
-  if (idToken) url.searchParams.set('id_token_hint', idToken);
   return url.toString();
 }
 

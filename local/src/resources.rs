@@ -158,9 +158,11 @@ pub fn custom_resources(
         if !custom {
             continue;
         }
-        let properties = scope
+        let mut properties = scope
             .resolve(&resource.properties)
             .with_context(|| format!("{id}.Properties"))?;
+        // CloudFormation hands a custom resource every scalar as a string.
+        stringify_scalars(&mut properties);
         let token = properties["ServiceToken"]
             .as_str()
             .ok_or_else(|| anyhow!("{id} has no ServiceToken"))?;
@@ -241,6 +243,17 @@ fn security_headers(config: &Value, scope: &Scope) -> Result<Vec<(String, String
     Ok(headers)
 }
 
+/// Numbers and booleans as strings, everywhere in `value`, as CloudFormation sends them.
+fn stringify_scalars(value: &mut Value) {
+    match value {
+        Value::Number(n) => *value = Value::String(n.to_string()),
+        Value::Bool(b) => *value = Value::String(b.to_string()),
+        Value::Array(items) => items.iter_mut().for_each(stringify_scalars),
+        Value::Object(map) => map.values_mut().for_each(stringify_scalars),
+        _ => {}
+    }
+}
+
 /// Replaces `aws` by `local` at the start of every string in `value` (an emulated
 /// resource's AWS endpoint by its local one).
 pub fn stand_in(value: &mut Value, aws: &str, local: &str) {
@@ -258,6 +271,16 @@ pub fn stand_in(value: &mut Value, aws: &str, local: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn custom_resources_get_scalars_as_strings() {
+        let mut value = json!({"a": 1, "b": [true, 2.5, null], "c": {"d": "x"}});
+        stringify_scalars(&mut value);
+        assert_eq!(
+            value,
+            json!({"a": "1", "b": ["true", "2.5", null], "c": {"d": "x"}})
+        );
+    }
 
     #[test]
     fn stand_ins_replace_an_aws_endpoint_at_the_start_only() {

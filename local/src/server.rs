@@ -241,8 +241,13 @@ pub async fn start(options: Options) -> Result<Running> {
     let connections_url = format!("http://{connections_addr}/{}", stack.stage);
     if let Some(issuer) = &dev_issuer {
         // The stack's page is the issuer's app client's callback and sign-out URL.
-        issuer.allow_redirect(&format!("http://{ws_addr}/"));
-        issuer.allow_redirect(&format!("http://localhost:{}/", ws_addr.port()));
+        // As a browser addresses it: a wildcard listening address (--host 0.0.0.0) is not one.
+        let port = ws_addr.port();
+        if !ws_addr.ip().is_unspecified() {
+            issuer.allow_redirect(&format!("http://{ws_addr}/"));
+        }
+        issuer.allow_redirect(&format!("http://127.0.0.1:{port}/"));
+        issuer.allow_redirect(&format!("http://localhost:{port}/"));
     }
     let lambda_listener = bind("127.0.0.1", options.lambda_port).await?;
     let lambda_url = format!("http://{}", lambda_listener.local_addr()?);

@@ -624,8 +624,13 @@ describe('a stack in AuthMode=cognito, its user pool stood in for by the develop
 
   test('two people sign up through the sign-in page, chat under their names, and sign out', async () => {
     const sockets = [];
-    const ada = await signedInAtIssuer('ada', pageUrl());
-    const grace = await signedInAtIssuer('grace', pageUrl());
+    // Signed in from a link to a room: back from the issuer, the page is in that room.
+    const ada = await signedInAtIssuer('ada', `${pageUrl()}?room=garden`);
+    const grace = await signedInAtIssuer('grace', `${pageUrl()}?room=garden`);
+    for (const page of [ada, grace]) {
+      assert.equal(await page.inputValue('#room'), 'garden');
+      assert.equal(new URL(page.url()).searchParams.get('room'), 'garden');
+    }
     ada.on('websocket', (ws) => sockets.push(ws.url()));
     await send(ada, 'Hello Grace');
     assert.match(await metaOf(grace, 'Hello Grace'), /^ada · /);

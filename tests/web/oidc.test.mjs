@@ -85,4 +85,5 @@ test('renewal comes a minute before expiry, sign-out goes back to the page', () 
   assert.equal(out.searchParams.get('client_id'), 'c1');
   assert.equal(out.searchParams.get('logout_uri'), 'https://p/');
   assert.equal(out.searchParams.get('post_logout_redirect_uri'), 'https://p/');
+  assert.equal(out.searchParams.has('id_token_hint'), false, 'no bearer token in a URL');
 });

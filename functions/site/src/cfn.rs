@@ -67,13 +67,18 @@ impl Request {
         })
     }
 
-    /// The physical id: the one CloudFormation knows, else one made from the bucket (the
-    /// same bucket keeps the same id, so an Update never looks like a replacement).
+    /// The physical id: made from the bucket on Create and Update (the same bucket keeps the
+    /// same id; another bucket gets another, so CloudFormation then deletes the old resource,
+    /// emptying the old bucket), the one CloudFormation names on Delete.
     fn physical_id(&self) -> String {
-        self.physical_resource_id.clone().unwrap_or_else(|| {
+        let made = || {
             let bucket = self.properties["Bucket"].as_str().unwrap_or("none");
             format!("site-content-{bucket}")
-        })
+        };
+        match (self.kind, &self.physical_resource_id) {
+            (RequestType::Delete, Some(id)) => id.clone(),
+            _ => made(),
+        }
     }
 }
 
@@ -109,7 +114,7 @@ impl Response {
     }
 }
 
-/// Sends answers: a PUT to the pre-signed URL, 10 s per attempt, three attempts.
+/// Sends answers: a PUT to the pre-signed URL, 4 s per attempt, three attempts.
 pub struct Answerer {
     http: hyper_util::client::legacy::Client<
         hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -142,7 +147,7 @@ impl Answerer {
                 .header(hyper::header::CONTENT_LENGTH, body.len())
                 .body(Full::new(body.clone()))
                 .map_err(|e| format!("not a ResponseURL: {e}"))?;
-            let sent = tokio::time::timeout(Duration::from_secs(10), self.http.request(request));
+            let sent = tokio::time::timeout(Duration::from_secs(4), self.http.request(request));
             match sent.await {
                 Ok(Ok(answer)) if answer.status().is_success() => return Ok(()),
                 Ok(Ok(answer)) => {
@@ -156,7 +161,7 @@ impl Answerer {
                     );
                 }
                 Ok(Err(error)) => last = format!("cannot reach the ResponseURL: {error}"),
-                Err(_) => last = "the ResponseURL did not answer within 10 s".to_owned(),
+                Err(_) => last = "the ResponseURL did not answer within 4 s".to_owned(),
             }
             tracing::warn!(attempt, problem = last, "answering CloudFormation");
         }
@@ -186,6 +191,14 @@ mod tests {
         assert_eq!(answer["RequestId"], "req-1");
         assert_eq!(answer["StackId"], "arn:stack");
         assert_eq!(answer["LogicalResourceId"], "SiteContent");
+        let mut update = event("Update");
+        update["PhysicalResourceId"] = json!("site-content-old-bucket");
+        let update = Request::parse(&update).unwrap();
+        assert_eq!(
+            Response::success(&update, 1).0["PhysicalResourceId"],
+            "site-content-b-1",
+            "another bucket, another resource: CloudFormation deletes the old one"
+        );
         let mut delete = event("Delete");
         delete["PhysicalResourceId"] = json!("kept-id");
         let delete = Request::parse(&delete).unwrap();

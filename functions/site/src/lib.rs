@@ -24,8 +24,9 @@ use serde_json::Value;
 use cfn::{Request, RequestType, Response};
 use content::Site;
 
-/// What is kept back from the invocation's deadline to send the answer.
-const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+/// What is kept back from the invocation's deadline to send the answer: more than
+/// [`cfn::Answerer::send`] can take (three attempts of at most 4 s, with 1.5 s of pauses).
+const ANSWER_MARGIN: Duration = Duration::from_secs(15);
 
 /// Runs one request to completion and answers CloudFormation. `Err` only when the answer
 /// itself could not be delivered (Lambda then retries the event).
