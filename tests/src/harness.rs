@@ -798,10 +798,12 @@ impl EventLog {
         options
     }
 
-    /// The events logged so far, oldest first.
+    /// The events logged so far, oldest first: the complete lines only (the function may be
+    /// writing the next one while it is read).
     pub fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.path)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let complete = text.rsplit_once('\n').map_or("", |(lines, _)| lines);
+        complete
             .lines()
             .map(|line| serde_json::from_str(line).expect("the fault function logs JSON"))
             .collect()
