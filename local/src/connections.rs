@@ -2,7 +2,8 @@
 //!
 //! `POST /{stage}/@connections/{id}` sends a frame, `GET` describes the connection,
 //! `DELETE` closes it; an unknown or closed id is `410 GoneException`, as on AWS. The API
-//! listens on loopback only and does not check SigV4 signatures.
+//! listens on loopback only and, as AWS, takes only requests signed with SigV4 for
+//! `execute-api` ([`sigv4`](crate::sigv4)) by credentials the stack accepts.
 
 use std::sync::Arc;
 
@@ -15,21 +16,27 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::registry::{Connection, Gone, Outgoing, Registry, MAX_MESSAGE_BYTES};
+use crate::sigv4::Verifier;
 
 struct ApiState {
     registry: Arc<Registry>,
     stage: String,
 }
 
-pub fn router(registry: Arc<Registry>, stage: String) -> Router {
+pub fn router(registry: Arc<Registry>, stage: String, verifier: Arc<Verifier>) -> Router {
     Router::new()
-        .route("/@local/broadcast", post(broadcast_all))
         .route(
             "/{stage}/@connections/{id}",
             post(post_to_connection)
                 .get(get_connection)
                 .delete(delete_connection),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            (verifier, 1024 * 1024),
+            crate::sigv4::require,
+        ))
+        // Not an AWS API: unsigned.
+        .route("/@local/broadcast", post(broadcast_all))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

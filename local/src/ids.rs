@@ -42,6 +42,16 @@ pub fn hex(bytes: usize) -> String {
         .collect()
 }
 
+/// `chars` random characters of RFC 4648's base32 alphabet (`A-Z`, `2-7`): access key
+/// ids, secrets and session tokens of the stack's made-up credentials.
+pub fn base32(chars: usize) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::rng();
+    (0..chars)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..32)]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

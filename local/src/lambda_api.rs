@@ -15,7 +15,8 @@
 //!
 //! Errors have Lambda's status codes and `x-amzn-ErrorType`s (`ResourceNotFoundException`
 //! 404, `RequestTooLargeException` 413, `InvalidRequestContentException` 400). The
-//! API listens on loopback only and does not check SigV4 signatures.
+//! API listens on loopback only and, as Lambda, takes only requests signed with SigV4 for
+//! `lambda` ([`sigv4`](crate::sigv4)) by credentials the stack accepts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use serde_json::json;
 
 use crate::functions::{Functions, InvokeError};
 use crate::log::Log;
+use crate::sigv4::Verifier;
 use crate::stack::{Function, Stack};
 
 /// Lambda's limit on a synchronous invocation's payload.
@@ -46,9 +48,18 @@ struct ApiState {
 }
 
 /// The Invoke API over the stack's functions.
-pub fn router(stack: Stack, functions: Arc<Functions>, log: Log) -> Router {
+pub fn router(
+    stack: Stack,
+    functions: Arc<Functions>,
+    log: Log,
+    verifier: Arc<Verifier>,
+) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route_layer(axum::middleware::from_fn_with_state(
+            (verifier, 7 * 1024 * 1024),
+            crate::sigv4::require,
+        ))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

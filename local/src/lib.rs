@@ -31,6 +31,7 @@ pub mod s3;
 pub mod sam;
 pub mod server;
 pub mod signing;
+pub mod sigv4;
 pub mod stack;
 pub mod template;
 pub mod throttle;

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use chat_local::functions::Binaries;
 use chat_local::server::{self, Database, Options};
+use chat_local::sigv4::Credentials;
 use chat_local::{cargo, Log};
 
 #[derive(Parser)]
@@ -79,6 +80,11 @@ struct CommonArgs {
     /// No START/END/REPORT lines.
     #[arg(long)]
     quiet: bool,
+    /// Credentials your own tools sign @connections and Lambda Invoke requests with,
+    /// ID:SECRET or ID:SECRET:SESSION_TOKEN (default: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN when set, else local:local).
+    #[arg(long, value_name = "ID:SECRET[:TOKEN]")]
+    credentials: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -177,6 +183,7 @@ fn options(common: &CommonArgs, issuer_port: u16) -> Result<Options> {
             persist: common.persist.clone(),
         },
     };
+    options.credentials = credentials(common.credentials.as_deref())?;
     options.max_instances = common.max_instances;
     options.quiet = common.quiet;
     options.binaries = match (&common.bin_dir, &common.sam_build) {
@@ -189,6 +196,23 @@ fn options(common: &CommonArgs, issuer_port: u16) -> Result<Options> {
         }
     };
     Ok(options)
+}
+
+/// The users' credentials: `--credentials`, else the usual environment, else the default.
+fn credentials(given: Option<&str>) -> Result<Credentials> {
+    if let Some(text) = given {
+        return Credentials::parse(text)
+            .ok_or_else(|| anyhow!("--credentials takes ID:SECRET or ID:SECRET:SESSION_TOKEN"));
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Ok(
+        match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => {
+                Credentials::new(&id, &secret, var("AWS_SESSION_TOKEN").as_deref())
+            }
+            _ => chat_local::server::default_credentials(),
+        },
+    )
 }
 
 async fn start(args: StartArgs) -> Result<()> {

@@ -20,6 +20,7 @@ use crate::gateway::{self, listener, Gateway, Limits, Sessions};
 use crate::issuer::{self, DevIssuer};
 use crate::log::Log;
 use crate::registry::Registry;
+use crate::sigv4::{Credentials, Verifier};
 use crate::stack::Stack;
 use crate::template::Template;
 use crate::throttle::Throttle;
@@ -66,6 +67,28 @@ pub struct Options {
     /// Restart functions whose binary changed, rebuilding first when given a build.
     pub watch: Option<Option<watcher::Rebuild>>,
     pub log: Log,
+    /// The credentials a user's own tools sign `@connections` and Invoke requests with
+    /// (the functions get their own, made up at start).
+    pub credentials: Credentials,
+}
+
+/// The credentials `chat-local` accepts from users' tools unless told otherwise.
+pub fn default_credentials() -> Credentials {
+    Credentials::new("local", "local", None)
+}
+
+/// A verifier of `service`'s requests signed by the user's or the functions' credentials.
+fn verifier(
+    options: &Options,
+    stack: &Stack,
+    service: &'static str,
+    functions: &Credentials,
+) -> Arc<Verifier> {
+    Arc::new(Verifier {
+        service,
+        region: stack.region.clone(),
+        accepted: vec![options.credentials.clone(), functions.clone()],
+    })
 }
 
 impl Options {
@@ -90,6 +113,7 @@ impl Options {
             web_dir: "web".into(),
             watch: None,
             log: Log::stdout(),
+            credentials: default_credentials(),
         }
     }
 
@@ -251,15 +275,28 @@ pub async fn start(options: Options) -> Result<Running> {
     }
     let lambda_listener = bind("127.0.0.1", options.lambda_port).await?;
     let lambda_url = format!("http://{}", lambda_listener.local_addr()?);
-
+    let function_credentials = Credentials::temporary();
+    let urls = [
+        connections_url.as_str(),
+        lambda_url.as_str(),
+        s3_url.as_str(),
+    ];
     let Backend {
         dynamodb_endpoint,
         dynalite,
         tables_created,
         functions,
-    } = backend(&options, &stack, &connections_url, &lambda_url, &s3_url).await?;
+    } = backend(&options, &stack, urls, &function_credentials).await?;
     let functions = Arc::new(functions);
-    let lambda_server = serve_lambda_api(lambda_listener, &stack, &functions, &options.log);
+    let lambda_verifier = verifier(&options, &stack, "lambda", &function_credentials);
+    let lambda_server = serve_lambda_api(
+        lambda_listener,
+        &stack,
+        &functions,
+        &options.log,
+        lambda_verifier,
+    );
+    let connections_verifier = verifier(&options, &stack, "execute-api", &function_credentials);
     // As a deploy does: the custom resources are created once everything they name exists.
     custom::create_all(&stack, &functions, &responses, &s3_url, &options.log).await?;
 
@@ -308,7 +345,11 @@ pub async fn start(options: Options) -> Result<Running> {
     });
     let ws_server = serve_gateway(ws_listener, gateway, stopping);
     let connections_server = tokio::spawn({
-        let app = connections::router(Arc::clone(&registry), stack.stage.clone());
+        let app = connections::router(
+            Arc::clone(&registry),
+            stack.stage.clone(),
+            connections_verifier,
+        );
         async move { axum::serve(connections_listener, app).await }
     });
     let watcher = options.watch.as_ref().map(|rebuild| {
@@ -388,8 +429,9 @@ fn serve_lambda_api(
     stack: &Stack,
     functions: &Arc<Functions>,
     log: &Log,
+    verifier: Arc<Verifier>,
 ) -> JoinHandle<std::io::Result<()>> {
-    let app = lambda_api::router(stack.clone(), Arc::clone(functions), log.clone());
+    let app = lambda_api::router(stack.clone(), Arc::clone(functions), log.clone(), verifier);
     tokio::spawn(async move { axum::serve(listener, app).await })
 }
 
@@ -405,9 +447,8 @@ struct Backend {
 async fn backend(
     options: &Options,
     stack: &Stack,
-    connections_url: &str,
-    lambda_url: &str,
-    s3_url: &str,
+    [connections_url, lambda_url, s3_url]: [&str; 3],
+    credentials: &Credentials,
 ) -> Result<Backend> {
     let (dynamodb_endpoint, dynalite) = match &options.database {
         Database::Endpoint(endpoint) => (endpoint.clone(), None),
@@ -423,6 +464,7 @@ async fn backend(
         connections: connections_url.to_owned(),
         lambda: lambda_url.to_owned(),
         s3: s3_url.to_owned(),
+        credentials: credentials.clone(),
     };
     let settings = PoolSettings {
         max_instances: options.max_instances,
@@ -471,6 +513,18 @@ impl Running {
                 self.lambda_url
             ),
         ];
+        let credentials = &self.options.credentials;
+        let secret = if *credentials == default_credentials() {
+            format!("AWS_SECRET_ACCESS_KEY={}", credentials.secret_access_key)
+        } else {
+            "AWS_SECRET_ACCESS_KEY as given".to_owned()
+        };
+        lines.push(format!(
+            "Credentials:     AWS_ACCESS_KEY_ID={} {secret}{}  (SigV4, region {}; @connections and Lambda API check signatures)",
+            credentials.access_key_id,
+            if credentials.session_token.is_some() { " AWS_SESSION_TOKEN as given" } else { "" },
+            stack.region
+        ));
         lines.push(match (&self.dynalite, &self.options.database) {
             (Some(_), Database::Dynalite { persist }) => format!(
                 "DynamoDB:        {}  (dynalite, {})",
@@ -610,7 +664,12 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
     // Nothing is connected during a one-off invoke: posts to @connections get 410 Gone.
     let listener = bind("127.0.0.1", 0).await?;
     let connections = format!("http://{}/{}", listener.local_addr()?, stack.stage);
-    let router = connections::router(Arc::new(Registry::default()), stack.stage.clone());
+    let function_credentials = Credentials::temporary();
+    let router = connections::router(
+        Arc::new(Registry::default()),
+        stack.stage.clone(),
+        verifier(&options, &stack, "execute-api", &function_credentials),
+    );
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     // Functions that invoke functions reach them through the Invoke API here too.
     let lambda_listener = bind("127.0.0.1", 0).await?;
@@ -622,9 +681,21 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
         dynalite,
         functions,
         ..
-    } = backend(&options, &stack, &connections, &lambda_url, &s3_url).await?;
+    } = backend(
+        &options,
+        &stack,
+        [&connections, &lambda_url, &s3_url],
+        &function_credentials,
+    )
+    .await?;
     let functions = Arc::new(functions);
-    let lambda_server = serve_lambda_api(lambda_listener, &stack, &functions, &options.log);
+    let lambda_server = serve_lambda_api(
+        lambda_listener,
+        &stack,
+        &functions,
+        &options.log,
+        verifier(&options, &stack, "lambda", &function_credentials),
+    );
     let pool = functions.pool(logical_id).expect("checked above");
     let (result, _report) = pool.invoke(event).await;
     functions.shutdown();

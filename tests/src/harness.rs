@@ -847,3 +847,62 @@ pub fn sam_translate(overrides: &[String]) -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("the translator prints JSON")
 }
+
+/// The headers that sign a request to the local `@connections` (`execute-api`) or Invoke
+/// (`lambda`) API with `credentials` (`(id, secret, token)`) as at `at`: what an SDK adds.
+pub fn sigv4_headers(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    service: &str,
+    credentials: (&str, &str, Option<&str>),
+    at: std::time::SystemTime,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let (id, secret, token) = credentials;
+    let identity: aws_smithy_runtime_api::client::identity::Identity =
+        aws_credential_types::Credentials::new(id, secret, token.map(str::to_owned), None, "e2e")
+            .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let host = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .expect("a URL with a host");
+    let request = SignableRequest::new(
+        method,
+        url,
+        [("host", host)].into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .expect("a signable request");
+    let (instructions, _) = sign(request, &params).expect("signed").into_parts();
+    instructions
+        .headers()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// [`sigv4_headers`] with the stack's default user credentials (`local`/`local`), now.
+pub fn signed_headers(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    service: &str,
+) -> Vec<(String, String)> {
+    sigv4_headers(
+        method,
+        url,
+        body,
+        service,
+        ("local", "local", None),
+        std::time::SystemTime::now(),
+    )
+}

@@ -127,30 +127,28 @@ async fn unknown_functions_and_oversized_or_malformed_payloads_get_lambdas_error
         .expect("300 KB is fine for RequestResponse");
     assert_eq!(sync.status_code(), 200);
     let huge = json!({"padding": "x".repeat(6 * 1024 * 1024)}).to_string();
-    let status = reqwest::Client::new()
-        .post(format!(
+    let status = signed_post(
+        &format!(
             "{}/2015-03-31/functions/FaultFunction/invocations",
             stack.lambda_url
-        ))
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+        ),
+        huge,
+    )
+    .await;
     assert_eq!(status.status().as_u16(), 413);
     assert_eq!(
         status.headers()["x-amzn-errortype"],
         "RequestTooLargeException"
     );
 
-    let malformed = reqwest::Client::new()
-        .post(format!(
+    let malformed = signed_post(
+        &format!(
             "{}/2015-03-31/functions/FaultFunction/invocations",
             stack.lambda_url
-        ))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+        ),
+        "{not json".to_owned(),
+    )
+    .await;
     assert_eq!(malformed.status().as_u16(), 400);
     assert_eq!(
         malformed.headers()["x-amzn-errortype"],
@@ -199,4 +197,13 @@ async fn an_event_is_queued_and_a_crash_is_retried_twice() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(crashes(log.events()), 3, "no fourth attempt");
+}
+
+/// A POST to the Invoke API, signed as the SDK signs it.
+async fn signed_post(url: &str, body: String) -> reqwest::Response {
+    let mut request = reqwest::Client::new().post(url);
+    for (name, value) in common::signed_headers("POST", url, body.as_bytes(), "lambda") {
+        request = request.header(name, value);
+    }
+    request.body(body).send().await.unwrap()
 }

@@ -109,19 +109,20 @@ async fn connections_api_posts_describes_deletes_and_answers_gone() {
     let stack = Stack::start(Options::project()).await;
     let mut client = stack.client().await;
     let id = client.own_id().await;
-    let http = reqwest::Client::new();
     let url = format!("{}/@connections/{id}", stack.connections_url);
+    let http = Signed(reqwest::Client::new());
 
     let posted = http
-        .post(&url)
-        .body(r#"{"type":"message","message":"from the API"}"#)
-        .send()
-        .await
-        .unwrap();
+        .send(
+            "POST",
+            &url,
+            r#"{"type":"message","message":"from the API"}"#,
+        )
+        .await;
     assert_eq!(posted.status(), 200);
     assert_eq!(client.json().await["message"], "from the API");
 
-    let described: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    let described: Value = http.send("GET", &url, "").await.json().await.unwrap();
     assert!(
         described["connectedAt"].as_str().unwrap().ends_with('Z'),
         "{described}"
@@ -130,26 +131,20 @@ async fn connections_api_posts_describes_deletes_and_answers_gone() {
     assert_eq!(described["identity"]["sourceIp"], "127.0.0.1");
 
     let big = "x".repeat(128 * 1024 + 1);
-    assert_eq!(
-        http.post(&url).body(big).send().await.unwrap().status(),
-        413
-    );
+    assert_eq!(http.send("POST", &url, &big).await.status(), 413);
 
-    assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
+    assert_eq!(http.send("DELETE", &url, "").await.status(), 204);
     // DELETE answers once the connection is closed: from then on it is gone.
-    assert_eq!(
-        http.post(&url).body("late").send().await.unwrap().status(),
-        410
-    );
-    assert_eq!(http.delete(&url).send().await.unwrap().status(), 410);
+    assert_eq!(http.send("POST", &url, "late").await.status(), 410);
+    assert_eq!(http.send("DELETE", &url, "").await.status(), 410);
     match client.next().await {
         Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1000),
         other => panic!("expected close 1000, got {other:?}"),
     }
-    let gone = http.post(&url).body("late").send().await.unwrap();
+    let gone = http.send("POST", &url, "late").await;
     assert_eq!(gone.headers()["x-amzn-errortype"], "GoneException");
     let unknown = format!("{}/@connections/AAAAAAAAAAAAAAA=", stack.connections_url);
-    assert_eq!(http.get(&unknown).send().await.unwrap().status(), 410);
+    assert_eq!(http.send("GET", &unknown, "").await.status(), 410);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,4 +301,18 @@ async fn persist_keeps_the_tables_and_their_items_across_restarts() {
     );
     drop(stack);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client whose requests to `@connections` are signed as the SDK signs them.
+struct Signed(reqwest::Client);
+
+impl Signed {
+    async fn send(&self, method: &str, url: &str, body: &str) -> reqwest::Response {
+        let method_value = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.0.request(method_value, url);
+        for (name, value) in common::signed_headers(method, url, body.as_bytes(), "execute-api") {
+            request = request.header(name, value);
+        }
+        request.body(body.to_owned()).send().await.unwrap()
+    }
 }

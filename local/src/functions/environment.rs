@@ -1,5 +1,5 @@
-//! The environment Lambda gives a function's process: its own variables, dummy
-//! credentials, the endpoint overrides that point the SDKs at the local stack, and the
+//! The environment Lambda gives a function's process: its own variables, its role's
+//! (made-up, temporary) credentials, the endpoint overrides that point the SDKs at the local stack, and the
 //! template's `Environment.Variables`.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,9 @@ pub struct Endpoints {
     pub lambda: String,
     /// `http://127.0.0.1:<port>`: the local S3 (path-style).
     pub s3: String,
+    /// The functions' credentials (a role session, as Lambda gives them), which the local
+    /// `@connections` and Invoke APIs accept.
+    pub credentials: crate::sigv4::Credentials,
 }
 
 /// The environment Lambda gives every function, plus the template's variables.
@@ -45,9 +48,15 @@ pub fn lambda_environment(
     );
     set("AWS_REGION", region.to_owned());
     set("AWS_DEFAULT_REGION", region.to_owned());
-    set("AWS_ACCESS_KEY_ID", "local".into());
-    set("AWS_SECRET_ACCESS_KEY", "local".into());
-    set("AWS_SESSION_TOKEN", "local".into());
+    let credentials = &endpoints.credentials;
+    set("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone());
+    set(
+        "AWS_SECRET_ACCESS_KEY",
+        credentials.secret_access_key.clone(),
+    );
+    if let Some(token) = &credentials.session_token {
+        set("AWS_SESSION_TOKEN", token.clone());
+    }
     set("AWS_EC2_METADATA_DISABLED", "true".into());
     set("AWS_ENDPOINT_URL_DYNAMODB", endpoints.dynamodb.clone());
     set(

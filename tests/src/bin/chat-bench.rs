@@ -497,6 +497,8 @@ fn endpoints(stack: &Stack) -> Endpoints {
         // The cold-start pools invoke nothing.
         lambda: "http://127.0.0.1:9".into(),
         s3: "http://127.0.0.1:9".into(),
+        // The user's credentials, which the stack also accepts.
+        credentials: chat_local::server::default_credentials(),
     }
 }
 
