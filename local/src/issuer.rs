@@ -4,16 +4,17 @@
 //! (`GET /token?name=alice` → `{"token", "name", "expiresIn"}`), which
 //! `chat-local token --name alice` and the web page call, and the authorization-code flow
 //! with PKCE of a Cognito-like managed login ([`crate::oauth`]) for one public client
-//! whose id is the audience.
+//! whose id is the audience. Cross-origin reads are allowed to the stack's page only.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -46,6 +47,8 @@ struct Issuer {
     audience: String,
     key: SigningKey,
     oauth: oauth::Server,
+    /// The origins of the stack's page: the only ones answered cross-origin.
+    origins: Mutex<Vec<String>>,
 }
 
 /// A running development issuer; dropping it stops it.
@@ -77,6 +80,7 @@ impl DevIssuer {
             key: SigningKey::rs256(&format!("dev-{}", crate::ids::gateway_id()))?,
             oauth: oauth::Server::new(&url, oauth::Client::new(audience))
                 .with_token_seconds(token_seconds),
+            origins: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -85,6 +89,10 @@ impl DevIssuer {
             .route("/oauth2/authorize", get(authorize_page).post(sign_in))
             .route("/oauth2/token", post(oauth_token))
             .route("/logout", get(logout))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&issuer),
+                cors,
+            ))
             .with_state(Arc::clone(&issuer));
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(DevIssuer {
@@ -99,6 +107,16 @@ impl DevIssuer {
     /// stack's page, once its address is known).
     pub fn allow_redirect(&self, uri: &str) {
         self.issuer.oauth.client.allow(uri);
+        if let Some(origin) = origin_of(uri) {
+            let mut origins = self
+                .issuer
+                .origins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
     }
 
     /// `{url}/token`, the endpoint that mints tokens.
@@ -109,7 +127,7 @@ impl DevIssuer {
 
 async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
     let url = &issuer.url;
-    cors(Json(json!({
+    Json(json!({
         "issuer": url,
         "jwks_uri": format!("{url}/.well-known/jwks.json"),
         "authorization_endpoint": format!("{url}/oauth2/authorize"),
@@ -122,11 +140,12 @@ async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
         "token_endpoint_auth_methods_supported": ["none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-    })))
+    }))
+    .into_response()
 }
 
 async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
-    cors(Json(json!({"keys": [issuer.key.jwk()]})))
+    Json(json!({"keys": [issuer.key.jwk()]})).into_response()
 }
 
 async fn authorize_page(
@@ -150,7 +169,7 @@ async fn oauth_token(
     request: Result<Form<oauth::TokenRequest>, FormRejection>,
 ) -> Response {
     let request = request.map(|Form(r)| r).unwrap_or_default();
-    cors(issuer.oauth.token(&issuer.key, &request))
+    issuer.oauth.token(&issuer.key, &request)
 }
 
 async fn logout(
@@ -177,7 +196,7 @@ async fn token(
         .unwrap_or_default();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         let error = format!("give a name of 1 to {MAX_NAME_CHARS} characters: /token?name=alice");
-        return cors((StatusCode::BAD_REQUEST, Json(json!({"error": error}))));
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
     }
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
@@ -190,19 +209,34 @@ async fn token(
         "exp": now + issuer.oauth.token_seconds,
     });
     let token = issuer.key.token(&claims);
-    cors(Json(
-        json!({"token": token, "name": name, "expiresIn": issuer.oauth.token_seconds}),
-    ))
+    Json(json!({"token": token, "name": name, "expiresIn": issuer.oauth.token_seconds}))
+        .into_response()
 }
 
-/// The web page calls from another origin (the WebSocket port).
-fn cors(response: impl IntoResponse) -> Response {
-    let mut response = response.into_response();
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        header::HeaderValue::from_static("*"),
-    );
+/// The stack's page calls from another origin (the WebSocket port): its origins, and only
+/// they, may read the issuer's answers.
+async fn cors(State(issuer): State<Arc<Issuer>>, request: Request, next: Next) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut response = next.run(request).await;
+    let allowed = origin.filter(|origin| {
+        let origins = issuer.origins.lock().unwrap_or_else(|p| p.into_inner());
+        origin
+            .to_str()
+            .is_ok_and(|o| origins.iter().any(|allowed| allowed == o))
+    });
+    let headers = response.headers_mut();
+    headers.append(header::VARY, header::HeaderValue::from_static("Origin"));
+    if let Some(origin) = allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
     response
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
 }
 
 /// Asks the issuer at `url` for a token for `name` (what `chat-local token` does).

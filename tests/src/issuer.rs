@@ -1,12 +1,14 @@
 //! An OpenID Connect issuer a test serves itself on loopback: its own keys (made in the
 //! test), its own JWKS at a path only its discovery document names, keys it can rotate,
-//! and a count of how often its key set was fetched.
+//! keys it can withdraw, a `Cache-Control` it can set on the key set, and a count of how
+//! often its key set was fetched.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chat_local::signing::SigningKey;
@@ -22,6 +24,7 @@ struct Published {
     keys: Mutex<Vec<Value>>,
     fetches: AtomicUsize,
     url: Mutex<String>,
+    cache_control: Mutex<Option<String>>,
 }
 
 /// A running test issuer; dropping it stops it.
@@ -71,6 +74,20 @@ impl TestIssuer {
         self.published.keys.lock().unwrap().push(key.jwk());
     }
 
+    /// Stops publishing the key `kid`.
+    pub fn withdraw(&self, kid: &str) {
+        self.published
+            .keys
+            .lock()
+            .unwrap()
+            .retain(|key| key["kid"] != kid);
+    }
+
+    /// Answers the key set with this `Cache-Control` from now on.
+    pub fn set_cache_control(&self, value: &str) {
+        *self.published.cache_control.lock().unwrap() = Some(value.to_owned());
+    }
+
     /// How many times the key set was fetched.
     pub fn fetches(&self) -> usize {
         self.published.fetches.load(Ordering::SeqCst)
@@ -89,7 +106,14 @@ async fn configuration(State(published): State<Arc<Published>>) -> Json<Value> {
     Json(json!({"issuer": url, "jwks_uri": format!("{url}{JWKS_PATH}")}))
 }
 
-async fn jwks(State(published): State<Arc<Published>>) -> Json<Value> {
+async fn jwks(State(published): State<Arc<Published>>) -> Response {
     published.fetches.fetch_add(1, Ordering::SeqCst);
-    Json(json!({"keys": *published.keys.lock().unwrap()}))
+    let mut response = Json(json!({"keys": *published.keys.lock().unwrap()})).into_response();
+    if let Some(value) = published.cache_control.lock().unwrap().as_deref() {
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
+    response
 }

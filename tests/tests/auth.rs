@@ -117,7 +117,7 @@ fn bad_tokens(keys: &Keys, issuer: &TestIssuer) -> Vec<(&'static str, String)> {
 async fn valid_rs256_and_es256_tokens_are_allowed_and_every_bad_one_denied() {
     let keys = keys();
     let issuer = TestIssuer::start(&[&keys.rsa, &keys.ec], true).await;
-    let verifier = Verifier::new(&issuer.url, AUDIENCE, Duration::from_secs(30));
+    let verifier = Verifier::with_loopback(&issuer.url, AUDIENCE, Duration::from_secs(30), true);
 
     for key in [&keys.rsa, &keys.ec] {
         let verified = verifier
@@ -145,7 +145,7 @@ async fn valid_rs256_and_es256_tokens_are_allowed_and_every_bad_one_denied() {
 async fn cognito_access_tokens_carry_the_audience_as_client_id() {
     let keys = keys();
     let issuer = TestIssuer::start(&[&keys.rsa], true).await;
-    let verifier = Verifier::new(&issuer.url, AUDIENCE, Duration::from_secs(30));
+    let verifier = Verifier::with_loopback(&issuer.url, AUDIENCE, Duration::from_secs(30), true);
     let access = |client_id: &str| {
         json!({"iss": issuer.url, "sub": "c0ffee", "client_id": client_id, "token_use": "access",
             "username": "alice", "exp": now() + 600})
@@ -168,7 +168,7 @@ async fn keys_are_discovered_cached_and_refetched_for_a_new_kid_at_most_so_often
     let keys = keys();
     // No discovery document: the conventional jwks.json is used.
     let plain = TestIssuer::start(&[&keys.rsa], false).await;
-    let verifier = Verifier::new(&plain.url, AUDIENCE, Duration::ZERO);
+    let verifier = Verifier::with_loopback(&plain.url, AUDIENCE, Duration::ZERO, true);
     let claims = plain.claims(AUDIENCE, "u", "u");
     for _ in 0..3 {
         verifier.verify(&keys.rsa.token(&claims)).await.unwrap();
@@ -182,7 +182,7 @@ async fn keys_are_discovered_cached_and_refetched_for_a_new_kid_at_most_so_often
 
     // With a long refresh interval, unknown kids do not make it fetch again.
     let issuer = TestIssuer::start(&[&keys.rsa], true).await;
-    let patient = Verifier::new(&issuer.url, AUDIENCE, Duration::from_secs(3600));
+    let patient = Verifier::with_loopback(&issuer.url, AUDIENCE, Duration::from_secs(3600), true);
     let claims = issuer.claims(AUDIENCE, "u", "u");
     patient.verify(&keys.rsa.token(&claims)).await.unwrap();
     for n in 0..5 {
@@ -200,7 +200,7 @@ async fn an_issuer_with_a_trailing_slash_is_matched_as_written() {
     let keys = keys();
     let issuer = TestIssuer::start(&[&keys.rsa], true).await;
     let with_slash = format!("{}/", issuer.url);
-    let verifier = Verifier::new(&with_slash, AUDIENCE, Duration::from_secs(30));
+    let verifier = Verifier::with_loopback(&with_slash, AUDIENCE, Duration::from_secs(30), true);
     let mut claims = issuer.claims(AUDIENCE, "u", "u");
     claims["iss"] = json!(with_slash);
     assert!(verifier.verify(&keys.rsa.token(&claims)).await.is_ok());
@@ -217,6 +217,7 @@ async fn an_unreachable_issuer_fails_the_authorizer_rather_than_deny() {
     let config = AuthConfig {
         issuer: "http://127.0.0.1:9".into(),
         audience: AUDIENCE.into(),
+        allow_loopback: true,
     };
     let authorizer = Authorizer::new(&config, Duration::from_secs(30));
     let claims = json!({"iss": config.issuer, "sub": "u", "aud": AUDIENCE, "exp": now() + 60});
@@ -238,6 +239,7 @@ async fn the_answer_allows_the_method_arn_with_the_users_context() {
     let config = AuthConfig {
         issuer: issuer.url.clone(),
         audience: AUDIENCE.into(),
+        allow_loopback: true,
     };
     let authorizer = Authorizer::new(&config, Duration::from_secs(30));
     let fixture = common::repo().join(
@@ -502,4 +504,85 @@ fn urlencode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_stops_verifying_once_its_max_age_has_passed() {
+    let keys = keys();
+    let issuer = TestIssuer::start(&[&keys.rsa, &keys.ec], true).await;
+    issuer.set_cache_control("public, max-age=1");
+    // A long refresh interval: only the key set's max-age makes it fetch again.
+    let verifier = Verifier::with_loopback(&issuer.url, AUDIENCE, Duration::from_secs(3600), true);
+    let claims = issuer.claims(AUDIENCE, "u", "u");
+    verifier.verify(&keys.rsa.token(&claims)).await.unwrap();
+    verifier.verify(&keys.ec.token(&claims)).await.unwrap();
+    issuer.withdraw(&keys.rsa.kid);
+    // Still within max-age: kept.
+    verifier.verify(&keys.rsa.token(&claims)).await.unwrap();
+    assert_eq!(issuer.fetches(), 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(matches!(
+        verifier.verify(&keys.rsa.token(&claims)).await,
+        Err(Rejection::Deny(_))
+    ));
+    verifier.verify(&keys.ec.token(&claims)).await.unwrap();
+    assert_eq!(issuer.fetches(), 2);
+}
+
+#[tokio::test]
+async fn token_use_decides_which_claim_holds_the_audience() {
+    let keys = keys();
+    let issuer = TestIssuer::start(&[&keys.rsa], true).await;
+    let verifier = Verifier::with_loopback(&issuer.url, AUDIENCE, Duration::from_secs(30), true);
+    let token = |extra: Value| {
+        let mut claims = json!({"iss": issuer.url, "sub": "s", "exp": now() + 600});
+        for (name, value) in extra.as_object().unwrap() {
+            claims[name] = value.clone();
+        }
+        keys.rsa.token(&claims)
+    };
+    let allowed = [
+        json!({"token_use": "id", "aud": AUDIENCE}),
+        json!({"token_use": "access", "client_id": AUDIENCE}),
+        json!({"aud": AUDIENCE}),
+        json!({"client_id": AUDIENCE}),
+    ];
+    for claims in allowed {
+        assert!(
+            verifier.verify(&token(claims.clone())).await.is_ok(),
+            "{claims}"
+        );
+    }
+    let denied = [
+        // An ID token must name the audience in aud, not client_id.
+        json!({"token_use": "id", "client_id": AUDIENCE}),
+        // An access token carries client_id, never aud.
+        json!({"token_use": "access", "aud": AUDIENCE}),
+        json!({"token_use": "access", "aud": AUDIENCE, "client_id": AUDIENCE}),
+        json!({"token_use": "refresh", "aud": AUDIENCE}),
+        json!({"token_use": 1, "aud": AUDIENCE}),
+        json!({"aud": "other", "client_id": AUDIENCE}),
+    ];
+    for claims in denied {
+        assert!(
+            matches!(
+                verifier.verify(&token(claims.clone())).await,
+                Err(Rejection::Deny(_))
+            ),
+            "{claims}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deployed_verifier_never_fetches_keys_over_http() {
+    let keys = keys();
+    let issuer = TestIssuer::start(&[&keys.rsa], true).await;
+    let deployed = Verifier::new(&issuer.url, AUDIENCE, Duration::from_secs(30));
+    let claims = issuer.claims(AUDIENCE, "u", "u");
+    assert!(matches!(
+        deployed.verify(&keys.rsa.token(&claims)).await,
+        Err(Rejection::Unavailable(_))
+    ));
+    assert_eq!(issuer.fetches(), 0);
 }

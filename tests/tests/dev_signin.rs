@@ -142,6 +142,26 @@ async fn code_and_pkce_sign_alice_in_with_cognito_shaped_tokens_and_wrong_reques
         discovery["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
+    // Cross-origin reads: the stack's page only.
+    let page_origin = page.trim_end_matches('/').to_owned();
+    for (origin, allowed) in [
+        (page_origin.as_str(), true),
+        ("http://evil.example", false),
+        ("null", false),
+    ] {
+        let answer = http
+            .get(format!("{issuer}/.well-known/jwks.json"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        let allow = answer.headers().get("access-control-allow-origin");
+        assert_eq!(
+            allow.map(|v| v.to_str().unwrap()),
+            allowed.then_some(origin),
+            "{origin}"
+        );
+    }
     let flow = Flow {
         http,
         issuer: issuer.clone(),
@@ -171,7 +191,7 @@ async fn code_and_pkce_sign_alice_in_with_cognito_shaped_tokens_and_wrong_reques
     );
     assert_eq!(tokens["token_type"], "Bearer");
     // Both verify against the issuer's published keys, as the authorizer checks them.
-    let verifier_of = Verifier::new(&issuer, "chat-local", Duration::from_secs(30));
+    let verifier_of = Verifier::with_loopback(&issuer, "chat-local", Duration::from_secs(30), true);
     for token in [id_token, access_token] {
         let Ok(verified) = verifier_of.verify(token).await else {
             panic!("the issuer's token does not verify");

@@ -316,3 +316,57 @@ impl Signed {
         request.body(body.to_owned()).send().await.unwrap()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_missing_from_the_table_is_refused_and_nothing_reaches_the_room() {
+    let stack = Stack::start(Options::project()).await;
+    let mut ghost = stack.client().await;
+    let ghost_id = ghost.own_id().await;
+    let mut other = stack.client().await;
+    ghost.say("still registered").await;
+    assert_eq!(other.json().await["message"], "still registered");
+    assert_eq!(ghost.json().await["message"], "still registered");
+    // Its item vanishes (a prune, a lost $connect write): it is no longer a member.
+    stack
+        .dynamodb()
+        .await
+        .delete_item()
+        .table_name(stack.table.clone().unwrap_or_else(|| "Chat".into()))
+        .key(
+            "connectionid",
+            aws_sdk_dynamodb::types::AttributeValue::S(ghost_id.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+    ghost.say("from nowhere").await;
+    let refused = ghost.json().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "not_connected", "{refused}");
+    other.say("after").await;
+    assert_eq!(
+        other.json().await["message"],
+        "after",
+        "the room got nothing else"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorizer_denies_an_event_without_a_method_arn() {
+    let stack = Stack::start(Options::project()).await;
+    let answer = stack
+        .lambda()
+        .invoke()
+        .function_name(format!("{}-authorizer", chat_local::stack::STACK_NAME))
+        .payload(aws_sdk_lambda::primitives::Blob::new(
+            r#"{"type":"REQUEST","headers":{},"queryStringParameters":{}}"#,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let policy: Value = serde_json::from_slice(answer.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(
+        policy["policyDocument"]["Statement"][0]["Effect"], "Deny",
+        "{policy}"
+    );
+}

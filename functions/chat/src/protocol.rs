@@ -115,6 +115,7 @@ pub enum ErrorCode {
     InvalidRoom,
     InvalidLimit,
     RateLimited,
+    NotConnected,
 }
 
 impl Frame {
@@ -164,6 +165,15 @@ impl ErrorFrame {
         ErrorFrame::new(
             ErrorCode::Unavailable,
             "The chat service could not deliver your message right now; please try again.",
+        )
+    }
+
+    /// The sender's connection is not in the table (its `$connect` did not complete, or it
+    /// was pruned): nothing was posted.
+    pub fn not_connected() -> Self {
+        ErrorFrame::new(
+            ErrorCode::NotConnected,
+            "This connection is not registered with the chat, so the message was not sent; reconnect and try again.",
         )
     }
 

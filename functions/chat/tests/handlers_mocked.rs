@@ -280,7 +280,7 @@ async fn a_signed_in_sender_is_named_by_the_authorizer() {
 }
 
 #[tokio::test]
-async fn an_unknown_sender_is_a_guest_in_the_lobby_and_an_unreadable_one_is_told() {
+async fn an_unknown_sender_is_refused_and_an_unreadable_one_is_told() {
     let unknown = mock!(Dynamo::get_item).then_output(|| GetItemOutput::builder().build());
     let query = room_query("lobby", vec![members_page(&["a"], None)]);
     let posts = posts();
@@ -289,12 +289,14 @@ async fn an_unknown_sender_is_a_guest_in_the_lobby_and_an_unreadable_one_is_told
         app.handle(Route::OnMessage, event("on_message.json"))
             .await
             .status_code,
-        200
+        403
     );
-    assert_eq!(
-        posts.lock().unwrap()[0].1["name"],
-        format!("guest-{}", &SENDER[..4])
-    );
+    // Only the sender hears of it; nothing reached the room.
+    let posts = posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].0, SENDER);
+    assert_eq!(posts[0].1["code"], "not_connected");
+    assert_eq!(query.num_calls(), 0);
 
     let failing = mock!(Dynamo::get_item)
         .then_error(|| GetItemError::InternalServerError(InternalServerError::builder().build()));

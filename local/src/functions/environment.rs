@@ -58,6 +58,9 @@ pub fn lambda_environment(
         set("AWS_SESSION_TOKEN", token.clone());
     }
     set("AWS_EC2_METADATA_DISABLED", "true".into());
+    // The authorizer accepts an http:// issuer on loopback (the development issuer, or
+    // one a test serves) only when told so; deployed, it never is.
+    set("JWT_ALLOW_LOOPBACK_ISSUER", "true".into());
     set("AWS_ENDPOINT_URL_DYNAMODB", endpoints.dynamodb.clone());
     set(
         "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",

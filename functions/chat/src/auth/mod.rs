@@ -83,12 +83,16 @@ impl Mode {
 pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
+    /// `JWT_ALLOW_LOOPBACK_ISSUER=true`, which only the local stack sets: an `http://`
+    /// issuer on loopback is accepted. Deployed, the issuer must be `https://`.
+    pub allow_loopback: bool,
 }
 
 impl AuthConfig {
     /// Reads `JWT_ISSUER` and `JWT_AUDIENCE` through `var`; both are required, and the
-    /// issuer must be `https://` (or `http://` on loopback, for local issuers). The issuer
-    /// is kept exactly as given: tokens' `iss` must equal it, trailing slash and all.
+    /// issuer must be `https://` (`http://` on loopback only with
+    /// `JWT_ALLOW_LOOPBACK_ISSUER=true`). The issuer is kept exactly as given: tokens'
+    /// `iss` must equal it, trailing slash and all.
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<AuthConfig, String> {
         let required = |name: &str| {
             var(name)
@@ -97,14 +101,14 @@ impl AuthConfig {
                 .ok_or_else(|| format!("{name} must be set when AuthMode is jwt"))
         };
         let issuer = required("JWT_ISSUER")?;
-        if !jwks::allowed_url(&issuer) {
-            return Err(format!(
-                "JWT_ISSUER {issuer:?} must be an https:// URL (http:// only on loopback)"
-            ));
+        let allow_loopback = var("JWT_ALLOW_LOOPBACK_ISSUER").is_some_and(|v| v.trim() == "true");
+        if !jwks::allowed_url(&issuer, allow_loopback) {
+            return Err(format!("JWT_ISSUER {issuer:?} must be an https:// URL"));
         }
         Ok(AuthConfig {
             issuer,
             audience: required("JWT_AUDIENCE")?,
+            allow_loopback,
         })
     }
 }
@@ -117,17 +121,23 @@ pub struct Authorizer {
 impl Authorizer {
     pub fn new(config: &AuthConfig, min_refresh: Duration) -> Authorizer {
         Authorizer {
-            verifier: Verifier::new(&config.issuer, &config.audience, min_refresh),
+            verifier: Verifier::with_loopback(
+                &config.issuer,
+                &config.audience,
+                min_refresh,
+                config.allow_loopback,
+            ),
         }
     }
 
     /// Answers one REQUEST authorizer event: the policy, or an error when the issuer's
-    /// keys cannot be had (API Gateway then refuses the handshake with 500).
+    /// keys cannot be had (API Gateway then refuses the handshake with 500). An event
+    /// without a `methodArn` is denied.
     pub async fn answer(&self, event: &Value) -> Result<Value, Unavailable> {
-        let method_arn = event
-            .get("methodArn")
-            .and_then(Value::as_str)
-            .unwrap_or("*");
+        let Some(method_arn) = method_arn(event) else {
+            tracing::warn!(reason = "no methodArn", "denied");
+            return Ok(policy("anonymous", "Deny", "*", None));
+        };
         let Some(token) = event_token(event) else {
             tracing::info!(reason = "no token", "denied");
             return Ok(policy("anonymous", "Deny", method_arn, None));
@@ -151,6 +161,14 @@ impl Authorizer {
 }
 
 pub use jwks::Unavailable;
+
+/// The event's `methodArn`, when it has a non-empty one.
+fn method_arn(event: &Value) -> Option<&str> {
+    event
+        .get("methodArn")
+        .and_then(Value::as_str)
+        .filter(|arn| !arn.is_empty())
+}
 
 /// An authorizer answer: an IAM policy for `execute-api:Invoke` on the method ARN.
 fn policy(principal: &str, effect: &str, method_arn: &str, context: Option<Value>) -> Value {
@@ -194,13 +212,12 @@ pub async fn run() -> Result<(), Error> {
 }
 
 /// `AUTH_MODE=open`: everyone is let in, with no context (so no identity: the connection
-/// is named from `?name=` or as a guest).
+/// is named from `?name=` or as a guest); an event without a `methodArn` is denied.
 pub fn open_answer(event: &Value) -> Value {
-    let method_arn = event
-        .get("methodArn")
-        .and_then(Value::as_str)
-        .unwrap_or("*");
-    policy("anonymous", "Allow", method_arn, None)
+    match method_arn(event) {
+        Some(arn) => policy("anonymous", "Allow", arn, None),
+        None => policy("anonymous", "Deny", "*", None),
+    }
 }
 
 #[cfg(test)]
@@ -222,7 +239,8 @@ mod tests {
             config(&[("JWT_ISSUER", cognito), ("JWT_AUDIENCE", "client")]).unwrap(),
             AuthConfig {
                 issuer: cognito.into(),
-                audience: "client".into()
+                audience: "client".into(),
+                allow_loopback: false,
             }
         );
         assert!(config(&[("JWT_AUDIENCE", "client")])
@@ -237,11 +255,19 @@ mod tests {
         ])
         .unwrap_err()
         .contains("https"));
+        // Loopback http only where the local stack allows it.
         assert!(config(&[
             ("JWT_ISSUER", "http://127.0.0.1:3003"),
             ("JWT_AUDIENCE", "a")
         ])
-        .is_ok());
+        .unwrap_err()
+        .contains("https"));
+        assert!(config(&[
+            ("JWT_ISSUER", "http://127.0.0.1:3003"),
+            ("JWT_AUDIENCE", "a"),
+            ("JWT_ALLOW_LOOPBACK_ISSUER", "true")
+        ])
+        .is_ok_and(|c| c.allow_loopback));
     }
 
     #[test]
@@ -266,6 +292,13 @@ mod tests {
         assert_eq!(open["policyDocument"]["Statement"][0]["Effect"], "Allow");
         assert_eq!(open["policyDocument"]["Statement"][0]["Resource"], arn);
         assert!(open.get("context").is_none());
+        for event in [json!({}), json!({"methodArn": ""}), json!({"methodArn": 7})] {
+            let answer = open_answer(&event);
+            assert_eq!(
+                answer["policyDocument"]["Statement"][0]["Effect"], "Deny",
+                "{event}"
+            );
+        }
     }
 
     #[test]
@@ -284,8 +317,12 @@ mod tests {
 
     #[tokio::test]
     async fn no_token_is_denied_on_the_method_arn() {
-        let config =
-            config(&[("JWT_ISSUER", "http://127.0.0.1:9"), ("JWT_AUDIENCE", "a")]).unwrap();
+        let config = config(&[
+            ("JWT_ISSUER", "http://127.0.0.1:9"),
+            ("JWT_AUDIENCE", "a"),
+            ("JWT_ALLOW_LOOPBACK_ISSUER", "true"),
+        ])
+        .unwrap();
         let authorizer = Authorizer::new(&config, Duration::from_secs(30));
         let arn = "arn:aws:execute-api:us-east-1:123456789012:abc/Test/$connect";
         let answer = authorizer
@@ -295,5 +332,11 @@ mod tests {
         assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
         assert_eq!(answer["policyDocument"]["Statement"][0]["Resource"], arn);
         assert!(answer.get("context").is_none());
+        // No methodArn: denied before anything else, token or not.
+        let answer = authorizer
+            .answer(&json!({"type": "REQUEST", "queryStringParameters": {"token": "a.b.c"}}))
+            .await
+            .unwrap();
+        assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
     }
 }

@@ -1,12 +1,15 @@
 //! Verifying a token: an asymmetric signature by a key of the issuer's JWKS (in an
-//! algorithm that key allows), `iss`, `exp`/`nbf` with [`LEEWAY_SECS`], and the audience
-//! (`aud`, or `client_id` for Cognito access tokens). Every way a token can be wrong is a
-//! [`Rejection::Deny`] with a reason; none panics.
+//! algorithm that key allows), `iss`, `exp`/`nbf` with [`LEEWAY_SECS`], and the audience.
+//! Where the token says what it is (`token_use`, as Cognito's do), it must be an ID token
+//! whose `aud` is the audience or an access token whose `client_id` is; any other use is
+//! refused. Without `token_use`, `aud` must hold the audience (or, with no `aud`,
+//! `client_id` must be it). Every way a token can be wrong is a [`Rejection::Deny`] with a
+//! reason; none panics.
 
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -59,11 +62,23 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier fetching keys over `https://` only.
     pub fn new(issuer: &str, audience: &str, min_refresh: Duration) -> Verifier {
+        Verifier::with_loopback(issuer, audience, min_refresh, false)
+    }
+
+    /// A verifier that, with `allow_loopback` (the local stack's), also fetches keys from
+    /// an `http://` issuer on loopback.
+    pub fn with_loopback(
+        issuer: &str,
+        audience: &str,
+        min_refresh: Duration,
+        allow_loopback: bool,
+    ) -> Verifier {
         Verifier {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
-            keys: Jwks::new(issuer, min_refresh),
+            keys: Jwks::new(issuer, min_refresh, allow_loopback),
         }
     }
 
@@ -110,9 +125,7 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|error| deny(reason(error.kind())))?
             .claims;
-        if !self.audience_matches(&claims) {
-            return Err(deny("wrong audience"));
-        }
+        self.check_audience(&claims).map_err(deny)?;
         let sub = match claims.get("sub") {
             Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
             _ => return Err(deny("sub is not a non-empty string")),
@@ -121,14 +134,28 @@ impl Verifier {
         Ok(Verified { sub, name })
     }
 
-    /// `aud` (a string or a list) holds the audience; a token without `aud` (a Cognito
-    /// access token) must carry it as `client_id`.
-    fn audience_matches(&self, claims: &Map<String, Value>) -> bool {
-        match claims.get("aud") {
+    /// The audience rule of the module's doc comment.
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), String> {
+        let aud_holds = || match claims.get("aud") {
             Some(Value::String(aud)) => *aud == self.audience,
             Some(Value::Array(auds)) => auds.iter().any(|aud| *aud == *self.audience),
-            Some(_) => false,
-            None => claims.get("client_id").and_then(Value::as_str) == Some(&self.audience),
+            _ => false,
+        };
+        let client_id_is =
+            || claims.get("client_id").and_then(Value::as_str) == Some(&self.audience);
+        let matches = match claims.get("token_use") {
+            Some(Value::String(used)) if used == "id" => aud_holds(),
+            Some(Value::String(used)) if used == "access" => {
+                claims.get("aud").is_none() && client_id_is()
+            }
+            Some(other) => return Err(format!("token_use {other} is neither id nor access")),
+            None if claims.contains_key("aud") => aud_holds(),
+            None => client_id_is(),
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err("wrong audience".into())
         }
     }
 }
@@ -140,7 +167,7 @@ fn key_allows(jwk: &Jwk, alg: Algorithm) -> bool {
         return false;
     }
     if let Some(key_alg) = jwk.common.key_algorithm {
-        return format!("{key_alg:?}") == format!("{alg:?}");
+        return signing_algorithm(key_alg) == Some(alg);
     }
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => matches!(
@@ -158,6 +185,25 @@ fn key_allows(jwk: &Jwk, alg: Algorithm) -> bool {
         ),
         _ => false,
     }
+}
+
+/// The signature algorithm a JWK's `alg` names (`None` for encryption algorithms).
+fn signing_algorithm(key_alg: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match key_alg {
+        KeyAlgorithm::HS256 => Algorithm::HS256,
+        KeyAlgorithm::HS384 => Algorithm::HS384,
+        KeyAlgorithm::HS512 => Algorithm::HS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
 }
 
 fn reason(kind: &ErrorKind) -> String {

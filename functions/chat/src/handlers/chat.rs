@@ -5,7 +5,7 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::{SecondsFormat, Utc};
 
-use super::{display_name, guest_record, status, App};
+use super::{display_name, status, App};
 use crate::protocol::{self, Envelope, ErrorFrame};
 use crate::ratelimit::{self, Admission};
 
@@ -35,11 +35,10 @@ impl App {
         let record = match ratelimit::admit(&self.store, id, self.config.rate, now_ms).await {
             Ok(Admission::Allowed(record)) => record,
             Ok(Admission::Unknown) => {
-                tracing::warn!(
-                    connection_id = id,
-                    "sender is not in the table; sending as a guest"
-                );
-                guest_record(id)
+                // Refused: sending as a guest would spend from no rate at all.
+                tracing::warn!(connection_id = id, "sender is not in the table; refused");
+                self.reply(&client, id, ErrorFrame::not_connected()).await;
+                return status(403);
             }
             Ok(Admission::Limited { retry_after_ms }) => {
                 let error = ErrorFrame::rate_limited(retry_after_ms);
