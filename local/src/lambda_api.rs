@@ -7,7 +7,7 @@
 //! qualified with `$LATEST`. `X-Amz-Invocation-Type`:
 //! - `RequestResponse` (the default): payload ≤ 6 MB; runs the function and answers 200
 //!   with its response, or with its error and `X-Amz-Function-Error: Unhandled`.
-//! - `Event`: payload ≤ 256 KB; answers 202 at once and queues the event. An invocation
+//! - `Event`: payload ≤ 1 MB (since October 2025); answers 202 at once and queues the event. An invocation
 //!   that fails (a function error, a crash, a timeout) is tried again up to the function's
 //!   `EventInvokeConfig.MaximumRetryAttempts` (default 2) times, after [`RETRY_DELAYS`]:
 //!   Lambda waits about one and then two minutes, the local stack seconds.
@@ -36,8 +36,8 @@ use crate::stack::{Function, Stack};
 
 /// Lambda's limit on a synchronous invocation's payload.
 pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
-/// Lambda's limit on an asynchronous invocation's payload.
-pub const MAX_ASYNC_PAYLOAD: usize = 256 * 1024;
+/// Lambda's limit on an asynchronous invocation's payload (1 MB since October 2025).
+pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 /// The waits before the first and the second retry of a failed asynchronous invocation.
 pub const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 

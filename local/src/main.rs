@@ -126,9 +126,13 @@ struct StartArgs {
     /// (with --bin-dir: restart when a binary there changes).
     #[arg(long)]
     watch: bool,
-    /// Do not emulate the stage's throttling (for load tests).
+    /// Do not emulate the stage's throttling nor the new-connection quota (for load tests).
     #[arg(long)]
     no_throttle: bool,
+    /// New connections per second the account allows (API Gateway: 500; raise it for
+    /// load tests).
+    #[arg(long, default_value_t = 500.0, value_parser = positive_rate)]
+    connect_rate: f64,
     /// Directory of the browser client served on plain GETs.
     #[arg(long, default_value = "web")]
     web_dir: PathBuf,
@@ -198,6 +202,13 @@ fn options(common: &CommonArgs, issuer_port: u16) -> Result<Options> {
     Ok(options)
 }
 
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
 /// The users' credentials: `--credentials`, else the usual environment, else the default.
 fn credentials(given: Option<&str>) -> Result<Credentials> {
     if let Some(text) = given {
@@ -227,6 +238,7 @@ async fn start(args: StartArgs) -> Result<()> {
     options.limits.idle_timeout = Duration::from_secs(args.idle_timeout);
     options.limits.max_connection_duration = Duration::from_secs(args.max_connection_duration);
     options.throttle = !args.no_throttle;
+    options.connect_rate = args.connect_rate;
     options.web_dir = args.web_dir.clone();
     if args.watch {
         let rebuild = (common.bin_dir.is_none() && common.sam_build.is_none()).then(|| {

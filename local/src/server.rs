@@ -60,8 +60,11 @@ pub struct Options {
     pub max_instances: usize,
     /// No START/END/REPORT lines.
     pub quiet: bool,
-    /// Emulate the stage's throttling (`--no-throttle` turns it off).
+    /// Emulate the stage's throttling and the account's new-connection quota
+    /// (`--no-throttle` turns both off).
     pub throttle: bool,
+    /// The account's quota of new connections per second (AWS: 500; `--connect-rate`).
+    pub connect_rate: f64,
     /// The browser client, relative to the template's directory.
     pub web_dir: PathBuf,
     /// Restart functions whose binary changed, rebuilding first when given a build.
@@ -110,6 +113,7 @@ impl Options {
             max_instances: 10,
             quiet: false,
             throttle: true,
+            connect_rate: crate::throttle::NEW_CONNECTIONS_PER_SECOND,
             web_dir: "web".into(),
             watch: None,
             log: Log::stdout(),
@@ -321,7 +325,7 @@ pub async fn start(options: Options) -> Result<Running> {
         functions: Arc::clone(&functions),
         registry: Arc::clone(&registry),
         throttle: if options.throttle {
-            Throttle::new(&stack.throttle)
+            Throttle::new(&stack.throttle).with_connect_rate(options.connect_rate)
         } else {
             Throttle::off()
         },
@@ -599,6 +603,10 @@ impl Running {
         for (route, limit) in &settings.routes {
             line.push_str(&format!("; {route} {}", describe(limit)));
         }
+        line.push_str(&format!(
+            "; new connections {}/s (account quota; --connect-rate)",
+            self.options.connect_rate
+        ));
         line
     }
 

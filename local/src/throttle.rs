@@ -2,10 +2,15 @@
 //! `ThrottlingRateLimit` per second up to `ThrottlingBurstLimit`, one for the stage
 //! (`DefaultRouteSettings`) and one for each route the template's `RouteSettings` limits.
 //! A request that finds its bucket empty is refused (`Too Many Requests`), not queued.
+//! New connections also spend from the account's quota of [`NEW_CONNECTIONS_PER_SECOND`]
+//! (per region, adjustable on AWS; raised locally with `--connect-rate`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// API Gateway's quota of new WebSocket connections per second, per account and region.
+pub const NEW_CONNECTIONS_PER_SECOND: f64 = 500.0;
 
 /// A rate and a burst, as a stage's route settings give them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +60,8 @@ impl Bucket {
 pub struct Throttle {
     stage: Option<Mutex<Bucket>>,
     routes: BTreeMap<String, Mutex<Bucket>>,
+    /// The account's new-connection quota.
+    connects: Option<Mutex<Bucket>>,
 }
 
 impl Throttle {
@@ -66,6 +73,29 @@ impl Throttle {
                 .iter()
                 .map(|(route, limit)| (route.clone(), Mutex::new(Bucket::new(*limit))))
                 .collect(),
+            connects: None,
+        }
+    }
+
+    /// With the account's quota of `per_second` new connections (a second's worth of burst).
+    pub fn with_connect_rate(mut self, per_second: f64) -> Throttle {
+        let burst = per_second.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+        self.connects = Some(Mutex::new(Bucket::new(Limit {
+            rate_per_second: per_second,
+            burst,
+        })));
+        self
+    }
+
+    /// Takes a token for one new connection from the account's quota. `false` means
+    /// throttled (429).
+    pub fn admit_connection(&self) -> bool {
+        match &self.connects {
+            Some(bucket) => bucket
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(Instant::now()),
+            None => true,
         }
     }
 
@@ -123,5 +153,13 @@ mod tests {
             "other routes share the stage bucket"
         );
         assert!((0..100).all(|_| Throttle::off().admit("onMessage")));
+    }
+
+    #[test]
+    fn new_connections_spend_from_the_accounts_quota() {
+        let throttle = Throttle::off().with_connect_rate(NEW_CONNECTIONS_PER_SECOND);
+        let admitted = (0..600).filter(|_| throttle.admit_connection()).count();
+        assert!((500..=502).contains(&admitted), "{admitted}");
+        assert!((0..600).all(|_| Throttle::off().admit_connection()));
     }
 }

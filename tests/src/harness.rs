@@ -66,6 +66,8 @@ pub struct Options {
     pub quiet: bool,
     /// Emulate the stage's throttling, as `chat-local` does by default.
     pub throttle: bool,
+    /// The account's new connections per second (`--connect-rate`; default 500).
+    pub connect_rate: Option<f64>,
     /// Restart functions whose binary changes.
     pub watch: bool,
     /// Address of the WebSocket API (loopback unless set).
@@ -84,6 +86,7 @@ impl Options {
             persist: None,
             quiet: false,
             throttle: true,
+            connect_rate: None,
             watch: false,
             host: None,
         }
@@ -143,6 +146,9 @@ impl Options {
         options.max_instances = self.max_instances;
         options.quiet = self.quiet;
         options.throttle = self.throttle;
+        if let Some(rate) = self.connect_rate {
+            options.connect_rate = rate;
+        }
         options.watch = self.watch.then_some(None);
         if let Some(host) = &self.host {
             options.host = host.clone();
@@ -176,6 +182,9 @@ impl Options {
             Binaries::SamBuild(dir) => {
                 args.extend(["--sam-build".into(), dir.display().to_string()])
             }
+        }
+        if let Some(rate) = self.connect_rate {
+            args.extend(["--connect-rate".into(), rate.to_string()]);
         }
         let flags = [
             (self.quiet, "--quiet"),

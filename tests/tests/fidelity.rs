@@ -210,3 +210,34 @@ async fn a_throttled_handshake_is_refused_with_429() {
     first.close().await;
     second.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_connections_beyond_the_accounts_rate_get_429() {
+    let mut options = Options::project();
+    // The account's quota (500/s on AWS), lowered so a handful of handshakes crosses it.
+    options.connect_rate = Some(4.0);
+    let stack = Stack::start(options).await;
+    let attempts = futures::future::join_all((0..10).map(|_| Client::connect(&stack.ws_url))).await;
+    let mut refused = 0;
+    let mut open = Vec::new();
+    for attempt in attempts {
+        match attempt {
+            Ok(client) => open.push(client),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 429);
+                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                    .into_owned();
+                assert!(body.contains("Too Many Requests"), "{body}");
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected handshake failure: {other}"),
+        }
+    }
+    assert!((4..=6).contains(&open.len()), "{} admitted", open.len());
+    assert_eq!(refused, 10 - open.len());
+    // The quota refills: a second later there is room again, and the admitted ones chat.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut late = stack.client().await;
+    late.say("after the burst").await;
+    assert_eq!(late.json().await["message"], "after the burst");
+}

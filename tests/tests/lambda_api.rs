@@ -104,8 +104,18 @@ async fn unknown_functions_and_oversized_or_malformed_payloads_get_lambdas_error
         );
     }
 
-    // 256 KB for Event, 6 MB for RequestResponse.
-    let big = json!({"padding": "x".repeat(300 * 1024)}).to_string();
+    // 1 MB for Event, 6 MB for RequestResponse.
+    let fits = json!({"padding": "x".repeat(1000 * 1024)}).to_string();
+    let queued = lambda
+        .invoke()
+        .function_name("FaultFunction")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(fits))
+        .send()
+        .await
+        .expect("an Event payload under 1 MB is queued");
+    assert_eq!(queued.status_code(), 202);
+    let big = json!({"padding": "x".repeat(1024 * 1024)}).to_string();
     let error = lambda
         .invoke()
         .function_name("FaultFunction")
@@ -113,7 +123,7 @@ async fn unknown_functions_and_oversized_or_malformed_payloads_get_lambdas_error
         .payload(Blob::new(big.clone()))
         .send()
         .await
-        .expect_err("an Event payload over 256 KB is refused");
+        .expect_err("an Event payload over 1 MB is refused");
     assert!(matches!(
         aws_sdk_lambda::Error::from(error),
         aws_sdk_lambda::Error::RequestTooLargeException(_)
@@ -124,7 +134,7 @@ async fn unknown_functions_and_oversized_or_malformed_payloads_get_lambdas_error
         .payload(Blob::new(big))
         .send()
         .await
-        .expect("300 KB is fine for RequestResponse");
+        .expect("1 MB is fine for RequestResponse");
     assert_eq!(sync.status_code(), 200);
     let huge = json!({"padding": "x".repeat(6 * 1024 * 1024)}).to_string();
     let status = signed_post(
@@ -154,8 +164,8 @@ async fn unknown_functions_and_oversized_or_malformed_payloads_get_lambdas_error
         malformed.headers()["x-amzn-errortype"],
         "InvalidRequestContentException"
     );
-    // Nothing that was refused reached the function; only the 300 KB one did.
-    assert_eq!(log.wait_for(1).await.len(), 1);
+    // Nothing that was refused reached the function; only the two that fit did.
+    assert_eq!(log.wait_for(2).await.len(), 2);
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ pub(super) async fn handshake(
         return (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#).into_response();
     }
     let mut info = connection_info(&gateway, &peer, &headers);
-    if !gateway.throttle.admit("$connect") {
+    if !gateway.throttle.admit_connection() || !gateway.throttle.admit("$connect") {
         let body = gateway_error("Too Many Requests", &info.connection_id);
         return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
     }
