@@ -52,6 +52,14 @@ if ! command -v qemu-aarch64 >/dev/null 2>&1 || [ ! -e /usr/aarch64-linux-gnu/li
   fi
 fi
 
+# make test holds the code to rustfmt and clippy before anything else.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    echo "setup: adding the $component Rust component"
+    rustup component add "$component"
+  fi
+done
+
 if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
   echo "setup: adding the aarch64-unknown-linux-gnu Rust target"
   rustup target add aarch64-unknown-linux-gnu

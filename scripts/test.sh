@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: installs the tools, starts dynalite,
+# Runs every test of the project on a fresh machine: installs the tools, holds the code to
+# rustfmt and clippy (-D warnings), starts dynalite,
 # checks the template with cfn-lint and `sam validate --lint`, builds the arm64 Lambdas
 # with `sam build`, and runs the Rust tests (unit, mocked SDK, real dynalite, end-to-end
 # through the local stack, the arm64 artifacts among them) and the browser tests. Stops
@@ -48,6 +49,8 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
+check "cargo fmt --check" cargo fmt --all --check
+check "cargo clippy --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 check "cfn-lint and sam validate --lint (AuthMode open, jwt and cognito)" scripts/lint-template.sh
 # The arm64 artifacts come first: an end-to-end test runs them (under qemu) as the
 # local stack's functions, and requires them to be there.

@@ -19,6 +19,15 @@ async fn the_benchmark_runs_end_to_end_with_tiny_numbers() {
     assert!(status.success());
     let report = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
+    let chart = out.with_file_name("BENCHMARKS-fanout.svg");
+    let svg = std::fs::read_to_string(&chart).expect("the benchmark draws its chart");
+    let _ = std::fs::remove_file(&chart);
+    assert!(svg.starts_with("<svg") && svg.contains("Node.js peer") && svg.contains("<circle"));
+    assert!(
+        report.contains("](BENCHMARKS-fanout.svg)"),
+        "the report shows the chart"
+    );
+    assert!(report.contains("| day key on aws-sigv4 (now) |") && report.contains("after ÷ before"));
     for section in [
         "## Fan-out",
         "## CPU per delivery: Rust onMessage vs the Node.js peer",
@@ -27,6 +36,7 @@ async fn the_benchmark_runs_end_to_end_with_tiny_numbers() {
         "## Warm latency",
         "## Capacity",
         "## Artifacts",
+        "## Signing: aws-sigv4 against the former hand-written signer",
     ] {
         assert!(report.contains(section), "{section} missing:\n{report}");
     }

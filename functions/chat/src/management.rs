@@ -1,7 +1,7 @@
 //! The `@connections` management API as the chat uses it: one `POST` per connection.
 //!
 //! [`Connections::Signed`], what the Lambdas use, builds the request itself, signs it with
-//! `aws-sigv4` ([`sigv4`](crate::sigv4)) and sends it over a pooled HTTP/1.1 client with keep-alive;
+//! the day's key from `aws-sigv4` ([`sigv4`](crate::sigv4)) and sends it over a pooled HTTP/1.1 client with keep-alive;
 //! [`Connections::Sdk`] posts through the AWS SDK client (the handler tests mock it). Both
 //! answer with the same [`Delivery`]. The signed path exists for CPU: the SDK runs its whole
 //! request pipeline per post, which was most of onMessage's CPU per delivery (measured in
@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -95,15 +94,17 @@ async fn sdk_post(
     }
 }
 
-/// Credentials as the signer takes them, and when to fetch them again.
+/// Credentials and the day's signing key derived from them.
 struct Keyed {
-    identity: Identity,
+    access_key_id: String,
+    session_token: Option<String>,
     /// When to fetch credentials again (five minutes before they expire).
     refresh_at: Option<SystemTime>,
+    key: sigv4::DayKey,
 }
 
-/// What every signed endpoint of a container shares: the credentials and the HTTP
-/// connection pool.
+/// What every signed endpoint of a container shares: the credentials, the current
+/// signing key and the HTTP connection pool.
 pub struct Signer {
     credentials: SharedCredentialsProvider,
     region: String,
@@ -139,14 +140,14 @@ impl Signer {
         }
     }
 
-    /// The credentials, fetched when needed.
-    async fn keyed(&self) -> Result<Arc<Keyed>, String> {
+    /// The credentials and key for the day of `at`, fetched and derived when needed.
+    async fn keyed(&self, at: SystemTime, date: &str) -> Result<Arc<Keyed>, String> {
         if let Some(keyed) = self
             .keyed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .as_ref()
-            .filter(|k| k.refresh_at.is_none_or(|at| SystemTime::now() < at))
+            .filter(|k| k.key.date == date && k.refresh_at.is_none_or(|at| SystemTime::now() < at))
         {
             return Ok(Arc::clone(keyed));
         }
@@ -164,7 +165,14 @@ impl Signer {
                     .checked_sub(Duration::from_secs(300))
                     .map_or(soonest, |at| at.max(soonest))
             }),
-            identity: credentials.into(),
+            key: sigv4::DayKey::new(
+                credentials.secret_access_key(),
+                at,
+                &self.region,
+                sigv4::SERVICE,
+            ),
+            access_key_id: credentials.access_key_id().to_owned(),
+            session_token: credentials.session_token().map(str::to_owned),
         });
         *self
             .keyed
@@ -264,26 +272,33 @@ impl Endpoint {
     /// One signed request; its status and body (read, so the connection goes back to
     /// the pool).
     async fn send(&self, path: &str, payload: &Payload) -> Result<(u16, String), SendError> {
-        let keyed = self.signer.keyed().await.map_err(SendError::Fatal)?;
-        let url = format!("{}://{}{path}", self.scheme, self.authority);
-        let signed = sigv4::sign_headers(
-            &keyed.identity,
-            &self.signer.region,
-            sigv4::SERVICE,
-            SystemTime::now(),
-            &sigv4::Request {
-                method: "POST",
-                url: &url,
-                headers: &[("host", &self.authority)],
-                payload_hash: payload.hash(),
-            },
-        )
-        .map_err(SendError::Fatal)?;
-        let mut request = hyper::Request::post(url)
-            .header("host", &self.authority)
-            .header("content-type", "application/octet-stream");
-        for (name, value) in signed {
-            request = request.header(name, value);
+        let now = SystemTime::now();
+        let amz_date = chrono::DateTime::<chrono::Utc>::from(now)
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let date = amz_date.get(..8).unwrap_or_default();
+        let keyed = self
+            .signer
+            .keyed(now, date)
+            .await
+            .map_err(SendError::Fatal)?;
+        let authorization = keyed.key.authorization(&sigv4::Post {
+            access_key_id: &keyed.access_key_id,
+            session_token: keyed.session_token.as_deref(),
+            region: &self.signer.region,
+            host: &self.authority,
+            path,
+            amz_date: &amz_date,
+            payload_hash: payload.hash(),
+        });
+        let mut request =
+            hyper::Request::post(format!("{}://{}{path}", self.scheme, self.authority))
+                .header("host", &self.authority)
+                .header("content-type", "application/octet-stream")
+                .header("x-amz-date", &amz_date)
+                .header("authorization", authorization);
+        if let Some(token) = &keyed.session_token {
+            request = request.header("x-amz-security-token", token);
         }
         let request = request
             .body(Full::new(payload.bytes().clone()))

@@ -1,8 +1,16 @@
 //! AWS Signature Version 4 for the fan-out's one request, `POST {stage}/@connections/{id}`
-//! to `execute-api`, signed by AWS's own signer (`aws-sigv4`'s `http_request::sign`, the
-//! signer the SDK runs) with the frame's SHA-256 computed once per broadcast and handed to
-//! it precomputed. Checked against AWS's published SigV4 test suite
-//! (`tests/fixtures/sigv4`, the suite the crate is tested with).
+//! to `execute-api`, on `aws-sigv4`, the signer the SDK runs.
+//!
+//! [`sign_headers`] is the crate's whole signer (`http_request::sign`), with the frame's
+//! SHA-256 handed to it precomputed. It derives the day's key (four HMACs) and builds a
+//! general canonical request for every post, which costs more CPU than a delivery can
+//! spare (measured in BENCHMARKS.md), so the posts use [`DayKey::authorization`]: the
+//! key derived once a day by the crate (`sign::v4::generate_signing_key`), the signature
+//! computed by the crate (`sign::v4::calculate_signature`), and between them the canonical
+//! request of this one request shape: `POST`, no query, the signed headers `host`,
+//! `x-amz-date` and, with a session token, `x-amz-security-token`, the payload's hash.
+//! Both are checked against AWS's published SigV4 test suite (`tests/fixtures/sigv4`, the
+//! suite the crate is tested with), and against each other.
 
 use std::time::SystemTime;
 
@@ -48,6 +56,88 @@ pub fn encode_segment(text: &str) -> String {
         }
     }
     out
+}
+
+/// The signing key of one secret for one day (`YYYYMMDD`), region and service, derived
+/// by `aws-sigv4`.
+pub struct DayKey {
+    pub date: String,
+    service: String,
+    key: Vec<u8>,
+}
+
+/// One `POST` to sign with a [`DayKey`].
+pub struct Post<'a> {
+    pub access_key_id: &'a str,
+    pub session_token: Option<&'a str>,
+    pub region: &'a str,
+    /// The `Host` header as sent (with the port when it is not the scheme's).
+    pub host: &'a str,
+    /// The path as sent (its segments already encoded once).
+    pub path: &'a str,
+    /// `YYYYMMDDTHHMMSSZ`, also sent as `x-amz-date`; its day must be the key's.
+    pub amz_date: &'a str,
+    pub payload_hash: &'a str,
+}
+
+impl DayKey {
+    /// The key of `secret` for the day of `at` (UTC).
+    pub fn new(secret: &str, at: SystemTime, region: &str, service: &str) -> DayKey {
+        let date = chrono::DateTime::<chrono::Utc>::from(at)
+            .format("%Y%m%d")
+            .to_string();
+        let key = v4::generate_signing_key(secret, at, region, service);
+        DayKey {
+            date,
+            service: service.to_owned(),
+            key: key.as_ref().to_vec(),
+        }
+    }
+
+    /// The `Authorization` header of `post`. The request also carries
+    /// `x-amz-date` and, with a session token, `x-amz-security-token`.
+    pub fn authorization(&self, post: &Post<'_>) -> String {
+        let signed_headers = if post.session_token.is_some() {
+            "host;x-amz-date;x-amz-security-token"
+        } else {
+            "host;x-amz-date"
+        };
+        let mut canonical = String::with_capacity(320 + post.path.len());
+        canonical.push_str("POST\n");
+        // Double encoding, as the SDK signs every service but S3: the path as sent,
+        // encoded again (its `/` kept).
+        for (i, segment) in post.path.split('/').enumerate() {
+            if i > 0 {
+                canonical.push('/');
+            }
+            canonical.push_str(&encode_segment(segment));
+        }
+        for part in ["\n\nhost:", post.host, "\nx-amz-date:", post.amz_date, "\n"] {
+            canonical.push_str(part);
+        }
+        if let Some(token) = post.session_token {
+            for part in ["x-amz-security-token:", token, "\n"] {
+                canonical.push_str(part);
+            }
+        }
+        for part in ["\n", signed_headers, "\n", post.payload_hash] {
+            canonical.push_str(part);
+        }
+        let scope = format!(
+            "{}/{}/{}/aws4_request",
+            self.date, post.region, self.service
+        );
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
+            post.amz_date,
+            payload_hash(canonical.as_bytes())
+        );
+        let signature = v4::calculate_signature(&self.key, to_sign.as_bytes());
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+            post.access_key_id
+        )
+    }
 }
 
 /// One request to sign.
@@ -184,6 +274,89 @@ mod tests {
             cases += 1;
         }
         assert!(cases >= 25, "only {cases} cases");
+    }
+
+    /// The suite's `POST` cases of this shape (`post-vanilla`; `post-sts-header-before`,
+    /// with a session token), signed with a [`DayKey`].
+    #[test]
+    fn the_day_key_signs_the_suites_posts_alike() {
+        let suite = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sigv4");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_440_938_160); // 2015-08-30T12:36:00Z
+        for case in ["post-vanilla", "post-sts-header-before"] {
+            let read = |name: &str| std::fs::read_to_string(suite.join(case).join(name)).unwrap();
+            let context: serde_json::Value = serde_json::from_str(&read("context.json")).unwrap();
+            let c = &context["credentials"];
+            let key = DayKey::new(
+                c["secret_access_key"].as_str().unwrap(),
+                at,
+                "us-east-1",
+                "service",
+            );
+            assert_eq!(key.date, "20150830");
+            let hash = payload_hash(b"");
+            let authorization = key.authorization(&Post {
+                access_key_id: c["access_key_id"].as_str().unwrap(),
+                session_token: c["token"].as_str(),
+                region: "us-east-1",
+                host: "example.amazonaws.com",
+                path: "/",
+                amz_date: "20150830T123600Z",
+                payload_hash: &hash,
+            });
+            assert!(
+                authorization.ends_with(&format!(
+                    "Signature={}",
+                    read("header-signature.txt").trim()
+                )),
+                "{case}: {authorization}"
+            );
+        }
+    }
+
+    /// The day key's posts are what the crate's whole signer makes of the same request.
+    #[test]
+    fn the_day_key_signs_as_the_whole_signer_does() {
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_674_346); // 2026-11-26T06:25:46Z
+        let body = br#"{"type":"message","message":"Hello everyone"}"#;
+        let hash = payload_hash(body);
+        for (id, token) in [
+            ("R1kmxc2VNjMCFIA=", None),
+            ("a+b/c=~_.-", Some("FwoGZXIvYXdzEXAMPLE//token+=")),
+        ] {
+            for (host, stage) in [
+                ("abcdef1234.execute-api.eu-west-1.amazonaws.com", "Test"),
+                ("127.0.0.1:3002", "local-stage_1"),
+            ] {
+                let path = format!("/{stage}/@connections/{}", encode_segment(id));
+                let key = DayKey::new(secret, at, "eu-west-1", SERVICE);
+                let ours = key.authorization(&Post {
+                    access_key_id: "AKIDEXAMPLE",
+                    session_token: token,
+                    region: "eu-west-1",
+                    host,
+                    path: &path,
+                    amz_date: "20261126T062546Z",
+                    payload_hash: &hash,
+                });
+                let url = format!("https://{host}{path}");
+                let whole = sign_headers(
+                    &identity("AKIDEXAMPLE", secret, token),
+                    "eu-west-1",
+                    SERVICE,
+                    at,
+                    &Request {
+                        method: "POST",
+                        url: &url,
+                        headers: &[("host", host)],
+                        payload_hash: &hash,
+                    },
+                )
+                .unwrap();
+                let theirs = &whole.iter().find(|(n, _)| *n == "authorization").unwrap().1;
+                assert_eq!(&ours, theirs, "{id} at {host}");
+            }
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Settings {
         if let Some(sizes) = sizes.filter(|s| !s.is_empty()) {
             return Settings {
                 sizes,
-                peer_sizes: vec![1000, 5000],
+                peer_sizes: vec![100, 1000, 5000],
                 big_room: 10_000,
                 big_messages: 5,
                 big_chunk: 2000,
@@ -94,7 +94,7 @@ impl Settings {
         } else {
             Settings {
                 sizes: vec![10, 100, 1000, 5000],
-                peer_sizes: vec![1000, 5000],
+                peer_sizes: vec![100, 1000, 5000],
                 big_room: 10_000,
                 big_messages: 5,
                 big_chunk: 2000,
@@ -273,6 +273,143 @@ async fn fan_out_with(
         },
         cpu_us: cpu_seconds * 1e6 / (messages * (n + 1)) as f64,
     }
+}
+
+/// CPU seconds this thread has used.
+fn thread_cpu_seconds() -> f64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
+}
+
+/// CPU µs per signed `@connections` post, the frame's hash computed once in each:
+/// (the former hand-written signer, the chat's day key on aws-sigv4, aws-sigv4's whole
+/// `http_request` signer), alternated in rounds.
+fn signing_cost(posts: usize) -> [f64; 3] {
+    use chat::sigv4;
+    use e2e::former_signer as former;
+    use std::time::SystemTime;
+    let (id, secret, token) = (
+        "ASIAEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "session-token-of-a-lambda-role",
+    );
+    let (host, region) = (
+        "abcdef1234.execute-api.us-east-1.amazonaws.com",
+        "us-east-1",
+    );
+    let hash = former::payload_hash(br#"{"type":"message","message":"Hello everyone"}"#);
+    let now = SystemTime::now();
+    let former_key = former::signing_key(
+        secret,
+        &chrono::Utc::now().format("%Y%m%d").to_string(),
+        region,
+    );
+    let day_key = sigv4::DayKey::new(secret, now, region, sigv4::SERVICE);
+    let identity =
+        aws_credential_types::Credentials::new(id, secret, Some(token.into()), None, "bench")
+            .into();
+    let amz_date = || chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let mut seconds = [0.0f64; 3];
+    let mut sink = 0usize;
+    let rounds = 5;
+    let per_round = (posts / rounds).max(1);
+    for round in 0..rounds {
+        let path = |i: usize| {
+            format!(
+                "/Test/@connections/{}",
+                sigv4::encode_segment(&format!("c{round}-{i}="))
+            )
+        };
+        let started = thread_cpu_seconds();
+        for i in 0..per_round {
+            let authorization = former::authorization(
+                &former_key,
+                &former::Identity {
+                    access_key_id: id,
+                    session_token: Some(token),
+                    region,
+                },
+                &former::Request {
+                    host,
+                    path: &path(i),
+                    amz_date: &amz_date(),
+                    payload_hash: &hash,
+                },
+            );
+            sink += authorization.len();
+        }
+        seconds[0] += thread_cpu_seconds() - started;
+        let started = thread_cpu_seconds();
+        for i in 0..per_round {
+            let authorization = day_key.authorization(&sigv4::Post {
+                access_key_id: id,
+                session_token: Some(token),
+                region,
+                host,
+                path: &path(i),
+                amz_date: &amz_date(),
+                payload_hash: &hash,
+            });
+            sink += authorization.len();
+        }
+        seconds[1] += thread_cpu_seconds() - started;
+        let started = thread_cpu_seconds();
+        for i in 0..per_round {
+            let url = format!("https://{host}{}", path(i));
+            let headers = sigv4::sign_headers(
+                &identity,
+                region,
+                sigv4::SERVICE,
+                SystemTime::now(),
+                &sigv4::Request {
+                    method: "POST",
+                    url: &url,
+                    headers: &[("host", host)],
+                    payload_hash: &hash,
+                },
+            )
+            .expect("signed");
+            sink += headers.len();
+        }
+        seconds[2] += thread_cpu_seconds() - started;
+    }
+    assert!(sink > 0);
+    seconds.map(|s| s * 1e6 / (per_round * rounds) as f64)
+}
+
+/// The fan-out chart: p50 against room size for Rust, the Node.js peer and the raw limit.
+fn fanout_chart(fanouts: &[FanOut], peers: &[(FanOut, FanOut)]) -> Option<String> {
+    use e2e::chart::{log_log, Series};
+    let points = |pick: &dyn Fn(&FanOut) -> f64, from: Vec<&FanOut>| -> Vec<(f64, f64)> {
+        from.into_iter().map(|f| (f.n as f64, pick(f))).collect()
+    };
+    log_log(
+        "One message to N clients: p50 time until all have it",
+        "N (clients in the room)",
+        "p50 ms",
+        &[
+            Series {
+                name: "Rust onMessage".into(),
+                color: "#c0392b",
+                points: points(&|f| f.lambda.0, fanouts.iter().collect()),
+            },
+            Series {
+                name: "Node.js peer".into(),
+                color: "#2e86c1",
+                points: points(&|f| f.lambda.0, peers.iter().map(|(_, p)| p).collect()),
+            },
+            Series {
+                name: "raw limit".into(),
+                color: "#7f8c8d",
+                points: points(&|f| f.raw.0, fanouts.iter().collect()),
+            },
+        ],
+    )
 }
 
 /// The cost and ceiling model on AWS from the measured CPU per delivery: the CPU-bound
@@ -818,6 +955,86 @@ async fn main() {
         }
     }
     out(&mut report, String::new());
+    if let Some(svg) = fanout_chart(&fanouts, &peers) {
+        let chart = settings.out.with_file_name("BENCHMARKS-fanout.svg");
+        std::fs::write(&chart, svg).expect("write the chart");
+        out(
+            &mut report,
+            format!(
+                "![Fan-out p50 against room size: Rust, the Node.js peer and the raw limit]({})",
+                chart.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        );
+        out(&mut report, String::new());
+    }
+    let ratios: Vec<String> = peers
+        .iter()
+        .map(|(rust, peer)| {
+            format!(
+                "N = {}: Node.js ÷ Rust CPU {:.1}×",
+                rust.n,
+                peer.cpu_us / rust.cpu_us
+            )
+        })
+        .chain(fanouts.iter().filter(|f| f.raw.0.is_finite()).map(|f| {
+            format!(
+                "N = {}: fan-out ÷ raw limit {:.0} %",
+                f.n,
+                100.0 * f.raw.0 / f.lambda.0
+            )
+        }))
+        .collect();
+    if !ratios.is_empty() {
+        out(&mut report, format!("Ratios (machine-independent; aims: Node.js ÷ Rust 30×, fan-out ÷ raw limit 50 %): {}.", ratios.join("; ")));
+        out(&mut report, String::new());
+    }
+
+    if wanted("signing") {
+        out(
+            &mut report,
+            "## Signing: aws-sigv4 against the former hand-written signer".into(),
+        );
+        out(&mut report, String::new());
+        let posts = if settings.sizes.iter().max().copied().unwrap_or(0) < 100 {
+            2_000
+        } else {
+            50_000
+        };
+        let [former_us, current_us, whole_us] = signing_cost(posts);
+        out(&mut report, format!("CPU per signed `@connections` post ({posts} posts in rounds that alternate the three, this thread's CPU time), the frame's SHA-256 computed once per broadcast in all three. Now: the chat's day key — key derivation and signature from `aws-sigv4` (`sign::v4`), the day's key derived once, the canonical request of the one POST shape built in `chat::sigv4`. Former: the hand-written signer it replaced (aws-lc HMAC; kept in `tests/src/former_signer.rs` for this comparison). Whole: `aws-sigv4`'s `http_request::sign`, which derives the key and builds a general canonical request per post."));
+        out(&mut report, String::new());
+        out(&mut report, "| signer | µs per post | ÷ former |".into());
+        out(&mut report, "|---|---|---|".into());
+        out(
+            &mut report,
+            format!("| former (hand-written) | {former_us:.2} | 1.00 |"),
+        );
+        out(
+            &mut report,
+            format!(
+                "| day key on aws-sigv4 (now) | {current_us:.2} | {:.2} |",
+                current_us / former_us
+            ),
+        );
+        out(
+            &mut report,
+            format!(
+                "| aws-sigv4 `http_request::sign` | {whole_us:.2} | {:.2} |",
+                whole_us / former_us
+            ),
+        );
+        out(&mut report, String::new());
+        if let Some(f) = fanouts
+            .iter()
+            .rev()
+            .find(|f| f.cpu_us.is_finite() && f.cpu_us > 0.0)
+        {
+            let before = f.cpu_us - (current_us - former_us);
+            let whole = f.cpu_us + (whole_us - current_us);
+            out(&mut report, format!("CPU per delivery at N = {}: {:.1} µs measured (day key); with the former signer {:.1} µs (the measured delivery less the signing difference): after ÷ before = {:.1} % (target ≤ 110 %). Signing every post with `http_request::sign` would make it {:.1} µs ({:.1} % of before).", f.n, f.cpu_us, before, 100.0 * f.cpu_us / before, whole, 100.0 * whole / before));
+            out(&mut report, String::new());
+        }
+    }
 
     out(
         &mut report,
