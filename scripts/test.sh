@@ -20,12 +20,14 @@ check() {
   local name=$1
   shift
   echo "==> $name"
+  local started=$SECONDS
   if "$@"; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
     failures+=("$name")
   fi
+  echo "<== $name: $((SECONDS - started)) s"
 }
 
 pids=()
