@@ -46,9 +46,15 @@ async fn invoke_runs_a_function_once_and_prints_its_response_and_report() {
     );
     assert!(stdout.contains("Init Duration:"), "{stdout}");
 
+    // A one-off invoke starts a fresh table: the sample's sender was never connected, so
+    // its message is refused (it was once broadcast as a guest, spending from no rate).
     let (ok, stdout, _) = invoke("OnMessageFunction", "events/on_message.json").await;
     assert!(ok);
-    assert!(stdout.contains(r#""statusCode":200"#), "{stdout}");
+    assert!(stdout.contains(r#""statusCode":403"#), "{stdout}");
+    assert!(
+        stdout.contains("sender is not in the table; refused"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

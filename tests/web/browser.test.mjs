@@ -557,7 +557,8 @@ describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
   test('on a static host that cannot tell the mode, a pasted token signs in', async () => {
     // Served by a plain static host (no chat-config.json, no security headers) and pointed at
     // the jwt stack: the page cannot tell how it signs in, so it offers a token box.
-    const page = await newPage(countSockets, `${await staticHost()}/?ws=ws://127.0.0.1:${jwtPort}`);
+    const host = await staticHost();
+    const page = await newPage(countSockets, `${host}/?ws=ws://127.0.0.1:${jwtPort}`);
     await page.locator('#status[data-state="signed-out"]', { hasText: 'Could not connect' }).waitFor({ timeout: 10_000 })
       .catch(async (error) => {
         throw new Error(`${error.message}\nstatus: ${await page.textContent('#status')}`);
@@ -566,9 +567,15 @@ describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
     await page.waitForTimeout(1_500);
     assert.equal(await page.evaluate(() => window.sockets), 1, 'refused without a token, and not retried');
 
-    const response = await fetch(`http://127.0.0.1:${issuerPort}/token?name=frank`);
+    // The issuer answers cross-origin reads from the stack's own page only, not this host.
+    const response = await fetch(`http://127.0.0.1:${issuerPort}/token?name=frank`,
+      { headers: { origin: new URL(host).origin } });
     assert.equal(response.status, 200);
-    assert.equal(response.headers.get('access-control-allow-origin'), '*');
+    assert.equal(response.headers.get('access-control-allow-origin'), null);
+    const own = `http://127.0.0.1:${jwtPort}`;
+    const fromPage = await fetch(`http://127.0.0.1:${issuerPort}/.well-known/openid-configuration`,
+      { headers: { origin: own } });
+    assert.equal(fromPage.headers.get('access-control-allow-origin'), own);
     const { token, name } = await response.json();
     assert.equal(name, 'frank');
     const socketUrls = [];

@@ -989,6 +989,8 @@ async fn main() {
         out(&mut report, String::new());
     }
 
+    // CPU per delivery after the signer change ÷ before, when measured.
+    let mut signer_change: Option<f64> = None;
     if wanted("signing") {
         out(
             &mut report,
@@ -1031,6 +1033,7 @@ async fn main() {
         {
             let before = f.cpu_us - (current_us - former_us);
             let whole = f.cpu_us + (whole_us - current_us);
+            signer_change = Some(f.cpu_us / before);
             out(&mut report, format!("CPU per delivery at N = {}: {:.1} µs measured (day key); with the former signer {:.1} µs (the measured delivery less the signing difference): after ÷ before = {:.1} % (target ≤ 110 %). Signing every post with `http_request::sign` would make it {:.1} µs ({:.1} % of before).", f.n, f.cpu_us, before, 100.0 * f.cpu_us / before, whole, 100.0 * whole / before));
             out(&mut report, String::new());
         }
@@ -1335,6 +1338,29 @@ async fn main() {
         "Node.js peer ÷ Rust CPU per delivery ≥ 5×",
         (!least_ratio.is_nan()).then_some((least_ratio, least_ratio >= 5.0)),
         "×",
+    );
+    target(
+        &mut report,
+        "CPU per delivery with the aws-sigv4 signer ≤ 110 % of the former signer's",
+        signer_change.map(|ratio| (100.0 * ratio, ratio <= 1.10)),
+        "%",
+    );
+    target(
+        &mut report,
+        "aim: Node.js peer ÷ Rust CPU per delivery ≥ 30×",
+        (!least_ratio.is_nan()).then_some((least_ratio, least_ratio >= 30.0)),
+        "×",
+    );
+    let least_share = fanouts
+        .iter()
+        .filter(|f| f.n >= 1000 && f.raw.0.is_finite())
+        .map(|f| f.raw.0 / f.lambda.0)
+        .fold(f64::NAN, f64::min);
+    target(
+        &mut report,
+        "aim: fan-out ≥ 50 % of the raw limit (N ≥ 1 000)",
+        (!least_share.is_nan()).then_some((100.0 * least_share, least_share >= 0.5)),
+        "%",
     );
     let idle = capacities
         .iter()
