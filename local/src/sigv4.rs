@@ -12,7 +12,8 @@
 //! signing key and the signature itself come from `aws-sigv4`. Only the `Authorization`
 //! header form with `X-Amz-Date` is taken (no presigned URLs).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
@@ -320,7 +321,11 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical: &str) -> String {
     )
 }
 
-/// The signature of `to_sign` with `secret` for the scope's day, region and service.
+/// The signing keys derived so far, by secret, day, region and service: the four HMACs of a
+/// key are done once a day per credentials, as a signer does, not for every request.
+static KEYS: LazyLock<Mutex<HashMap<[String; 4], Vec<u8>>>> = LazyLock::new(Default::default);
+
+/// The signature of `to_sign` with `secret` for the day of `at`, region and service.
 pub fn signature(
     secret: &str,
     at: SystemTime,
@@ -328,7 +333,24 @@ pub fn signature(
     service: &str,
     to_sign: &str,
 ) -> String {
-    let key = aws_sigv4::sign::v4::generate_signing_key(secret, at, region, service);
+    let day = chrono::DateTime::<chrono::Utc>::from(at)
+        .format("%Y%m%d")
+        .to_string();
+    let id = [
+        secret.to_owned(),
+        day,
+        region.to_owned(),
+        service.to_owned(),
+    ];
+    let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    if keys.len() > 256 {
+        keys.clear();
+    }
+    let key = keys.entry(id).or_insert_with(|| {
+        aws_sigv4::sign::v4::generate_signing_key(secret, at, region, service)
+            .as_ref()
+            .to_vec()
+    });
     aws_sigv4::sign::v4::calculate_signature(key, to_sign.as_bytes())
 }
 

@@ -68,6 +68,8 @@ pub struct Options {
     pub throttle: bool,
     /// The account's new connections per second (`--connect-rate`; default 500).
     pub connect_rate: Option<f64>,
+    /// The users' credentials, `ID:SECRET[:TOKEN]` (`--credentials`; default `local:local`).
+    pub credentials: Option<String>,
     /// Restart functions whose binary changes.
     pub watch: bool,
     /// Address of the WebSocket API (loopback unless set).
@@ -87,6 +89,7 @@ impl Options {
             quiet: false,
             throttle: true,
             connect_rate: None,
+            credentials: None,
             watch: false,
             host: None,
         }
@@ -149,6 +152,10 @@ impl Options {
         if let Some(rate) = self.connect_rate {
             options.connect_rate = rate;
         }
+        if let Some(text) = &self.credentials {
+            options.credentials =
+                chat_local::sigv4::Credentials::parse(text).expect("ID:SECRET[:TOKEN]");
+        }
         options.watch = self.watch.then_some(None);
         if let Some(host) = &self.host {
             options.host = host.clone();
@@ -185,6 +192,9 @@ impl Options {
         }
         if let Some(rate) = self.connect_rate {
             args.extend(["--connect-rate".into(), rate.to_string()]);
+        }
+        if let Some(text) = &self.credentials {
+            args.extend(["--credentials".into(), text.clone()]);
         }
         let flags = [
             (self.quiet, "--quiet"),
@@ -288,6 +298,10 @@ impl Stack {
     pub async fn command(options: Options) -> Stack {
         let mut child = Command::new(bin_dir().join("chat-local"))
             .args(options.arguments())
+            // The stack takes users' credentials from these when set; tests give their own.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
             .current_dir(repo())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -213,3 +213,66 @@ async fn the_local_apis_check_signatures_as_aws_does() {
         "{results}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_credentials_are_set_on_the_command_line() {
+    let mut options = Options::project();
+    options.credentials = Some("alice-key:alice-secret:alice-token".into());
+    let stack = Stack::command(options).await;
+    assert!(
+        stack.printed("Credentials:     AWS_ACCESS_KEY_ID=alice-key AWS_SECRET_ACCESS_KEY as given AWS_SESSION_TOKEN as given"),
+        "the banner names the key, never the secret"
+    );
+    assert!(!stack.printed("alice-secret"));
+    let invoke = |id: &str, secret: &str, token: Option<&str>| {
+        let lambda = stack.lambda();
+        let client = aws_sdk_lambda::Client::from_conf(
+            lambda
+                .config()
+                .to_builder()
+                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                    id,
+                    secret,
+                    token.map(str::to_owned),
+                    None,
+                    "e2e",
+                ))
+                .build(),
+        );
+        async move {
+            client
+                .invoke()
+                .function_name("OnMessageFunction")
+                .invocation_type(aws_sdk_lambda::types::InvocationType::DryRun)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().unwrap_or("none").to_owned())
+        }
+    };
+    invoke("alice-key", "alice-secret", Some("alice-token"))
+        .await
+        .expect("the given credentials are accepted");
+    for (id, secret, token, code) in [
+        ("local", "local", None, "UnrecognizedClientException"),
+        (
+            "alice-key",
+            "alice-secret",
+            None,
+            "UnrecognizedClientException",
+        ),
+        (
+            "alice-key",
+            "wrong",
+            Some("alice-token"),
+            "InvalidSignatureException",
+        ),
+    ] {
+        assert_eq!(
+            invoke(id, secret, token).await,
+            Err(code.to_owned()),
+            "{id} {secret} {token:?}"
+        );
+    }
+    stack.stop().await;
+}
