@@ -5,7 +5,8 @@
 //! unknown access key or a session token that does not match), `InvalidSignatureException`
 //! (a wrong signature, region, service or scope date, or a date more than 5 minutes off).
 //!
-//! Hand-written where no crate helps: `aws-sigv4` signs requests but does not verify them,
+//! Hand-written where no crate helps (percent-encoding comes from `percent-encoding`):
+//! `aws-sigv4` signs requests but does not verify them,
 //! and re-signing a received request with it cannot reproduce the client's own choice of
 //! signed headers. So the canonical request is rebuilt here from the request as received
 //! (checked against AWS's published SigV4 test suite in `tests/fixtures/sigv4`); the
@@ -23,6 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
 
 /// How far a request's date may be from the clock, either way.
@@ -181,38 +183,24 @@ fn amz_date(time: SystemTime) -> String {
         .to_string()
 }
 
+/// What SigV4 leaves unencoded: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// [`UNRESERVED`] and `/`: a path's segments encoded, its separators kept.
+const UNRESERVED_AND_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
+
 /// Percent-encodes all but RFC 3986's unreserved characters (and `/` when `keep_slash`).
 pub fn uri_encode(text: &[u8], keep_slash: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for &byte in text {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(byte))
-            }
-            b'/' if keep_slash => out.push('/'),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
-}
-
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
+    let set = if keep_slash {
+        UNRESERVED_AND_SLASH
+    } else {
+        UNRESERVED
+    };
+    percent_encode(text, set).to_string()
 }
 
 /// The canonical URI of every service but S3: the path as sent with its dot segments
@@ -244,8 +232,8 @@ fn canonical_query(query: &str) -> String {
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             (
-                uri_encode(&percent_decode(name), false),
-                uri_encode(&percent_decode(value), false),
+                uri_encode(&percent_decode_str(name).collect::<Vec<u8>>(), false),
+                uri_encode(&percent_decode_str(value).collect::<Vec<u8>>(), false),
             )
         })
         .collect();

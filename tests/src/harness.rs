@@ -881,35 +881,25 @@ pub fn sigv4_headers(
     credentials: (&str, &str, Option<&str>),
     at: std::time::SystemTime,
 ) -> Vec<(String, String)> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let (id, secret, token) = credentials;
-    let identity: aws_smithy_runtime_api::client::identity::Identity =
+    let identity =
         aws_credential_types::Credentials::new(id, secret, token.map(str::to_owned), None, "e2e")
             .into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name(service)
-        .time(at)
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing parameters")
-        .into();
     let host = url
         .split_once("://")
         .and_then(|(_, rest)| rest.split('/').next())
         .expect("a URL with a host");
-    let request = SignableRequest::new(
+    let hash = chat::sigv4::payload_hash(body);
+    let request = chat::sigv4::Request {
         method,
         url,
-        [("host", host)].into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .expect("a signable request");
-    let (instructions, _) = sign(request, &params).expect("signed").into_parts();
-    instructions
-        .headers()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        headers: &[("host", host)],
+        payload_hash: &hash,
+    };
+    chat::sigv4::sign_headers(&identity, "us-east-1", service, at, &request)
+        .expect("signed")
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
         .collect()
 }
 
