@@ -1,7 +1,9 @@
 //! The `@connections` management API over the [registry](crate::registry) of open connections.
 //!
 //! `POST /{stage}/@connections/{id}` sends a frame, `GET` describes the connection,
-//! `DELETE` closes it; an unknown or closed id is `410 GoneException`, as on AWS. The API
+//! `DELETE` closes it; an unknown or closed id is `410 GoneException`, as on AWS, and a
+//! client whose outgoing buffer is full answers `429 LimitExceededException` and stays
+//! open. The API
 //! listens on loopback only and, as AWS, takes only requests signed with SigV4 for
 //! `execute-api` ([`sigv4`](crate::sigv4)) by credentials the stack accepts.
 
@@ -15,7 +17,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::registry::{Connection, Gone, Outgoing, Registry, MAX_MESSAGE_BYTES};
+use crate::registry::{Connection, Gone, Outgoing, Registry, SendError, MAX_MESSAGE_BYTES};
 use crate::sigv4::Verifier;
 
 struct ApiState {
@@ -99,8 +101,15 @@ async fn post_to_connection(
         Ok(text) => Outgoing::Text(text),
         Err(bytes) => Outgoing::Binary(bytes.into_bytes()),
     };
-    connection.send(message).await.map_err(|Gone| gone(&id))?;
-    Ok(StatusCode::OK.into_response())
+    match connection.send(message).await {
+        Ok(()) => Ok(StatusCode::OK.into_response()),
+        Err(SendError::Gone) => Err(gone(&id)),
+        Err(SendError::Full) => Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            "Limit Exceeded: the WebSocket client side buffer is full",
+        )),
+    }
 }
 
 /// A local extension, not part of API Gateway: writes the body to every open connection

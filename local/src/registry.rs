@@ -1,8 +1,10 @@
 //! The open WebSocket connections: what `@connections` posts to and the gateway serves.
 //!
-//! A post waits a bounded time for room in the client's queue. A client that does not
-//! drain it in that time is closed first (its task ends, `$disconnect` runs) and only then
-//! is the post answered `410 Gone`: a connection is never both open and gone.
+//! Each client has a bounded outgoing buffer ([`QUEUE_BYTES`]). A post that does not fit
+//! is refused at once with [`SendError::Full`] — API Gateway's `429 LimitExceededException`
+//! when "the WebSocket client side buffer is full" — and the connection stays open; the
+//! poster may try again once the client has read. `410 Gone` is only ever the answer for a
+//! connection that is closed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,9 +23,6 @@ pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
 /// Bytes queued for one client before posts wait: the bounded budget of a slow reader.
 pub const QUEUE_BYTES: usize = 1024 * 1024;
-
-/// How long a post may wait for room in a client's queue before the client is closed.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a post waits for a closing connection to finish closing: longer than the
 /// gateway's whole closing handshake ([`CLOSE_TIMEOUT`]), so it never answers 410 while the
@@ -61,6 +60,15 @@ pub struct Queued {
 /// The connection is closed: API Gateway's `GoneException`.
 #[derive(Debug)]
 pub struct Gone;
+
+/// Why a frame was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is closed (`410 GoneException`).
+    Gone,
+    /// The client's buffer is full (`429 LimitExceededException`); it stays open.
+    Full,
+}
 
 /// One open connection, as the management API sees it.
 pub struct Connection {
@@ -101,25 +109,30 @@ impl Connection {
         self.last_active_ms.load(Ordering::Relaxed)
     }
 
-    /// Queues a frame for the client. If the client does not make room within
-    /// [`SEND_TIMEOUT`] it is closed, and once it is, the answer is [`Gone`].
-    pub async fn send(&self, message: Outgoing) -> Result<(), Gone> {
+    /// Queues a frame for the client, or says why not: [`SendError::Full`] when its
+    /// buffer has no room for it (nothing waits, nothing is closed), [`SendError::Gone`]
+    /// once it is closed.
+    pub async fn send(&self, message: Outgoing) -> Result<(), SendError> {
         if *self.closed.borrow() {
-            return Err(Gone);
+            return Err(SendError::Gone);
         }
         let cost = message.len().clamp(1, QUEUE_BYTES) as u32;
-        let budget = Arc::clone(&self.budget).acquire_many_owned(cost);
-        let Ok(Ok(budget)) = tokio::time::timeout(SEND_TIMEOUT, budget).await else {
-            self.abort();
-            self.wait_closed().await;
-            return Err(Gone);
+        let budget = match Arc::clone(&self.budget).try_acquire_many_owned(cost) {
+            Ok(budget) => budget,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(SendError::Full),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(SendError::Gone),
         };
         let queued = Queued { message, budget };
         if self.outgoing.send(queued).is_err() {
             self.wait_closed().await;
-            return Err(Gone);
+            return Err(SendError::Gone);
         }
         Ok(())
+    }
+
+    /// Bytes the client's buffer holds now (of [`QUEUE_BYTES`]).
+    pub fn buffered(&self) -> usize {
+        QUEUE_BYTES - self.budget.available_permits()
     }
 
     /// Asks the connection's task to drop the client now.

@@ -3,19 +3,35 @@
 //!
 //! The fan-out is the hot path of the chat. It posts with bounded concurrency, so a
 //! large room neither serialises on round trips nor opens thousands of sockets at once,
-//! and one connection's failure never stops delivery to the others. A `410 Gone` means
-//! the connection closed without `$disconnect` reaching us: that id, and only that id,
-//! is deleted from the connection table and from the room. A room larger than one chunk
-//! is handed to [`Workers`](crate::fanout::Workers) instead, a chunk per invocation.
+//! and one connection's failure never stops delivery to the others:
+//! - a `410 Gone` means the connection closed without `$disconnect` reaching us: those ids
+//!   are pruned from the connection table and the room after the posts, off the posting
+//!   path ([`crate::prune`]);
+//! - a `429` (`LimitExceededException`: the request rate, or the client's buffer is full)
+//!   is back-pressure from that one connection: after everyone else has been posted to,
+//!   the throttled ones are tried again in rounds, 250 ms apart and doubling (to 4 s),
+//!   with jitter, until the deadline; what is still refused then is counted and logged as
+//!   undelivered (the client finds the hole by `seq` and fills it from `history`);
+//! - nothing is started past the [`Deadlines`]: the ids not reached are returned, for a
+//!   worker to take on.
+//!
+//! A room larger than one chunk is handed to [`Workers`](crate::fanout::Workers), a chunk
+//! per invocation.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 
 use crate::fanout::Workers;
+use crate::management::jittered;
 pub use crate::management::{Connections, Delivery, Payload};
 use crate::members::MemberStore;
+use crate::protocol::Member;
 use crate::store::{ConnectionStore, StoreError};
+
+/// The first wait before throttled posts are tried again; it doubles up to [`MAX_WAIT`].
+const FIRST_WAIT: Duration = Duration::from_millis(250);
+const MAX_WAIT: Duration = Duration::from_secs(4);
 
 /// What one broadcast did; logged as one line per broadcast.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,10 +43,63 @@ pub struct Summary {
     pub skipped: bool,
     pub delivered: usize,
     pub gone: usize,
+    /// Posts that failed otherwise than 410 or 429 (after the client's own retries).
     pub failed: usize,
+    /// 429 answers, each retry's included.
+    pub throttled: usize,
+    /// Posts to connections not known gone that were not delivered in the end: failed,
+    /// still throttled at the deadline, or not reached and not handed on.
+    pub undelivered: usize,
+    /// Ids not posted to before the deadline (handed on to a worker when there is one).
+    pub unreached: usize,
+    /// Gone ids deleted from the room.
+    pub pruned: usize,
     /// Chunks handed to FanoutFunction workers (their posts are counted in their logs).
     pub chunks: usize,
     pub elapsed_ms: u128,
+}
+
+/// One connection a frame goes to, and when it connected (from the members table), which
+/// decides how it is pruned if it answers 410.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub id: String,
+    pub connected_at_ms: Option<i64>,
+}
+
+impl From<Member> for Recipient {
+    fn from(member: Member) -> Recipient {
+        Recipient {
+            id: member.from,
+            connected_at_ms: member.connected_at_ms,
+        }
+    }
+}
+
+/// When to stop starting posts (and retries), and when to stop starting prunes.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub post: Instant,
+    pub prune: Instant,
+}
+
+impl Deadlines {
+    /// Posts until `post_margin` before the invocation ends, prunes until `prune_margin`.
+    pub fn before_end(post_margin: Duration, prune_margin: Duration) -> Deadlines {
+        Deadlines {
+            post: crate::budget::before_end(post_margin),
+            prune: crate::budget::before_end(prune_margin),
+        }
+    }
+}
+
+/// What [`deliver`] leaves to its caller.
+#[derive(Debug, Default)]
+pub struct Leftover {
+    /// Recipients not posted to before the deadline.
+    pub unreached: Vec<Recipient>,
+    /// Gone ids not pruned before the deadline.
+    pub unpruned: Vec<Recipient>,
 }
 
 /// Who a frame goes to: the members of `room`, but `except`; nobody at all when they are
@@ -52,6 +121,7 @@ pub struct Plan<'a> {
     pub workers: Option<&'a Workers>,
     /// The `@connections` endpoint the workers post to (the one `client` posts to).
     pub endpoint: &'a str,
+    pub deadlines: Deadlines,
 }
 
 /// Posts `frame` to every member of the audience's room (but `except`), or hands the
@@ -80,87 +150,217 @@ pub async fn fan_out(
             (members, read, false)
         }
     };
-    let ids: Vec<String> = members
+    let recipients: Vec<Recipient> = members
         .into_iter()
-        .map(|member| member.from)
-        .filter(|id| Some(id.as_str()) != audience.except)
+        .map(Recipient::from)
+        .filter(|recipient| Some(recipient.id.as_str()) != audience.except)
         .collect();
     let mut summary = Summary {
         items_read,
-        recipients: ids.len(),
+        recipients: recipients.len(),
         ..Summary::default()
     };
-    if more || audience.limit.is_some_and(|limit| ids.len() > limit) {
+    if more || audience.limit.is_some_and(|limit| recipients.len() > limit) {
         summary.skipped = true;
         return Ok(summary);
     }
     let inline = match plan.workers {
-        Some(workers) if ids.len() > workers.chunk_size => {
+        Some(workers) if recipients.len() > workers.chunk_size => {
             let handed = workers
-                .hand_over(plan.endpoint, audience.room, frame, ids)
+                .hand_over(plan.endpoint, audience.room, frame, recipients)
                 .await;
             summary.chunks = handed.chunks;
             // A chunk no worker took is posted here: nobody is silently skipped.
             handed.left
         }
-        _ => ids,
+        _ => recipients,
     };
     let payload = Payload::new(frame.to_vec());
-    post_all(
+    // Boxed: callers' futures would otherwise nest too deep for the compiler.
+    let leftover = Box::pin(deliver(
         &audience,
         client,
         inline,
         &payload,
         plan.concurrency,
+        plan.deadlines,
         &mut summary,
-    )
+    ))
     .await;
+    if !leftover.unreached.is_empty() {
+        // Out of time: a worker takes them on, when there is one to take them.
+        let handed = match plan.workers {
+            Some(workers) => {
+                workers
+                    .hand_over(plan.endpoint, audience.room, frame, leftover.unreached)
+                    .await
+            }
+            None => crate::fanout::Handed {
+                chunks: 0,
+                left: leftover.unreached,
+            },
+        };
+        summary.chunks += handed.chunks;
+        summary.undelivered += handed.left.len();
+        if !handed.left.is_empty() {
+            tracing::warn!(
+                room = audience.room,
+                ids = handed.left.len(),
+                "out of time: not posted to"
+            );
+        }
+    }
+    if !leftover.unpruned.is_empty() {
+        tracing::info!(
+            room = audience.room,
+            ids = leftover.unpruned.len(),
+            "out of time to prune; left to the next 410 or TTL"
+        );
+    }
     summary.elapsed_ms = started.elapsed().as_millis();
     Ok(summary)
 }
 
-/// Posts `frame` to `ids`, `concurrency` at a time, counting each outcome in `summary`;
-/// a 410 deletes that id from the table and from the audience's room.
-pub async fn post_all(
+/// Posts `payload` to `recipients`, `concurrency` at a time, counting each outcome in
+/// `summary`; then, at once, retries the throttled ones with backoff and prunes the gone
+/// ones. Nothing starts past the deadlines; what was left is returned.
+pub async fn deliver(
     audience: &Audience<'_>,
     client: &Connections,
-    ids: Vec<String>,
+    recipients: Vec<Recipient>,
     payload: &Payload,
     concurrency: usize,
+    deadlines: Deadlines,
     summary: &mut Summary,
-) {
-    let mut deliveries = stream::iter(ids)
-        .map(|id| async move {
-            let delivery = client.post(&id, payload).await;
-            if let Delivery::Gone = delivery {
-                forget_gone(audience, &id).await;
-            }
-            (id, delivery)
-        })
-        .buffer_unordered(concurrency.max(1));
-    while let Some((id, delivery)) = deliveries.next().await {
-        match delivery {
-            Delivery::Delivered => summary.delivered += 1,
-            Delivery::Gone => summary.gone += 1,
-            Delivery::Failed(error) => {
-                summary.failed += 1;
-                tracing::warn!(connection_id = %id, %error, "post to connection failed");
-            }
-        }
+) -> Leftover {
+    let first = post_round(client, recipients, payload, concurrency, deadlines.post).await;
+    summary.delivered += first.delivered;
+    summary.failed += first.failed;
+    summary.throttled += first.throttled.len();
+    summary.gone += first.gone.len();
+    summary.unreached += first.unreached.len();
+    let retries = retry_throttled(
+        client,
+        first.throttled,
+        payload,
+        concurrency,
+        deadlines.post,
+    );
+    let pruning = crate::prune::prune(
+        audience.connections,
+        audience.members,
+        audience.room,
+        first.gone,
+        deadlines.prune,
+    );
+    let (retried, pruned) = futures::join!(retries, pruning);
+    summary.delivered += retried.delivered;
+    summary.throttled += retried.throttled;
+    summary.failed += retried.failed;
+    summary.gone += retried.gone.len();
+    summary.pruned += pruned.pruned;
+    summary.undelivered += first.failed + retried.failed + retried.left.len();
+    if !retried.left.is_empty() {
+        let ids: Vec<&str> = retried
+            .left
+            .iter()
+            .take(10)
+            .map(|r| r.id.as_str())
+            .collect();
+        tracing::warn!(
+            room = audience.room,
+            undelivered = retried.left.len(),
+            ?ids,
+            "connections still throttled (429) at the deadline: not delivered"
+        );
+    }
+    // Ids that answered 410 only on a retry are left to the next broadcast or TTL.
+    Leftover {
+        unreached: first.unreached,
+        unpruned: pruned.left,
     }
 }
 
-/// Deletes a connection that answered 410 from the table and from the room.
-async fn forget_gone(audience: &Audience<'_>, id: &str) {
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    if let Err(error) = audience.connections.remove_stale(id, now_ms).await {
-        tracing::warn!(connection_id = %id, %error, "could not delete stale connection");
+/// What one round of posts did.
+#[derive(Default)]
+struct Round {
+    delivered: usize,
+    failed: usize,
+    gone: Vec<Recipient>,
+    throttled: Vec<Recipient>,
+    unreached: Vec<Recipient>,
+}
+
+/// Posts to every recipient, `concurrency` at a time; none is started after `deadline`.
+async fn post_round(
+    client: &Connections,
+    recipients: Vec<Recipient>,
+    payload: &Payload,
+    concurrency: usize,
+    deadline: Instant,
+) -> Round {
+    let mut deliveries = stream::iter(recipients)
+        .map(|recipient| async move {
+            if Instant::now() >= deadline {
+                return (recipient, None);
+            }
+            let delivery = client.post(&recipient.id, payload).await;
+            (recipient, Some(delivery))
+        })
+        .buffer_unordered(concurrency.max(1));
+    let mut round = Round::default();
+    while let Some((recipient, delivery)) = deliveries.next().await {
+        match delivery {
+            None => round.unreached.push(recipient),
+            Some(Delivery::Delivered) => round.delivered += 1,
+            Some(Delivery::Gone) => round.gone.push(recipient),
+            Some(Delivery::Throttled(_)) => round.throttled.push(recipient),
+            Some(Delivery::Failed(error)) => {
+                round.failed += 1;
+                tracing::warn!(connection_id = %recipient.id, %error, "post to connection failed");
+            }
+        }
     }
-    if let Err(error) = audience
-        .members
-        .remove_stale(audience.room, id, now_ms)
-        .await
-    {
-        tracing::warn!(connection_id = %id, %error, "could not delete stale member");
+    round
+}
+
+/// What retrying throttled posts did.
+#[derive(Default)]
+struct Retried {
+    delivered: usize,
+    failed: usize,
+    throttled: usize,
+    gone: Vec<Recipient>,
+    /// Still throttled when time ran out.
+    left: Vec<Recipient>,
+}
+
+/// Tries the throttled recipients again in rounds, waiting [`FIRST_WAIT`] (doubling to
+/// [`MAX_WAIT`], with jitter) before each, while a round can start before `deadline`.
+async fn retry_throttled(
+    client: &Connections,
+    mut throttled: Vec<Recipient>,
+    payload: &Payload,
+    concurrency: usize,
+    deadline: Instant,
+) -> Retried {
+    let mut retried = Retried::default();
+    let mut wait = FIRST_WAIT;
+    while !throttled.is_empty() {
+        let pause = jittered(wait);
+        if Instant::now() + pause >= deadline {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        let round = post_round(client, throttled, payload, concurrency, deadline).await;
+        retried.delivered += round.delivered;
+        retried.failed += round.failed;
+        retried.throttled += round.throttled.len();
+        retried.gone.extend(round.gone);
+        throttled = round.throttled;
+        throttled.extend(round.unreached);
+        wait = (wait * 2).min(MAX_WAIT);
     }
+    retried.left = throttled;
+    retried
 }

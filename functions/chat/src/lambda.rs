@@ -59,7 +59,13 @@ pub async fn run(route: Route) -> Result<(), Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let app = Arc::clone(&app);
-            async move { Ok::<ApiGatewayProxyResponse, Error>(app.handle(route, event.payload).await) }
+            let deadline = event.context.deadline;
+            async move {
+                // Boxed: the runtime's future would otherwise nest too deep for the compiler.
+                let handled = Box::pin(app.handle(route, event.payload));
+                let response = crate::budget::within(deadline, handled);
+                Ok::<ApiGatewayProxyResponse, Error>(response.await)
+            }
         },
     ))
     .await
@@ -71,12 +77,19 @@ pub async fn run_fanout() -> Result<(), Error> {
     let app = Arc::new(App::from_env().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Job>| {
         let app = Arc::clone(&app);
+        let deadline = event.context.deadline;
         async move {
-            Ok::<Value, Error>(match app.fan_out_chunk(event.payload).await {
+            let done = Box::pin(app.fan_out_chunk(event.payload));
+            let done = crate::budget::within(deadline, done);
+            Ok::<Value, Error>(match done.await {
                 Some(summary) => json!({
                     "delivered": summary.delivered,
                     "gone": summary.gone,
+                    "pruned": summary.pruned,
+                    "throttled": summary.throttled,
                     "failed": summary.failed,
+                    "undelivered": summary.undelivered,
+                    "handedOn": summary.chunks,
                 }),
                 None => json!({"refused": true}),
             })

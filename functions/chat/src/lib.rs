@@ -10,7 +10,8 @@
 //!   [`members`]: each room's members; [`history`]: each room's messages (DynamoDB).
 //! - [`ratelimit`]: the per-connection token bucket.
 //! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out
-//!   to a room.
+//!   to a room (429s retried with backoff); [`prune`]: taking out ids that answered 410,
+//!   off the posting path; [`budget`]: the invocation's deadline.
 //! - [`fanout`]: handing a large room to `FanoutFunction` workers, a chunk each.
 //! - [`management`]: the `@connections` client, signing its posts itself ([`sigv4`]) over
 //!   [`http`]'s pooled client.
@@ -22,6 +23,7 @@
 
 pub mod auth;
 pub mod broadcast;
+pub mod budget;
 pub mod config;
 pub mod fanout;
 pub mod handlers;
@@ -32,6 +34,7 @@ pub mod lambda;
 pub mod management;
 pub mod members;
 pub mod protocol;
+pub mod prune;
 pub mod ratelimit;
 pub mod rooms;
 pub mod sigv4;

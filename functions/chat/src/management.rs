@@ -25,6 +25,10 @@ pub enum Delivery {
     Delivered,
     /// The connection no longer exists (`GoneException`, HTTP 410).
     Gone,
+    /// `LimitExceededException` (HTTP 429): the account's request rate is exceeded or the
+    /// client's buffer is full. The connection stays open; the post may be tried later
+    /// (the fan-out does, with backoff: [`crate::broadcast`]).
+    Throttled(String),
     Failed(String),
 }
 
@@ -87,6 +91,11 @@ async fn sdk_post(
                 .is_some_and(|service_error| service_error.is_gone_exception())
             {
                 Delivery::Gone
+            } else if error
+                .as_service_error()
+                .is_some_and(|service_error| service_error.is_limit_exceeded_exception())
+            {
+                Delivery::Throttled(aws_sdk_apigatewaymanagement::Error::from(error).to_string())
             } else {
                 Delivery::Failed(aws_sdk_apigatewaymanagement::Error::from(error).to_string())
             }
@@ -112,7 +121,8 @@ pub struct Signer {
     http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
-/// Attempts per post: a throttled (429) or failed (5xx, transport) post is tried again.
+/// Attempts per post: a failed (5xx, transport) post is tried again here; a throttled one
+/// (429) is answered at once, for the caller to try later without holding up others.
 const ATTEMPTS: u32 = 3;
 
 /// How long one attempt may take, connection included: a post that hangs is given up and
@@ -234,10 +244,9 @@ impl Endpoint {
         );
         let mut last = String::new();
         let mut forgot = false;
-        let mut throttled = false;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(backoff(attempt, throttled)).await;
+                tokio::time::sleep(backoff(attempt)).await;
             }
             let attempted = tokio::time::timeout(ATTEMPT_TIMEOUT, self.send(&path, payload));
             let (status, body) = match attempted.await {
@@ -252,11 +261,11 @@ impl Endpoint {
                     continue;
                 }
             };
-            throttled = status == 429;
             match status {
                 200..=299 => return Delivery::Delivered,
                 410 => return Delivery::Gone,
-                429 | 500 | 502 | 503 | 504 => last = describe(status, &body),
+                429 => return Delivery::Throttled(describe(status, &body)),
+                500 | 502 | 503 | 504 => last = describe(status, &body),
                 403 if !forgot && body.contains("xpired") => {
                     // Credentials that expired under us: fetch them again, once.
                     self.signer.forget();
@@ -330,21 +339,21 @@ fn describe(status: u16, body: &str) -> String {
     format!("@connections answered {status}: {body}")
 }
 
-/// Before attempt `attempt` (from 1): 50 ms, then 200 ms; after a throttled (429) attempt
-/// 1 s, then 2 s, as the account's request rate needs time to recover. Each with up to half
-/// again of jitter.
-fn backoff(attempt: u32, throttled: bool) -> Duration {
-    let step = attempt.saturating_sub(1);
-    let base = if throttled {
-        1000u64 * 2u64.pow(step)
-    } else {
-        50u64 * 4u64.pow(step)
-    };
-    let jitter = SystemTime::now()
+/// Before attempt `attempt` (from 1): 50 ms, then 200 ms, each with up to half again of
+/// jitter.
+fn backoff(attempt: u32) -> Duration {
+    jittered(Duration::from_millis(
+        50 * 4u64.pow(attempt.saturating_sub(1)),
+    ))
+}
+
+/// `base` plus up to half of it again, at random.
+pub fn jittered(base: Duration) -> Duration {
+    let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()))
-        % (base / 2 + 1);
-    Duration::from_millis(base + jitter)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let base_ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX / 2);
+    Duration::from_millis(base_ms + nanos % (base_ms / 2 + 1))
 }
 
 #[cfg(test)]
@@ -396,9 +405,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_bounded() {
-        assert!((50..=75).contains(&(backoff(1, false).as_millis() as u64)));
-        assert!((200..=300).contains(&(backoff(2, false).as_millis() as u64)));
-        assert!((1000..=1500).contains(&(backoff(1, true).as_millis() as u64)));
-        assert!((2000..=3000).contains(&(backoff(2, true).as_millis() as u64)));
+        assert!((50..=75).contains(&(backoff(1).as_millis() as u64)));
+        assert!((200..=300).contains(&(backoff(2).as_millis() as u64)));
+        let wait = jittered(Duration::from_secs(1)).as_millis() as u64;
+        assert!((1000..=1500).contains(&wait));
     }
 }

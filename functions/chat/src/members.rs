@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::protocol::Member;
 use crate::store::{
-    conditional, expires_at, store_error, StoreError, GONE_GRACE_MS, KEY, NAME, ROOM,
+    batch_delete, conditional, expires_at, store_error, StoreError, GONE_GRACE_MS, KEY, NAME, ROOM,
 };
 
 /// One page of a room's members, and how many items DynamoDB read for it.
@@ -80,6 +80,22 @@ impl MemberStore {
         Ok(())
     }
 
+    /// Takes out members API Gateway reported gone (410) that connected long enough ago
+    /// for that to be final (see [`crate::prune`]): unconditional deletes, 25 to a
+    /// `BatchWriteItem`. Returns how many were deleted.
+    pub async fn remove_gone(&self, room: &str, ids: &[String]) -> Result<usize, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| {
+                HashMap::from([
+                    (ROOM.to_owned(), AttributeValue::S(room.to_owned())),
+                    (KEY.to_owned(), AttributeValue::S(id.clone())),
+                ])
+            })
+            .collect();
+        batch_delete(&self.client, &self.table, keys).await
+    }
+
     /// Takes out a member API Gateway reported gone (410), unless it connected less than
     /// [`GONE_GRACE_MS`] before `now_ms` (its `$connect` may still be running).
     pub async fn remove_stale(
@@ -105,7 +121,7 @@ impl MemberStore {
     }
 
     /// One page of a room's members, from `start` (a strongly consistent `Query`, only the
-    /// id and the name read).
+    /// id, the name and when it connected read).
     pub async fn page(
         &self,
         room: &str,
@@ -136,7 +152,7 @@ impl MemberStore {
             .expression_attribute_names("#id", KEY)
             .expression_attribute_names("#name", NAME)
             .expression_attribute_values(":room", AttributeValue::S(room.to_owned()))
-            .projection_expression("#id, #name")
+            .projection_expression("#id, #name, connectedAt")
             .consistent_read(true)
             .set_limit(limit)
             .set_exclusive_start_key(start)
@@ -154,6 +170,9 @@ impl MemberStore {
                         .and_then(|name| name.as_s().ok())
                         .cloned()
                         .unwrap_or_default(),
+                    connected_at_ms: item
+                        .get("connectedAt")
+                        .and_then(|at| at.as_n().ok()?.parse().ok()),
                 })
             })
             .collect();

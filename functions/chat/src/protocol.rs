@@ -1,10 +1,11 @@
 //! The wire protocol: what the server sends and how client messages are validated.
 //!
 //! Every frame the server sends is one JSON object with a `type`:
-//! `{"type":"message","id":…,"room":…,"from":…,"name":…,"message":…,"sentAt":…}` for
-//! chat, `joined`/`left` for presence, `members` and `history` answering `who` and
-//! `history`, and `{"type":"error","code":…,"message":…}` when a request could not be
-//! served.
+//! `{"type":"message","id":…,"seq":…,"room":…,"from":…,"name":…,"message":…,"sentAt":…}`
+//! for chat (`seq` numbers a room's kept messages 1, 2, 3, …; `clientId` is echoed when
+//! the sender gave one), `joined`/`left` for presence, `members` and `history` answering
+//! `who` and `history`, and `{"type":"error","code":…,"message":…}` when a request could
+//! not be served.
 //! Validation never panics: every way a body can be wrong maps to an [`ErrorFrame`]
 //! whose message says what to change.
 
@@ -41,6 +42,9 @@ pub enum Frame {
     Message {
         /// Unique per message (API Gateway's message id).
         id: String,
+        /// The message's place in its room: 1 for the room's first kept message, one more
+        /// for each next one (see [`crate::history`]).
+        seq: u64,
         room: String,
         /// The sender's connection id (kept for clients that predate names).
         from: String,
@@ -48,6 +52,9 @@ pub enum Frame {
         name: String,
         message: String,
         sent_at: String,
+        /// The sender's own id for this message, when it gave one (idempotent resends).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// Someone entered the room.
     Joined(Presence),
@@ -62,12 +69,20 @@ pub enum Frame {
         members: Vec<Member>,
         more: bool,
     },
-    /// The room's most recent chat frames, oldest first, exactly as they were broadcast.
+    /// The room's chat frames, oldest first, exactly as they were broadcast: the most
+    /// recent ones, or those after a `seq` the client names.
     History {
         room: String,
         messages: Vec<Box<RawValue>>,
         /// Older messages were left out to keep the frame under the quota.
         truncated: bool,
+        /// There are messages after the last one here: ask again after its `seq`.
+        more: bool,
+        /// Messages after the `seq` asked for are no longer kept (`HistoryHours`): these
+        /// start at `oldest`.
+        gap: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        oldest: Option<u64>,
     },
     /// Why the sender's request was not served.
     Error(ErrorFrame),
@@ -86,6 +101,9 @@ pub struct Presence {
 pub struct Member {
     pub from: String,
     pub name: String,
+    /// When the connection was made (epoch ms), as the members table has it; not sent.
+    #[serde(skip)]
+    pub connected_at_ms: Option<i64>,
 }
 
 /// The body of an error frame: a stable machine code and a sentence for people.
@@ -96,6 +114,9 @@ pub struct ErrorFrame {
     /// With `rate_limited`: how long until a message will be accepted.
     #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// The `clientId` of the message this error answers, when it had one.
+    #[serde(rename = "clientId", skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// Machine-readable error codes, serialised in snake_case.
@@ -116,6 +137,8 @@ pub enum ErrorCode {
     InvalidLimit,
     RateLimited,
     NotConnected,
+    InvalidClientId,
+    InvalidAfter,
 }
 
 impl Frame {
@@ -143,6 +166,15 @@ impl ErrorFrame {
             code,
             message: message.into(),
             retry_after_ms: None,
+            client_id: None,
+        }
+    }
+
+    /// The error, echoing the `clientId` of the message it answers.
+    pub fn for_client_id(self, client_id: Option<&str>) -> Self {
+        ErrorFrame {
+            client_id: client_id.map(str::to_owned),
+            ..self
         }
     }
 
@@ -192,14 +224,43 @@ impl ErrorFrame {
     }
 }
 
-/// Who sent a chat message, where, when, under which id.
+/// Who sent a chat message, where, when, under which id and `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub id: String,
+    pub seq: u64,
     pub room: String,
     pub from: String,
     pub name: String,
     pub sent_at: String,
+    pub client_id: Option<String>,
+}
+
+/// What an `onMessage` request asks: the text, and the sender's id for it if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatRequest {
+    pub message: String,
+    pub client_id: Option<String>,
+}
+
+/// The most characters a `clientId` may have.
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+
+/// Whether `id` is a valid `clientId`: 1–64 characters of `A-Z a-z 0-9 _ -`.
+pub fn is_client_id(id: &str) -> bool {
+    (1..=MAX_CLIENT_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The valid `clientId` of a request, if it has one: what its error frames echo, even
+/// when something else in it is wrong.
+pub fn client_id_of(body: Option<&str>) -> Option<String> {
+    match parse_object(body).ok()?.get("clientId")? {
+        Value::String(id) if is_client_id(id) => Some(id.clone()),
+        _ => None,
+    }
 }
 
 /// Parses the body of an `onMessage` request and builds the chat frame to broadcast.
@@ -207,12 +268,32 @@ pub struct Envelope {
 /// The size check is on the frame that will be sent, since that is what API Gateway
 /// measures against its 128 KB quota on the way out.
 pub fn chat_frame(body: Option<&str>, envelope: Envelope) -> Result<Frame, ErrorFrame> {
-    message_frame(envelope, chat_message(body)?)
+    message_frame(envelope, chat_request(body)?.message)
 }
 
-/// The text of an `onMessage` request (checked before anything is read or spent).
-pub fn chat_message(body: Option<&str>) -> Result<String, ErrorFrame> {
+/// An `onMessage` request, checked before anything is read or spent.
+pub fn chat_request(body: Option<&str>) -> Result<ChatRequest, ErrorFrame> {
     let object = parse_object(body)?;
+    let client_id = match object.get("clientId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if is_client_id(id) => Some(id.clone()),
+        Some(_) => {
+            return Err(ErrorFrame::new(
+                ErrorCode::InvalidClientId,
+                format!(
+                    "\"clientId\" must be 1 to {MAX_CLIENT_ID_CHARS} characters of A-Z, a-z, 0-9, _ and -; for example {{\"action\":\"onMessage\",\"message\":\"Hello\",\"clientId\":\"k3J9-x\"}}."
+                ),
+            ))
+        }
+    };
+    Ok(ChatRequest {
+        message: chat_text(&object)?,
+        client_id,
+    })
+}
+
+/// The text of an `onMessage` request.
+fn chat_text(object: &serde_json::Map<String, Value>) -> Result<String, ErrorFrame> {
     let message = match object.get("message") {
         None | Some(Value::Null) => {
             return Err(ErrorFrame::new(
@@ -242,24 +323,35 @@ pub fn chat_message(body: Option<&str>) -> Result<String, ErrorFrame> {
     Ok(message.clone())
 }
 
-/// The chat frame of `message`, refused if it would pass the 128 KB quota on the way out.
-pub fn message_frame(envelope: Envelope, message: String) -> Result<Frame, ErrorFrame> {
+/// The chat frame of `message` (unchecked: see [`message_frame`]).
+pub fn chat_message_frame(envelope: Envelope, message: String) -> Frame {
     let Envelope {
         id,
+        seq,
         room,
         from,
         name,
         sent_at,
+        client_id,
     } = envelope;
-    let frame = Frame::Message {
+    Frame::Message {
         id,
+        seq,
         room,
         from,
         name,
         message,
         sent_at,
-    };
-    let size = frame.to_json().len();
+        client_id,
+    }
+}
+
+/// The chat frame of `message`, refused if it would pass the 128 KB quota on the way out
+/// (measured with the largest `seq` there can be, so it may be checked before one is taken).
+pub fn message_frame(envelope: Envelope, message: String) -> Result<Frame, ErrorFrame> {
+    let digits = envelope.seq.to_string().len();
+    let frame = chat_message_frame(envelope, message);
+    let size = frame.to_json().len() + 20 - digits;
     if size > MAX_MESSAGE_BYTES {
         return Err(ErrorFrame::new(
             ErrorCode::MessageTooLarge,
@@ -295,9 +387,35 @@ pub fn join_room(body: Option<&str>) -> Result<String, ErrorFrame> {
     }
 }
 
-/// The number of messages a `history` request asks for ([`DEFAULT_HISTORY`] if none).
-pub fn history_limit(body: Option<&str>) -> Result<u32, ErrorFrame> {
+/// What a `history` request asks: at most `limit` messages, the most recent ones, or
+/// those with a `seq` larger than `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRequest {
+    pub limit: u32,
+    pub after: Option<u64>,
+}
+
+/// Parses a `history` request (`limit` [`DEFAULT_HISTORY`] if none).
+pub fn history_request(body: Option<&str>) -> Result<HistoryRequest, ErrorFrame> {
     let object = parse_object(body)?;
+    let after = match object.get("after") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+        Some(_) => {
+            return Err(ErrorFrame::new(
+                ErrorCode::InvalidAfter,
+                "\"after\" must be the seq of the last message you have (a whole number, 0 for none); for example {\"action\":\"history\",\"after\":41,\"limit\":50}.",
+            ))
+        }
+    };
+    Ok(HistoryRequest {
+        limit: history_limit(&object)?,
+        after,
+    })
+}
+
+/// The number of messages a `history` request asks for ([`DEFAULT_HISTORY`] if none).
+fn history_limit(object: &serde_json::Map<String, Value>) -> Result<u32, ErrorFrame> {
     let limit = match object.get("limit") {
         None | Some(Value::Null) => return Ok(DEFAULT_HISTORY),
         Some(Value::Number(n)) => n.as_u64(),
@@ -386,10 +504,12 @@ mod tests {
     fn envelope() -> Envelope {
         Envelope {
             id: "m1".into(),
+            seq: 7,
             room: "lobby".into(),
             from: "R1kmxc2VNjMCFIA=".into(),
             name: "alice".into(),
             sent_at: "2026-01-01T00:00:00Z".into(),
+            client_id: None,
         }
     }
 
@@ -408,6 +528,53 @@ mod tests {
         assert_eq!(json["name"], "alice");
         assert_eq!(json["message"], "Hello everyone");
         assert_eq!(json["sentAt"], "2026-01-01T00:00:00Z");
+        assert_eq!(json["seq"], 7);
+        assert!(json.get("clientId").is_none());
+    }
+
+    #[test]
+    fn client_ids_are_checked_and_echoed() {
+        let request = chat_request(Some(
+            r#"{"action":"onMessage","message":"hi","clientId":"a-Z_9"}"#,
+        ))
+        .unwrap();
+        assert_eq!(request.client_id.as_deref(), Some("a-Z_9"));
+        let max = "x".repeat(MAX_CLIENT_ID_CHARS);
+        assert!(is_client_id(&max));
+        for bad in [
+            r#""""#.to_owned(),
+            r#""a b""#.into(),
+            r#""é""#.into(),
+            "7".into(),
+            format!(r#""{max}x""#),
+        ] {
+            let body = format!(r#"{{"action":"onMessage","message":"hi","clientId":{bad}}}"#);
+            assert_eq!(
+                chat_request(Some(&body)).unwrap_err().code,
+                ErrorCode::InvalidClientId,
+                "{bad}"
+            );
+        }
+        let empty = r#"{"action":"onMessage","message":" ","clientId":"c1"}"#;
+        assert_eq!(client_id_of(Some(empty)).as_deref(), Some("c1"));
+        assert_eq!(client_id_of(Some(r#"{"clientId":"a b"}"#)), None);
+        let echoed: Value = serde_json::from_str(
+            &ErrorFrame::unavailable()
+                .for_client_id(Some("c1"))
+                .into_frame()
+                .to_json(),
+        )
+        .unwrap();
+        assert_eq!(echoed["clientId"], "c1");
+        let frame = chat_frame(
+            Some(EXAMPLE_REQUEST),
+            Envelope {
+                client_id: Some("c1".into()),
+                ..envelope()
+            },
+        )
+        .unwrap();
+        assert!(frame.to_json().ends_with(r#","clientId":"c1"}"#));
     }
 
     #[test]
@@ -490,23 +657,38 @@ mod tests {
             join_room(Some("nope")).unwrap_err().code,
             ErrorCode::InvalidJson
         );
+        let history = |body: &str| history_request(Some(body));
         assert_eq!(
-            history_limit(Some(r#"{"action":"history"}"#)).unwrap(),
-            DEFAULT_HISTORY
+            history(r#"{"action":"history"}"#).unwrap(),
+            HistoryRequest {
+                limit: DEFAULT_HISTORY,
+                after: None
+            }
         );
         assert_eq!(
-            history_limit(Some(r#"{"action":"history","limit":1}"#)).unwrap(),
+            history(r#"{"action":"history","limit":1}"#).unwrap().limit,
             1
         );
         assert_eq!(
-            history_limit(Some(r#"{"action":"history","limit":100}"#)).unwrap(),
-            100
+            history(r#"{"action":"history","limit":100,"after":0}"#).unwrap(),
+            HistoryRequest {
+                limit: 100,
+                after: Some(0)
+            }
         );
         for bad in ["0", "101", "2.5", "-1", "\"10\"", "true"] {
             let body = format!(r#"{{"action":"history","limit":{bad}}}"#);
             assert_eq!(
-                history_limit(Some(&body)).unwrap_err().code,
+                history(&body).unwrap_err().code,
                 ErrorCode::InvalidLimit,
+                "{bad}"
+            );
+        }
+        for bad in ["-1", "1.5", "\"3\"", "[]"] {
+            let body = format!(r#"{{"action":"history","after":{bad}}}"#);
+            assert_eq!(
+                history(&body).unwrap_err().code,
+                ErrorCode::InvalidAfter,
                 "{bad}"
             );
         }
@@ -529,6 +711,7 @@ mod tests {
             members: vec![Member {
                 from: "id".into(),
                 name: "n".into(),
+                connected_at_ms: Some(1),
             }],
             more: false,
         };
@@ -541,10 +724,15 @@ mod tests {
             room: "r".into(),
             messages: vec![RawValue::from_string(stored.into()).unwrap()],
             truncated: false,
+            more: true,
+            gap: true,
+            oldest: Some(4),
         };
         assert_eq!(
             history.to_json(),
-            format!(r#"{{"type":"history","room":"r","messages":[{stored}],"truncated":false}}"#),
+            format!(
+                r#"{{"type":"history","room":"r","messages":[{stored}],"truncated":false,"more":true,"gap":true,"oldest":4}}"#
+            ),
             "stored frames are passed on byte for byte"
         );
     }

@@ -27,6 +27,12 @@ impl ConditionalWrite for aws_sdk_dynamodb::operation::update_item::UpdateItemEr
     }
 }
 
+impl ConditionalWrite for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
 impl ConditionalWrite for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
     fn condition_failed(&self) -> bool {
         self.is_conditional_check_failed_exception()
@@ -102,7 +108,17 @@ pub(crate) fn expires_at(now_secs: i64) -> i64 {
 #[derive(Debug)]
 pub struct StoreError {
     pub operation: &'static str,
-    pub source: Box<aws_sdk_dynamodb::Error>,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreError {
+    /// An answer that lacks what the operation always returns.
+    pub fn malformed(operation: &'static str, what: &str) -> StoreError {
+        StoreError {
+            operation,
+            source: what.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -119,8 +135,55 @@ where
 {
     move |error| StoreError {
         operation,
-        source: Box::new(error.into()),
+        source: Box::new(Into::<aws_sdk_dynamodb::Error>::into(error)),
     }
+}
+
+/// Items a `BatchWriteItem` may carry.
+const BATCH_ITEMS: usize = 25;
+
+/// Deletes the items with `keys` from `table`, 25 to a `BatchWriteItem`, trying again
+/// (after 50, 100, 200 ms …) up to five times what DynamoDB leaves unprocessed. Returns
+/// how many were deleted; what is still unprocessed after that is left for TTL.
+pub(crate) async fn batch_delete(
+    client: &Client,
+    table: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> Result<usize, StoreError> {
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+    let mut deleted = 0;
+    let mut keys = keys.into_iter().peekable();
+    while keys.peek().is_some() {
+        let mut requests: Vec<WriteRequest> = keys
+            .by_ref()
+            .take(BATCH_ITEMS)
+            .filter_map(|key| {
+                let delete = DeleteRequest::builder().set_key(Some(key)).build().ok()?;
+                Some(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect();
+        for attempt in 0..6u32 {
+            if requests.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            let sent = requests.len();
+            let output = client
+                .batch_write_item()
+                .request_items(table, std::mem::take(&mut requests))
+                .send()
+                .await
+                .map_err(store_error("BatchWriteItem"))?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut left| left.remove(table))
+                .unwrap_or_default();
+            deleted += sent - requests.len();
+        }
+    }
+    Ok(deleted)
 }
 
 /// Connection ids in one DynamoDB table.
@@ -256,6 +319,17 @@ impl ConnectionStore {
             .attributes
             .as_ref()
             .and_then(ConnectionRecord::from_item))
+    }
+
+    /// Forgets connections API Gateway reported gone (410) that connected long enough ago
+    /// for that to be final (see [`crate::prune`]): unconditional deletes, 25 to a
+    /// `BatchWriteItem`. Returns how many were deleted.
+    pub async fn remove_gone(&self, ids: &[String]) -> Result<usize, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| HashMap::from([(KEY.to_owned(), AttributeValue::S(id.clone()))]))
+            .collect();
+        batch_delete(&self.client, &self.table, keys).await
     }
 
     /// Forgets a connection that API Gateway reported gone (410), unless it connected

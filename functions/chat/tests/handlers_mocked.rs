@@ -96,6 +96,7 @@ fn app_with(env: &[(&str, &str)], dynamo_rules: &[&Rule], management_rules: &[&R
     .unwrap();
     let defaults = [
         record("lobby", "carol"),
+        counter(),
         mock!(Dynamo::update_item).then_output(|| UpdateItemOutput::builder().build()),
         mock!(Dynamo::put_item).then_output(|| PutItemOutput::builder().build()),
         mock!(Dynamo::delete_item).then_output(|| DeleteItemOutput::builder().build()),
@@ -109,6 +110,19 @@ fn app_with(env: &[(&str, &str)], dynamo_rules: &[&Rule], management_rules: &[&R
         management_rules
     );
     App::new(config, dynamo, management)
+}
+
+/// The messages table's counters: every room's `seq` from 1, one more each time.
+fn counter() -> Rule {
+    let last = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    mock!(Dynamo::update_item)
+        .match_requests(|req| req.key().unwrap().get("sk") == Some(&s("#seq")))
+        .then_output(move || {
+            let n = last.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            UpdateItemOutput::builder()
+                .attributes("n", self::n(n))
+                .build()
+        })
 }
 
 /// One page of a room's members (strongly consistent), continuing after `last`.
@@ -240,10 +254,8 @@ async fn a_message_is_kept_then_posted_to_every_page_of_its_room() {
         assert_eq!(posted["message"], "Hello everyone");
         let id = posted["id"].as_str().unwrap();
         assert!(!id.is_empty());
-        assert_eq!(
-            *sort_key,
-            format!("{}#{id}", posted["sentAt"].as_str().unwrap())
-        );
+        assert_eq!(posted["seq"], 1, "the room's first message");
+        assert_eq!(sort_key, "s#00000000000000000001");
     }
 }
 
@@ -888,7 +900,7 @@ async fn history_returns_the_newest_oldest_first() {
         .then_output(move || {
             let newest_first = (1..=3)
                 .rev()
-                .map(|n| item(&[("frame", s(&stored(n)))]))
+                .map(|n| item(&[("sk", s(&format!("s#{n:020}"))), ("frame", s(&stored(n)))]))
                 .collect();
             QueryOutput::builder().set_items(Some(newest_first)).build()
         });
@@ -914,6 +926,10 @@ async fn history_returns_the_newest_oldest_first() {
     assert_eq!(ids, ["m1", "m2", "m3"]);
     assert_eq!(posts[0].1["truncated"], false);
     assert_eq!(posts[0].1["room"], "lobby");
+    assert_eq!(
+        (&posts[0].1["more"], &posts[0].1["gap"]),
+        (&json!(false), &json!(false))
+    );
 }
 
 #[tokio::test]
@@ -988,6 +1004,10 @@ fn job(endpoint: &str, ids: &[&str]) -> chat::fanout::Job {
         chunk: 2,
         chunks: 3,
         connection_ids: ids.iter().map(|id| id.to_string()).collect(),
+        connected_at: Vec::new(),
+        prune_ids: Vec::new(),
+        prune_connected_at: Vec::new(),
+        hops: 0,
     }
 }
 

@@ -15,9 +15,6 @@ use chat::members::MemberStore;
 use chat::ratelimit::Bucket;
 use chat::store::ConnectionStore;
 
-/// A `since` before every test message.
-const EPOCH: &str = "2000-01-01T00:00:00.000Z";
-
 async fn client() -> Client {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT")
         .expect("DYNAMODB_ENDPOINT must name a DynamoDB API endpoint; `make test` starts dynalite and sets it");
@@ -302,50 +299,174 @@ async fn a_rooms_members_come_back_exactly_once_over_many_pages_and_only_its_own
     drop_table(&client, &table).await;
 }
 
-#[tokio::test]
-async fn history_returns_a_rooms_last_messages_oldest_first() {
-    let client = client().await;
-    let table = fresh_table(&client, "history", "room", Some("sk")).await;
-    let history = MessageStore::new(client.clone(), &table);
-    let sent_at = |n: u32| format!("2026-11-26T10:{:02}:{:02}.000Z", n / 60, n % 60);
-    for n in 0..120 {
-        let frame = format!(r#"{{"type":"message","n":{n}}}"#);
-        history
-            .put("rust", &sent_at(n), &format!("m{n}"), &frame, 1_800_000_000)
-            .await
-            .unwrap();
-    }
-    history
-        .put(
-            "lobby",
-            &sent_at(200),
-            "other",
-            r#"{"n":-1}"#,
-            1_800_000_000,
-        )
-        .await
-        .unwrap();
+/// Now, in epoch seconds and ms, as the tests' history sees it.
+const NOW_SECS: i64 = 1_800_000_000;
+const NOW_MS: i64 = NOW_SECS * 1000;
 
-    let last = history.recent("rust", 50, EPOCH).await.unwrap();
-    let numbers: Vec<u32> = last
+fn numbers(frames: &[String]) -> Vec<u64> {
+    frames
         .iter()
         .map(|frame| {
             serde_json::from_str::<serde_json::Value>(frame).unwrap()["n"]
                 .as_u64()
-                .unwrap() as u32
+                .unwrap()
         })
-        .collect();
-    assert_eq!(numbers, (70..120).collect::<Vec<_>>());
+        .collect()
+}
+
+#[tokio::test]
+async fn history_numbers_a_rooms_messages_and_returns_them_oldest_first() {
+    let client = client().await;
+    let table = fresh_table(&client, "history", "room", Some("sk")).await;
+    let history = MessageStore::new(client.clone(), &table);
+    for n in 1..=120u64 {
+        let seq = history.take_seq("rust", NOW_MS).await.unwrap();
+        assert_eq!(seq, n, "1 for the first, one more for each next");
+        let frame = format!(r#"{{"type":"message","n":{n}}}"#);
+        let expires = if n <= 10 {
+            NOW_SECS - 1
+        } else {
+            NOW_SECS + 3600
+        };
+        history
+            .put("rust", seq, &frame, NOW_MS - 120_000, expires)
+            .await
+            .unwrap();
+    }
     assert_eq!(
-        history.recent("rust", 1, EPOCH).await.unwrap(),
-        [r#"{"type":"message","n":119}"#]
+        history.take_seq("lobby", NOW_MS).await.unwrap(),
+        1,
+        "each room counts on its own"
     );
+    history
+        .put("lobby", 1, r#"{"n":0}"#, NOW_MS, NOW_SECS + 60)
+        .await
+        .unwrap();
+
+    let last = history.recent("rust", 50, NOW_SECS).await.unwrap();
+    assert_eq!(numbers(&last), (71..=120).collect::<Vec<_>>());
+    // Expired (TTL has not deleted them yet) is left out.
+    let all = history.recent("rust", 100, NOW_SECS).await.unwrap();
+    assert_eq!(numbers(&all), (21..=120).collect::<Vec<_>>());
     assert_eq!(
-        history.recent("empty", 10, EPOCH).await.unwrap(),
+        history.recent("empty", 10, NOW_SECS).await.unwrap(),
         Vec::<String>::new()
     );
-    // Older than `since` is left out, whatever TTL has not yet deleted.
-    let recent = history.recent("rust", 100, &sent_at(115)).await.unwrap();
-    assert_eq!(recent.len(), 5, "messages 115 (sent at `since`) to 119");
+
+    // After a seq: oldest first, limited, with more.
+    let page = history.after("rust", 50, 30, NOW_MS).await.unwrap();
+    assert_eq!(numbers(&page.frames), (51..=80).collect::<Vec<_>>());
+    assert!(page.more && !page.gap && page.oldest.is_none());
+    let end = history.after("rust", 100, 30, NOW_MS).await.unwrap();
+    assert_eq!(numbers(&end.frames), (101..=120).collect::<Vec<_>>());
+    assert!(!end.more && !end.gap);
+    let none = history.after("rust", 120, 30, NOW_MS).await.unwrap();
+    assert!(none.frames.is_empty() && !none.more && !none.gap);
+
+    // Older than history keeps: a gap, from the oldest it has.
+    let gap = history.after("rust", 3, 5, NOW_MS).await.unwrap();
+    assert_eq!(numbers(&gap.frames), (11..=15).collect::<Vec<_>>());
+    assert!(gap.gap && gap.more);
+    assert_eq!(gap.oldest, Some(11));
+    drop_table(&client, &table).await;
+}
+
+#[tokio::test]
+async fn concurrent_senders_get_every_seq_once() {
+    let client = client().await;
+    let table = fresh_table(&client, "seq", "room", Some("sk")).await;
+    let history = MessageStore::new(client.clone(), &table);
+    let taken = futures::future::join_all((0..50).map(|_| history.take_seq("busy", NOW_MS))).await;
+    let mut seqs: Vec<u64> = taken.into_iter().map(Result::unwrap).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+    drop_table(&client, &table).await;
+}
+
+#[tokio::test]
+async fn a_hole_is_a_gap_only_once_it_has_settled() {
+    let client = client().await;
+    let table = fresh_table(&client, "holes", "room", Some("sk")).await;
+    let history = MessageStore::new(client.clone(), &table);
+    for _ in 0..3 {
+        history.take_seq("r", NOW_MS).await.unwrap();
+    }
+    // 1 is kept; 2 was numbered but is still being written; 3 is kept.
+    history
+        .put("r", 1, r#"{"n":1}"#, NOW_MS, NOW_SECS + 3600)
+        .await
+        .unwrap();
+    history
+        .put("r", 3, r#"{"n":3}"#, NOW_MS, NOW_SECS + 3600)
+        .await
+        .unwrap();
+    let young = history.after("r", 1, 10, NOW_MS).await.unwrap();
+    assert_eq!(numbers(&young.frames), [3]);
+    assert!(!young.gap, "a message may still be on its way");
+    let later = NOW_MS + chat::history::SETTLE_MS + 1;
+    let settled = history.after("r", 1, 10, later).await.unwrap();
+    assert!(settled.gap, "a hole older than a minute is not coming");
+    assert_eq!(settled.oldest, Some(3));
+    // Nothing kept after `after`, but numbers were taken: a gap once settled, and
+    // `oldest` is the next seq to come.
+    let empty = history.after("r", 3, 10, NOW_MS).await.unwrap();
+    assert!(!empty.gap && empty.frames.is_empty());
+    history.take_seq("r", NOW_MS).await.unwrap();
+    let lost = history.after("r", 3, 10, later).await.unwrap();
+    assert!(lost.gap);
+    assert_eq!(lost.oldest, Some(5));
+    drop_table(&client, &table).await;
+}
+
+#[tokio::test]
+async fn a_client_id_is_claimed_once_and_answers_with_what_it_was_kept_as() {
+    use chat::history::Claim;
+    let client = client().await;
+    let table = fresh_table(&client, "claims", "room", Some("sk")).await;
+    let history = MessageStore::new(client.clone(), &table);
+    let expires = NOW_SECS + 3600;
+    assert_eq!(
+        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
+        Claim::New
+    );
+    assert_eq!(
+        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
+        Claim::Pending
+    );
+    assert_eq!(
+        history
+            .claim("other", "c-1", NOW_SECS, expires)
+            .await
+            .unwrap(),
+        Claim::New,
+        "per room"
+    );
+    history.settle("r", "c-1", 7, r#"{"seq":7}"#).await.unwrap();
+    assert_eq!(
+        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
+        Claim::Kept(r#"{"seq":7}"#.into())
+    );
+    // Expired claims are claimed anew; released ones too.
+    assert_eq!(
+        history
+            .claim("r", "c-1", expires + 1, expires + 99)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    history.release("r", "c-1").await.unwrap();
+    assert_eq!(
+        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
+        Claim::New
+    );
+    // Claims and the counter never show up as messages.
+    history.take_seq("r", NOW_MS).await.unwrap();
+    assert!(history.recent("r", 10, NOW_SECS).await.unwrap().is_empty());
+    assert!(history
+        .after("r", 0, 10, NOW_MS)
+        .await
+        .unwrap()
+        .frames
+        .is_empty());
     drop_table(&client, &table).await;
 }

@@ -1,17 +1,31 @@
-//! `onMessage` and `$default`: a chat message, within the sender's rate, is kept for
-//! `history` and then posted to every member of the sender's room; anything else is
-//! explained to the sender.
+//! `onMessage` and `$default`: a chat message, within the sender's rate, is numbered and
+//! kept for `history` ([`crate::history`]) and then posted to every member of the sender's
+//! room; anything else is explained to the sender.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::{SecondsFormat, Utc};
 
 use super::{display_name, status, App};
-use crate::protocol::{self, Envelope, ErrorFrame};
+use crate::history::Claim;
+use crate::management::{Connections, Payload};
+use crate::protocol::{self, Envelope, ErrorFrame, Frame};
 use crate::ratelimit::{self, Admission};
 
+/// How keeping a message ended.
+enum Kept {
+    /// Kept under a new `seq`: the frame to broadcast.
+    New(Frame),
+    /// A `clientId` kept before: the sender has been sent the original.
+    Repeat,
+    /// Not kept; the status to answer (the sender is told `unavailable`).
+    Failed(i64),
+}
+
 impl App {
-    /// `onMessage`: validate (before any read), spend from the sender's rate, keep the
-    /// frame for `history`, then post it to the sender's room.
+    /// `onMessage`: validate (before any read), spend from the sender's rate, take the
+    /// room's next `seq` and keep the frame for `history`, then post it to the sender's
+    /// room. A `clientId` the room has kept already is answered with the original frame,
+    /// to the sender alone.
     pub(super) async fn on_message(
         &self,
         id: &str,
@@ -20,16 +34,23 @@ impl App {
         let Some(client) = self.management_client(event) else {
             return status(500);
         };
-        if event.is_base64_encoded {
-            self.reply(&client, id, ErrorFrame::binary_frame()).await;
-            return status(400);
-        }
-        let message = match protocol::chat_message(event.body.as_deref()) {
-            Ok(message) => message,
-            Err(error) => {
-                self.reply(&client, id, error).await;
-                return status(400);
+        let body = event.body.as_deref();
+        // Every error about this message echoes its clientId, whatever else is wrong.
+        let echo = protocol::client_id_of(body);
+        let refuse = |error: ErrorFrame, code: i64| {
+            let client = &client;
+            let error = error.for_client_id(echo.as_deref());
+            async move {
+                self.reply(client, id, error).await;
+                status(code)
             }
+        };
+        if event.is_base64_encoded {
+            return refuse(ErrorFrame::binary_frame(), 400).await;
+        }
+        let request = match protocol::chat_request(body) {
+            Ok(request) => request,
+            Err(error) => return refuse(error, 400).await,
         };
         let now_ms = || Utc::now().timestamp_millis();
         let record = match ratelimit::admit(&self.store, id, self.config.rate, now_ms).await {
@@ -37,18 +58,14 @@ impl App {
             Ok(Admission::Unknown) => {
                 // Refused: sending as a guest would spend from no rate at all.
                 tracing::warn!(connection_id = id, "sender is not in the table; refused");
-                self.reply(&client, id, ErrorFrame::not_connected()).await;
-                return status(403);
+                return refuse(ErrorFrame::not_connected(), 403).await;
             }
             Ok(Admission::Limited { retry_after_ms }) => {
-                let error = ErrorFrame::rate_limited(retry_after_ms);
-                self.reply(&client, id, error).await;
-                return status(429);
+                return refuse(ErrorFrame::rate_limited(retry_after_ms), 429).await;
             }
             Err(error) => {
                 tracing::error!(connection_id = id, %error, "could not read the sender");
-                self.reply(&client, id, ErrorFrame::unavailable()).await;
-                return status(500);
+                return refuse(ErrorFrame::unavailable(), 500).await;
             }
         };
         let now = Utc::now();
@@ -56,49 +73,134 @@ impl App {
             id: event.request_context.message_id.clone().unwrap_or_else(|| {
                 format!("{id}-{}", now.timestamp_nanos_opt().unwrap_or_default())
             }),
+            seq: 0,
             name: display_name(event, &record.name),
             room: record.room,
             from: id.to_owned(),
             sent_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            client_id: request.client_id.clone(),
         };
-        let (room, message_id, sent_at) = (
-            envelope.room.clone(),
-            envelope.id.clone(),
-            envelope.sent_at.clone(),
-        );
-        let frame = match protocol::message_frame(envelope, message) {
-            Ok(frame) => frame,
-            Err(error) => {
-                self.reply(&client, id, error).await;
-                return status(400);
-            }
-        };
-        let expires = now.timestamp() + i64::from(self.config.history_hours) * 3600;
-        let kept = self
-            .history
-            .put(&room, &sent_at, &message_id, &frame.to_json(), expires)
-            .await;
-        if let Err(error) = kept {
-            tracing::error!(connection_id = id, %error, "could not keep the message");
-            self.reply(&client, id, ErrorFrame::unavailable()).await;
-            return status(500);
+        // The size is checked before a seq is taken, so no number goes to a refused message.
+        if let Err(error) = protocol::message_frame(envelope.clone(), request.message.clone()) {
+            return refuse(error, 400).await;
         }
+        let room = envelope.room.clone();
+        // Boxed: the whole handler's future would otherwise nest too deep for the compiler.
+        let kept = Box::pin(self.keep(&client, id, envelope, request.message));
+        let frame = match kept.await {
+            Kept::New(frame) => frame,
+            Kept::Repeat => return status(200),
+            Kept::Failed(code) => return refuse(ErrorFrame::unavailable(), code).await,
+        };
         // The endpoint was worked out for `client` above, so it is known to be good here.
         let endpoint = self
             .config
             .callback_endpoint(&event.request_context)
             .unwrap_or_default();
         let audience = self.audience(&room, None);
-        match self
-            .announce(&client, audience, &frame, Some(&endpoint))
-            .await
-        {
+        let announced = Box::pin(self.announce(&client, audience, &frame, Some(&endpoint)));
+        match announced.await {
             Ok(()) => status(200),
-            Err(_) => {
-                self.reply(&client, id, ErrorFrame::unavailable()).await;
-                status(500)
+            Err(_) => refuse(ErrorFrame::unavailable(), 500).await,
+        }
+    }
+
+    /// Keeps a message under the room's next `seq`: claims its `clientId` first (a repeat
+    /// is answered here with the original frame), then takes the number, writes the
+    /// message and settles the claim.
+    async fn keep(
+        &self,
+        client: &Connections,
+        id: &str,
+        envelope: Envelope,
+        message: String,
+    ) -> Kept {
+        let now = Utc::now();
+        let expires = now.timestamp() + i64::from(self.config.history_hours) * 3600;
+        let room = envelope.room.clone();
+        let client_id = envelope.client_id.clone();
+        if let Some(client_id) = &client_id {
+            match self.claim(&room, client_id, expires).await {
+                Ok(None) => {}
+                Ok(Some(original)) => {
+                    tracing::info!(
+                        connection_id = id,
+                        client_id,
+                        "a repeat; answered with the original"
+                    );
+                    self.send_payload(client, id, &Payload::new(original)).await;
+                    return Kept::Repeat;
+                }
+                Err(code) => return Kept::Failed(code),
             }
         }
+        let release = || async {
+            if let Some(client_id) = &client_id {
+                if let Err(error) = self.history.release(&room, client_id).await {
+                    tracing::error!(client_id, %error, "could not release the clientId");
+                }
+            }
+        };
+        let seq = match self.history.take_seq(&room, now.timestamp_millis()).await {
+            Ok(seq) => seq,
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not number the message");
+                release().await;
+                return Kept::Failed(500);
+            }
+        };
+        // Within the quota: its size was checked with the largest seq there can be.
+        let frame = protocol::chat_message_frame(Envelope { seq, ..envelope }, message);
+        let json = frame.to_json();
+        let kept = self
+            .history
+            .put(&room, seq, &json, now.timestamp_millis(), expires)
+            .await;
+        if let Err(error) = kept {
+            tracing::error!(connection_id = id, seq, %error, "could not keep the message");
+            release().await;
+            return Kept::Failed(500);
+        }
+        if let Some(client_id) = &client_id {
+            if let Err(error) = self.history.settle(&room, client_id, seq, &json).await {
+                // The message is kept and goes out; only a later repeat would miss it.
+                tracing::warn!(client_id, %error, "could not record the clientId's frame");
+            }
+        }
+        Kept::New(frame)
+    }
+
+    /// Claims `client_id` in `room`: `None` when the message is new, the original frame
+    /// when it was kept before. A claim still being kept by another invocation is waited
+    /// for (up to about 2 s); an error is the status to answer.
+    async fn claim(
+        &self,
+        room: &str,
+        client_id: &str,
+        expires: i64,
+    ) -> Result<Option<String>, i64> {
+        for _ in 0..10 {
+            match self
+                .history
+                .claim(room, client_id, Utc::now().timestamp(), expires)
+                .await
+            {
+                Ok(Claim::New) => return Ok(None),
+                Ok(Claim::Kept(frame)) => return Ok(Some(frame)),
+                Ok(Claim::Pending) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await
+                }
+                Err(error) => {
+                    tracing::error!(client_id, %error, "could not claim the clientId");
+                    return Err(500);
+                }
+            }
+        }
+        tracing::warn!(
+            client_id,
+            "the clientId is still being kept by another request"
+        );
+        Err(409)
     }
 
     /// `$default`: tell the sender what was wrong with the request and how to fix it.

@@ -1,20 +1,30 @@
 //! `FanoutFunction`: one chunk of a large room's broadcast, handed over by `onMessage`.
 //!
-//! The worker posts the job's frame to the job's ids with the same bounded concurrency
-//! and 410 handling as an inline broadcast. It succeeds even when some posts fail (they
-//! are counted and logged) and when it refuses a job, so Lambda retries a job only when the
-//! worker crashed or ran out of time — and a retry posts the whole chunk again.
+//! The worker posts the job's frame to the job's ids with the same bounded concurrency,
+//! 429 backoff and 410 pruning as an inline broadcast ([`crate::broadcast`]). It watches
+//! its deadline: no post starts later than [`POST_MARGIN`] before it, no prune later than
+//! [`PRUNE_MARGIN`], and whatever is left then goes to a fresh invocation of the worker
+//! ([`Job::carry_on`]) — so a chunk is never cut off by the timeout and retried whole.
+//! It succeeds even when some posts fail (they are counted and logged) and when it refuses
+//! a job, so Lambda retries a job only when the worker crashed.
 
-use crate::broadcast::{self, Payload, Summary};
-use crate::fanout::Job;
+use std::time::Duration;
+
+use crate::broadcast::{self, Deadlines, Payload, Recipient, Summary};
+use crate::fanout::{Job, MAX_HOPS};
 
 use super::App;
+
+/// A worker starts no post later than this before its deadline …
+pub const POST_MARGIN: Duration = Duration::from_secs(10);
+/// … and no prune later than this; the rest of the time is for handing on what is left.
+pub const PRUNE_MARGIN: Duration = Duration::from_secs(4);
 
 impl App {
     /// Posts one job's chunk. A job that names a callback endpoint this function may not
     /// post to is refused: logged, nothing posted, `None` — not an error, which Lambda
     /// would only retry to the same end.
-    pub async fn fan_out_chunk(&self, job: Job) -> Option<Summary> {
+    pub async fn fan_out_chunk(&self, mut job: Job) -> Option<Summary> {
         if !self.config.is_callback_endpoint(&job.endpoint) {
             tracing::error!(
                 endpoint = job.endpoint,
@@ -24,32 +34,96 @@ impl App {
         }
         let started = std::time::Instant::now();
         let client = self.client_for(job.endpoint.clone());
+        let recipients = job.recipients();
+        let to_prune = job.to_prune();
         let audience = self.audience(&job.room, None);
         let mut summary = Summary {
-            recipients: job.connection_ids.len(),
+            recipients: recipients.len(),
             ..Summary::default()
         };
-        broadcast::post_all(
-            &audience,
-            &client,
-            job.connection_ids,
-            &Payload::new(job.frame.into_bytes()),
-            self.config.fanout_concurrency,
-            &mut summary,
-        )
-        .await;
+        let deadlines = Deadlines::before_end(POST_MARGIN, PRUNE_MARGIN);
+        let payload = Payload::new(job.frame.clone().into_bytes());
+        let (leftover, pruned) = futures::join!(
+            broadcast::deliver(
+                &audience,
+                &client,
+                recipients,
+                &payload,
+                self.config.fanout_concurrency,
+                deadlines,
+                &mut summary,
+            ),
+            crate::prune::prune(
+                &self.store,
+                &self.members,
+                &job.room,
+                to_prune,
+                deadlines.prune
+            ),
+        );
+        summary.pruned += pruned.pruned;
+        let mut unpruned = leftover.unpruned;
+        unpruned.extend(pruned.left);
+        if !leftover.unreached.is_empty() || !unpruned.is_empty() {
+            self.carry_on(&job, leftover.unreached, unpruned, &mut summary)
+                .await;
+        }
         summary.elapsed_ms = started.elapsed().as_millis();
         tracing::info!(
             room = job.room,
             chunk = job.chunk,
             chunks = job.chunks,
+            hops = job.hops,
             recipients = summary.recipients,
             delivered = summary.delivered,
             gone = summary.gone,
+            pruned = summary.pruned,
+            throttled = summary.throttled,
             failed = summary.failed,
+            undelivered = summary.undelivered,
+            handed_on = summary.chunks,
             ms = summary.elapsed_ms as u64,
             "fan-out chunk"
         );
         Some(summary)
+    }
+
+    /// Hands what this worker had no time for to a fresh invocation of itself.
+    async fn carry_on(
+        &self,
+        job: &Job,
+        unreached: Vec<Recipient>,
+        unpruned: Vec<Recipient>,
+        summary: &mut Summary,
+    ) {
+        let (posts, prunes) = (unreached.len(), unpruned.len());
+        let next = job.carry_on(unreached, unpruned);
+        let handed = match &self.workers {
+            Some(_) if job.hops >= MAX_HOPS => Err(format!("handed on {MAX_HOPS} times already")),
+            Some(workers) => workers.invoke(&next).await,
+            None => Err("no FANOUT_FUNCTION to hand it to".to_owned()),
+        };
+        match handed {
+            Ok(()) => {
+                summary.chunks += 1;
+                tracing::info!(
+                    room = job.room,
+                    posts,
+                    prunes,
+                    hops = next.hops,
+                    "out of time; handed the rest to a fresh worker"
+                );
+            }
+            Err(error) => {
+                summary.undelivered += posts;
+                tracing::error!(
+                    room = job.room,
+                    posts,
+                    prunes,
+                    %error,
+                    "out of time, and could not hand the rest on: not posted"
+                );
+            }
+        }
     }
 }

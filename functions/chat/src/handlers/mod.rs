@@ -18,7 +18,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_sdk_apigatewaymanagement::Client as ManagementClient;
 use aws_sdk_dynamodb::Client as DynamoClient;
 
-use crate::broadcast::{self, Audience};
+use crate::broadcast::{self, Audience, Deadlines};
 use crate::config::Config;
 use crate::fanout::Workers;
 use crate::history::MessageStore;
@@ -27,6 +27,11 @@ use crate::management::{Connections, Delivery, Endpoint, Payload, Signer};
 use crate::members::MemberStore;
 use crate::protocol::{ErrorFrame, Frame, Presence};
 use crate::store::{ConnectionRecord, ConnectionStore};
+
+/// A broadcast starts no post later than this before the invocation ends …
+const POST_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+/// … and no prune later than this.
+const PRUNE_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The Lambdas of the WebSocket API; each binary serves one. `Rooms` serves the `join`,
 /// `who` and `history` routes, told apart by the event's route key.
@@ -140,6 +145,7 @@ impl App {
             concurrency: self.config.fanout_concurrency,
             workers: endpoint.and(self.workers.as_ref()),
             endpoint: endpoint.unwrap_or_default(),
+            deadlines: Deadlines::before_end(POST_MARGIN, PRUNE_MARGIN),
         };
         match broadcast::fan_out(audience, client, data.as_bytes(), plan).await {
             Ok(summary) => {
@@ -151,7 +157,10 @@ impl App {
                     skipped = summary.skipped,
                     delivered = summary.delivered,
                     gone = summary.gone,
+                    pruned = summary.pruned,
+                    throttled = summary.throttled,
                     failed = summary.failed,
+                    undelivered = summary.undelivered,
                     chunks = summary.chunks,
                     ms = summary.elapsed_ms as u64,
                     "broadcast"
@@ -189,13 +198,29 @@ impl App {
 
     /// Sends one frame to one connection; a failure is logged, never raised.
     async fn send(&self, client: &Connections, id: &str, frame: &Frame) {
-        match client.post(id, &Payload::new(frame.to_json())).await {
-            Delivery::Delivered => {}
-            Delivery::Gone => {
-                tracing::info!(connection_id = id, "the connection left before its answer")
-            }
-            Delivery::Failed(error) => {
-                tracing::warn!(connection_id = id, %error, "could not send to the connection")
+        self.send_payload(client, id, &Payload::new(frame.to_json()))
+            .await;
+    }
+
+    /// Sends one payload to one connection, a throttled (429) post tried again up to
+    /// three times (250 ms, 500 ms, 1 s, with jitter); a failure is logged, never raised.
+    async fn send_payload(&self, client: &Connections, id: &str, payload: &Payload) {
+        let mut wait = std::time::Duration::from_millis(250);
+        for attempt in 0..4 {
+            match client.post(id, payload).await {
+                Delivery::Delivered => return,
+                Delivery::Gone => {
+                    tracing::info!(connection_id = id, "the connection left before its answer");
+                    return;
+                }
+                Delivery::Throttled(_) if attempt < 3 => {
+                    tokio::time::sleep(crate::management::jittered(wait)).await;
+                    wait *= 2;
+                }
+                Delivery::Throttled(error) | Delivery::Failed(error) => {
+                    tracing::warn!(connection_id = id, %error, "could not send to the connection");
+                    return;
+                }
             }
         }
     }

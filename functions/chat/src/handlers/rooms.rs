@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde_json::value::RawValue;
 
 use super::{display_name, status, App};
+use crate::history::After;
 use crate::protocol::{self, ErrorFrame, Frame, Member, Presence, MAX_MESSAGE_BYTES};
 use crate::store::ConnectionRecord;
 
@@ -133,15 +134,16 @@ impl App {
         status(200)
     }
 
-    /// `history`: the room's most recent messages, oldest first, as many as fit a frame.
+    /// `history`: the room's most recent messages, or those after a `seq`, oldest first,
+    /// as many as fit a frame.
     async fn history(
         &self,
         client: &Connections,
         id: &str,
         body: Option<&str>,
     ) -> ApiGatewayProxyResponse {
-        let limit = match protocol::history_limit(body) {
-            Ok(limit) => limit,
+        let request = match protocol::history_request(body) {
+            Ok(request) => request,
             Err(error) => {
                 self.reply(client, id, error).await;
                 return status(400);
@@ -150,21 +152,55 @@ impl App {
         let Some(ConnectionRecord { room, .. }) = self.record(client, id).await else {
             return status(500);
         };
-        let since = Utc::now() - chrono::Duration::hours(i64::from(self.config.history_hours));
-        let since = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let frames = match self.history.recent(&room, limit, &since).await {
-            Ok(frames) => frames,
+        let now_ms = Utc::now().timestamp_millis();
+        let read = match request.after {
+            None => self
+                .history
+                .recent(&room, request.limit, now_ms / 1000)
+                .await
+                .map(|frames| After {
+                    frames,
+                    ..After::default()
+                }),
+            Some(after) => {
+                self.history
+                    .after(&room, after, request.limit, now_ms)
+                    .await
+            }
+        };
+        let found = match read {
+            Ok(found) => found,
             Err(error) => {
                 tracing::error!(connection_id = id, %error, "could not read the history");
                 self.reply(client, id, ErrorFrame::unavailable()).await;
                 return status(500);
             }
         };
-        let (messages, truncated) = newest_that_fit(frames);
-        let frame = Frame::History {
-            room,
-            messages,
-            truncated,
+        let frame = match request.after {
+            // The most recent: the newest that fit, older ones left out.
+            None => {
+                let (messages, truncated) = newest_that_fit(found.frames);
+                Frame::History {
+                    room,
+                    messages,
+                    truncated,
+                    more: false,
+                    gap: false,
+                    oldest: None,
+                }
+            }
+            // After a seq: the oldest that fit, newer ones left for the next request.
+            Some(_) => {
+                let (messages, cut) = oldest_that_fit(found.frames);
+                Frame::History {
+                    room,
+                    messages,
+                    truncated: false,
+                    more: found.more || cut,
+                    gap: found.gap,
+                    oldest: found.oldest,
+                }
+            }
         };
         self.send(client, id, &frame).await;
         status(200)
@@ -187,6 +223,28 @@ fn members_pages(members: Vec<Member>) -> Vec<Vec<Member>> {
         pages.last_mut().expect("one page at least").push(member);
     }
     pages
+}
+
+/// The oldest stored frames whose total fits one frame, and whether newer ones were left
+/// out.
+fn oldest_that_fit(frames: Vec<String>) -> (Vec<Box<RawValue>>, bool) {
+    let budget = MAX_MESSAGE_BYTES - ENVELOPE_BYTES;
+    let mut size = 0;
+    let mut kept = Vec::new();
+    let total = frames.len();
+    let mut taken = 0;
+    for frame in frames {
+        if size + frame.len() + 1 > budget {
+            break;
+        }
+        size += frame.len() + 1;
+        taken += 1;
+        match RawValue::from_string(frame) {
+            Ok(raw) => kept.push(raw),
+            Err(error) => tracing::warn!(%error, "a stored message is not JSON; left out"),
+        }
+    }
+    (kept, taken < total)
 }
 
 /// The newest stored frames (oldest first) whose total fits one frame, and whether older
@@ -220,6 +278,7 @@ mod tests {
         let member = |n: usize| Member {
             from: format!("R1kmxc2VNj{n:05}="),
             name: "é".repeat(32),
+            connected_at_ms: None,
         };
         let pages = members_pages((0..3000).map(member).collect());
         assert!(pages.len() > 1);
@@ -255,5 +314,13 @@ mod tests {
         assert!(truncated);
         assert_eq!(kept.len(), 2);
         assert!(kept[0].get().starts_with(r#"{"n":3"#), "oldest kept first");
+        let big: Vec<String> = (0..5).map(|n| frame(n, 50_000)).collect();
+        let (kept, cut) = oldest_that_fit(big);
+        assert!(cut);
+        assert_eq!(kept.len(), 2);
+        assert!(
+            kept[0].get().starts_with(r#"{"n":0"#),
+            "paging forward keeps the oldest"
+        );
     }
 }
