@@ -1,7 +1,18 @@
 // The chat page: signs in, connects, shows the conversation, sends on Enter, reconnects after drops.
-// Every text from the network is rendered with textContent, never as HTML. A message is
-// only taken out of the box once it went out on an open socket, and put back if the server
-// closes with 1009 (too big) before it came back.
+// Every text from the network is rendered with textContent, never as HTML.
+//
+// What the user sends goes into an outbox with a clientId of its own and shows as pending
+// ("sending…") until the server's frame for it comes back; it is sent one at a time, in order,
+// whenever the socket is open, and sent again with the same clientId after a reconnect (the
+// server keeps a clientId once, and answers a repeat with the original frame). rate_limited
+// sends it again when the server says; a refusal (too large, invalid) marks it failed. A
+// message the server closes with 1009 (too big) on is put back in the box instead.
+//
+// Each room's messages are shown in the room's order, by their `seq`, each once, wherever the
+// frame falls in time; the page remembers up to where it has every message (lastSeq), and after
+// a reconnect (or on coming back to a room) asks history for what came after it, page by page,
+// before it sends what is pending. A frame that leaves a hole is waited on briefly (frames may
+// simply arrive out of order), then history fills it; what expired meanwhile is said to be gone.
 //
 // Who you are depends on the server's sign-in mode, read from /chat-config.json next to the
 // page (the local stack serves it): 'open' connects with `?name=` (none: the server names a
@@ -17,14 +28,17 @@
 //
 // The page is in one room at a time, the one its URL's `?room=` names (lobby without one). It
 // connects with `?room=`, moves with a `join` action (no reconnect), and on every connect and
-// every move asks who is there and what was said: history goes above what arrives meanwhile,
-// each message once (by id), and nothing of another room is shown.
+// every move asks who is there and what was said: history goes in seq order around what arrives
+// meanwhile, each message once (by id and seq), and nothing of another room is shown. Rooms
+// left keep their messages in the page, for when it comes back.
 
 import {
-  afterClose, backoff, chatRequest, cleanName, clock, configFor, connectProtocols, connectUrl, defaultUrl, fragmentToken, frameBytes,
-  historyRequest, initialRoom, interpret, joinRequest, memberEntries, mergeHistory, messageKey, newRoster, pageWithRoom,
-  parseConfig, parseTokenAnswer, presenceText, rateLimitText, refusal, roomRefusal, rosterSummary, senderLabel, sizeHint,
-  socketKey, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster, whoRequest,
+  afterClose, applyGap, backoff, catchUpRequest, chatRequest, cleanName, clock, configFor, connectProtocols, connectUrl, defaultUrl,
+  fillHole, fragmentToken, frameBytes, gapText, hasHole, historyRequest, initialRoom, interpret, joinRequest, memberEntries,
+  mergeHistory, messageKey, newRoster, newTimeline, nextHistoryPage, nextToSend, outboxFromJson, outboxJson, outgoing,
+  pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage, presenceText, rateLimitText, refusal,
+  roomRefusal, rosterSummary, sendRefused, senderLabel, sizeHint, socketKey, startTimeline, tokenExpired, tokenMayGoTo,
+  tokenName, tokenRequestUrl, updateRoster, whoRequest, CATCH_UP_LIMIT,
 } from './chat.js';
 import {
   authorizeUrl, callbackOf, challengeOf, codeRequest, discoveryUrl, endpoints, logoutUrl, randomString,
@@ -61,6 +75,8 @@ const TOKEN_FOR_KEY = 'chat.tokenFor';
 const REFRESH_KEY = 'chat.refresh';
 /** A sign-in under way at the issuer: {verifier, state, nonce, redirectUri, returnTo}, this tab only. */
 const PENDING_SIGNIN_KEY = 'chat.signin';
+/** The messages still to deliver (outboxJson), this tab only: they survive a reload too. */
+const OUTBOX_KEY = 'chat.outbox';
 
 let socket = null;
 let attempt = 0;
@@ -79,20 +95,45 @@ let renewTimer = null;
 let generation = 0;
 /** What #who says before the server's own name for us is known: 'You are' or 'Signed in as'. */
 let whoPrefix = 'You are';
-/** Messages sent and not yet seen coming back: {text, ws}. */
-const pending = [];
+/**
+ * Messages written and not yet seen coming back, oldest first (see outgoing() in chat.js), each
+ * with `ws`, the socket it last went out on; kept across reconnects (and in sessionStorage).
+ */
+const outbox = [];
+/** The clientId of every message this page wrote: their frames (in history too) are its own. */
+const ownClientIds = new Set();
 /** Every connection id this page has had: their messages (in history too) are its own. */
 const ownIds = new Set();
 /** The room the page is in; the URL, the room box, the log and the member list are about it. */
 let currentRoom = null;
 /** Who is in it (see updateRoster). */
 let roster = newRoster(null);
-/** The messageKey of every message shown in this room, so that each shows once. */
-const shown = new Set();
-/** The log item history goes after (null: the top): where the log stood when it was asked for. */
-let historyAfter = null;
-/** Whether history was shown in this room yet (a truncated first answer says so). */
-let historyShown = false;
+/** Each room's messages as the page has them (see newTimeline), kept when the page leaves the room. */
+const timelines = new Map();
+/** The server (socketKey) the timelines are of. */
+let timelinesFor = null;
+/** The current room's timeline. */
+let timeline = newTimeline(null);
+/** The log item of each message shown, by messageKey (this room's). */
+const items = new Map();
+/** The log item of each pending message shown, by clientId (this room's). */
+const pendingItems = new Map();
+/** History requests sent for this room on this connection and not answered yet. */
+let historyOpen = 0;
+/** Whether the room's catch-up (history since lastSeq) is done on this connection: pending messages wait for it. */
+let caughtUp = false;
+/** Gives up waiting for the catch-up (a server that does not answer it). */
+let catchUpTimer = null;
+/** How long to wait for the catch-up before sending what is pending anyway. */
+const CATCH_UP_WAIT_MS = 5_000;
+/** Waits for a hole's frames to arrive out of order before history is asked to fill it. */
+let holeTimer = null;
+/** How long a hole may stay before history is asked. */
+const HOLE_WAIT_MS = 1_000;
+/** The next send from the outbox, once a wait (rate limit, backoff) is over. */
+let flushTimer = null;
+/** How long a sent message may go unanswered before it is sent again (same clientId: kept once). */
+const ANSWER_WAIT_MS = 10_000;
 /** The room a `join` left, until the server moves us (our own `joined`) or refuses the name. */
 let joinFrom = null;
 /** While waiting for our own `joined` to ask the new room: the timer that asks anyway. */
@@ -225,23 +266,33 @@ function atBottom() {
   return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
 }
 
+/** The first of the pending (or failed) messages at the bottom of the log, or null. */
+function firstOutgoing() {
+  return log.querySelector(':scope > li.outgoing');
+}
+
+/** Adds `item` at the end of the log, above the pending messages (they stay at the bottom). */
+function appendItem(item) {
+  const below = firstOutgoing();
+  if (below) below.before(item);
+  else log.append(item);
+}
+
 function append(kind, parts) {
   const item = logItem(kind, parts);
   const follow = atBottom();
-  log.append(item);
+  appendItem(item);
   if (follow || kind === 'own') item.scrollIntoView({ block: 'end' });
   return item;
 }
 
-/** Puts `item` where history goes: after what was in the log when it was asked for. */
-function insertHistory(item) {
-  if (historyAfter) historyAfter.after(item);
-  else log.prepend(item);
-  historyAfter = item;
+/** Whether `message` is one this page sent (from one of its connections, or with one of its clientIds). */
+function isOwn(message) {
+  return ownIds.has(message.from) || (message.clientId !== null && ownClientIds.has(message.clientId));
 }
 
 function messageItem(message) {
-  const own = ownIds.has(message.from);
+  const own = isOwn(message);
   const label = own ? 'You' : senderLabel(message);
   return logItem(own ? 'own' : 'message', {
     meta: `${label} · ${clock(message.sentAt)}`, title: `Connection ${message.from}`, text: message.text,
@@ -258,23 +309,48 @@ function learnOwnId(id) {
   ownIds.add(id);
 }
 
+/** Puts `item` before the log item of the `index`-th placed message of the timeline, or at the end. */
+function insertAt(index, item) {
+  const next = timeline.placed[index];
+  const before = next ? items.get(next.key) : null;
+  if (before) before.before(item);
+  else appendItem(item);
+}
+
+/**
+ * A chat frame, live or from history: the pending message it answers (by clientId) is done, and
+ * a message of this room not shown yet goes in its place by seq. Its log item, or null.
+ */
+function showMessage(message, live) {
+  if (message.clientId !== null && ownClientIds.has(message.clientId)) {
+    ownIds.add(message.from);
+    delivered(message.clientId);
+  } else if (message.clientId === null && live && message.from === ownId) {
+    // A server that echoes no clientId: our own connection's frame with the text on the wire.
+    const sent = outbox.find((entry) => entry.state === 'sent' && entry.ws === socket && entry.text === message.text);
+    if (sent) delivered(sent.clientId);
+  }
+  if (message.room !== null && message.room !== currentRoom) return null;
+  const index = placeMessage(timeline, message, { live });
+  if (index === -1) return null;
+  const item = messageItem(message);
+  items.set(messageKey(message), item);
+  insertAt(index + 1, item);
+  return item;
+}
+
 function receive(data) {
   const frame = interpret(data);
   if (frame.kind === 'message') {
-    const index = pending.findIndex((sent) => sent.text === frame.text);
-    if (ownId === null && index !== -1) learnOwnId(frame.from);
-    const own = frame.from === ownId;
-    if (own && index !== -1) pending.splice(index, 1);
-    if (own) showOwnName(frame.name);
-    // Another room's message (sent there before a move) is never shown here; history may have shown this one.
-    if (frame.room !== null && frame.room !== currentRoom) return;
-    const key = messageKey(frame);
-    if (shown.has(key)) return;
-    shown.add(key);
-    const item = messageItem(frame);
+    const entry = frame.clientId === null ? null : outbox.find((sent) => sent.clientId === frame.clientId);
+    // A server that says no `you` in its members answer: our own message tells who we are.
+    if (ownId === null && entry?.ws === socket && entry?.state === 'sent') learnOwnId(frame.from);
+    if (frame.from === ownId) showOwnName(frame.name);
     const follow = atBottom();
-    log.append(item);
-    if (follow || own) item.scrollIntoView({ block: 'end' });
+    const item = showMessage(frame, true);
+    if (!item) return;
+    if (follow || isOwn(frame)) item.scrollIntoView({ block: 'end' });
+    if (hasHole(timeline)) watchHole();
   } else if (frame.kind === 'history') {
     receiveHistory(frame);
   } else if (frame.kind === 'members') {
@@ -284,8 +360,10 @@ function receive(data) {
     if (roster.known) showOwnName(roster.members.find((member) => member.from === ownId)?.name);
   } else if (frame.kind === 'joined' || frame.kind === 'left') {
     receivePresence(frame);
+  } else if (frame.kind === 'error' && frame.clientId !== null) {
+    sendAnswered(frame);
   } else if (frame.kind === 'error' && frame.code === 'rate_limited') {
-    rateLimited(frame.retryAfterMs);
+    rateLimited(frame);
   } else if (frame.kind === 'error') {
     if (frame.code === 'invalid_room') roomRefused(frame.text);
     append('error', { meta: `Error · ${frame.code}`, text: frame.text });
@@ -294,19 +372,59 @@ function receive(data) {
   }
 }
 
-/** Shows what a `history` answer has that the log has not, above what arrived since it was asked for. */
+/**
+ * Shows what a `history` answer has that the log has not, each in its place by seq; says when
+ * older messages are gone (gap); asks for the next page while there is more; and once the last
+ * answer is in, the room is caught up.
+ */
 function receiveHistory(frame) {
   if (frame.room !== currentRoom) return;
-  const fresh = mergeHistory(shown, frame.messages, currentRoom);
-  if (fresh.length === 0) return;
+  historyOpen = Math.max(0, historyOpen - 1);
   const follow = atBottom();
-  if (frame.truncated && !historyShown) insertHistory(logItem('notice', { text: 'Older messages are not shown.' }));
-  historyShown = true;
-  for (const message of fresh) {
-    shown.add(messageKey(message));
-    insertHistory(messageItem(message));
+  const first = !timeline.started;
+  const missing = frame.gap ? applyGap(timeline, frame.oldest) : 0;
+  const fresh = mergeHistory(timeline.keys, frame.messages, currentRoom);
+  if (first && frame.truncated && fresh.length > 0) log.prepend(logItem('notice', { text: 'Older messages are not shown.' }));
+  for (const message of fresh) showMessage(message, false);
+  if (first) startTimeline(timeline, true);
+  if (missing > 0) {
+    // Where the gone messages would have been: before the first one kept.
+    insertAt(placeIndex(timeline.placed, timeline.epoch, frame.oldest - 1), logItem('notice', { text: gapText(missing) }));
   }
   if (follow) log.scrollTop = log.scrollHeight;
+  const after = nextHistoryPage(frame);
+  if (after !== null && askHistory(historyRequest(CATCH_UP_LIMIT, after))) return;
+  if (historyOpen === 0) caughtUpNow();
+}
+
+/** Sends a history request for this room (on an open socket); whether it went. */
+function askHistory(request) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  socket.send(request);
+  historyOpen += 1;
+  return true;
+}
+
+/** The room's history is in (or was waited for long enough): holes are looked at, pending messages go. */
+function caughtUpNow() {
+  clearTimeout(catchUpTimer);
+  catchUpTimer = null;
+  if (!timeline.started) startTimeline(timeline);
+  caughtUp = true;
+  if (hasHole(timeline)) watchHole();
+  flush();
+}
+
+/** A hole in the room's seqs: waits a moment for the frames on their way, then asks history to fill it. */
+function watchHole() {
+  if (holeTimer !== null || historyOpen > 0 || !caughtUp) return;
+  holeTimer = setTimeout(() => {
+    holeTimer = null;
+    if (historyOpen > 0 || !caughtUp || joinFrom !== null || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const step = fillHole(timeline);
+    if (step?.after !== undefined) askHistory(historyRequest(CATCH_UP_LIMIT, step.after));
+    else if (hasHole(timeline)) watchHole();
+  }, HOLE_WAIT_MS);
 }
 
 /** Someone entered or left a room: the member list follows, and the log says so (for this room only). */
@@ -344,28 +462,149 @@ function showMembers() {
   }));
 }
 
-/** Asks the server who is in the room and what was said there (on an open socket). */
+/**
+ * Asks the server who is in the room and what was said there (on an open socket): the recent
+ * messages on a first visit, else everything after the last seq the page has; pending messages
+ * wait until that is in.
+ */
 function askRoom() {
   clearTimeout(joinTimer);
   joinTimer = null;
   if (!socket || socket.readyState !== WebSocket.OPEN) return;
   roster = updateRoster(roster, { kind: 'who' });
   socket.send(whoRequest());
-  socket.send(historyRequest());
+  notCaughtUp();
+  askHistory(catchUpRequest(timeline));
+  catchUpTimer = setTimeout(caughtUpNow, CATCH_UP_WAIT_MS);
+}
+
+/** Forgets the catch-up of this room on this connection: a new one is needed before pending messages go. */
+function notCaughtUp() {
+  caughtUp = false;
+  historyOpen = 0;
+  clearTimeout(catchUpTimer);
+  catchUpTimer = null;
+  clearTimeout(holeTimer);
+  holeTimer = null;
+  clearTimeout(flushTimer);
+  flushTimer = null;
+}
+
+/** The log item of a pending message: set apart, marked "sending…" (or why it failed). */
+function showPending(entry) {
+  let item = pendingItems.get(entry.clientId);
+  if (!item) {
+    item = logItem('outgoing pending', { meta: `You · ${pendingLabel(entry)}`, text: entry.text });
+    pendingItems.set(entry.clientId, item);
+    log.append(item);
+  }
+  item.className = `outgoing ${entry.state === 'failed' ? 'failed' : 'pending'}`;
+  item.querySelector('.meta').textContent = `You · ${pendingLabel(entry)}`;
+  if (entry.state === 'failed' && !item.querySelector('button')) {
+    const edit = document.createElement('button');
+    edit.type = 'button';
+    edit.className = 'edit';
+    edit.textContent = 'Back to the box';
+    edit.addEventListener('click', () => {
+      forgetOutgoing(entry.clientId);
+      putBack(entry.text);
+      input.focus();
+    });
+    item.append(edit);
+  }
+  return item;
+}
+
+/** Takes the message with `clientId` out of the outbox and its pending item out of the log. */
+function forgetOutgoing(clientId) {
+  const index = outbox.findIndex((entry) => entry.clientId === clientId);
+  if (index !== -1) outbox.splice(index, 1);
+  pendingItems.get(clientId)?.remove();
+  pendingItems.delete(clientId);
+  saveOutbox();
+}
+
+function saveOutbox() {
+  store(sessionStorage, OUTBOX_KEY, outbox.some((entry) => entry.state !== 'failed') ? outboxJson(outbox) : null);
+}
+
+/** The server's frame for a pending message came: it is done, and the next one may go. */
+function delivered(clientId) {
+  if (!outbox.some((entry) => entry.clientId === clientId)) return;
+  forgetOutgoing(clientId);
+  flush();
 }
 
 /**
- * Makes `room` the page's room: the URL, the room box, an empty log and member list. The
- * server is told separately (join, or ?room= on the next connect).
+ * Sends the next pending message of this room, if the socket is open, the room caught up and the
+ * server takes messages from us now; one at a time, so they are kept in the order written.
+ */
+function flush() {
+  clearTimeout(flushTimer);
+  flushTimer = null;
+  if (!socket || socket.readyState !== WebSocket.OPEN || !caughtUp || joinFrom !== null) return;
+  const now = Date.now();
+  if (now < quietUntil) {
+    flushTimer = setTimeout(flush, quietUntil - now);
+    return;
+  }
+  const next = nextToSend(outbox, currentRoom, now);
+  if (next === null) return;
+  if (next.entry === undefined) {
+    flushTimer = setTimeout(flush, next.waitMs);
+    return;
+  }
+  const { entry } = next;
+  const ws = socket;
+  ws.send(chatRequest(entry.text, entry.clientId));
+  entry.state = 'sent';
+  entry.ws = ws;
+  entry.tries += 1;
+  const tries = entry.tries;
+  // No answer in time (a lost frame): the same request again; the server keeps it once.
+  setTimeout(() => {
+    if (entry.state !== 'sent' || entry.tries !== tries || entry.ws !== socket) return;
+    entry.state = 'waiting';
+    flush();
+  }, ANSWER_WAIT_MS);
+}
+
+/** An error frame answering one of our messages (by its clientId). */
+function sendAnswered(frame) {
+  const entry = outbox.find((sent) => sent.clientId === frame.clientId);
+  // Answers a message already delivered (a repeat sent meanwhile): nothing to do.
+  if (!entry) return;
+  if (frame.code === 'rate_limited') quietUntil = Date.now() + (frame.retryAfterMs ?? 1_000);
+  const outcome = sendRefused(entry, frame);
+  if (frame.code === 'rate_limited') showNote(`${rateLimitText(frame.retryAfterMs)} Your message will be sent then.`);
+  if (outcome === 'failed') {
+    if (entry.room === currentRoom) showPending(entry);
+    saveOutbox();
+  }
+  flush();
+}
+
+/**
+ * Makes `room` the page's room: the URL, the room box, its log (what the page has of it) and
+ * member list. The server is told separately (join, or ?room= on the next connect).
  */
 function enterRoom(room) {
   currentRoom = room;
   roomInput.value = room;
   history.replaceState(history.state, '', pageWithRoom(window.location, room));
+  if (!timelines.has(room)) timelines.set(room, newTimeline(room));
+  timeline = timelines.get(room);
+  notCaughtUp();
   log.replaceChildren();
-  shown.clear();
-  historyAfter = null;
-  historyShown = false;
+  items.clear();
+  pendingItems.clear();
+  for (const { key, message } of timeline.placed) {
+    const item = messageItem(message);
+    items.set(key, item);
+    log.append(item);
+  }
+  for (const entry of outbox) if (entry.room === room) showPending(entry);
+  log.scrollTop = log.scrollHeight;
   roster = { ...newRoster(room), you: ownId };
   showMembers();
 }
@@ -411,21 +650,17 @@ function roomRefused(text) {
 }
 
 /**
- * After a rate_limited error: says how long to wait, and puts the newest message still unanswered
- * back in the box (the server posted none of the refused ones; several refusals put them back
- * oldest first).
+ * A rate_limited error without a clientId (an older server): it answers the message on the wire,
+ * which goes again once the server takes messages again.
  */
-function rateLimited(retryAfterMs) {
-  quietUntil = Date.now() + (retryAfterMs ?? 1_000);
-  const index = pending.findLastIndex((sent) => sent.ws === socket);
-  const text = rateLimitText(retryAfterMs);
-  if (index === -1) {
-    showNote(text);
+function rateLimited(frame) {
+  const entry = outbox.find((sent) => sent.state === 'sent' && sent.ws === socket && sent.room === currentRoom);
+  if (entry) {
+    sendAnswered({ ...frame, clientId: entry.clientId });
     return;
   }
-  const [lost] = pending.splice(index, 1);
-  putBack(lost.text);
-  showNote(`${text} Your message was not sent; it is back in the box.`);
+  quietUntil = Date.now() + (frame.retryAfterMs ?? 1_000);
+  showNote(rateLimitText(frame.retryAfterMs));
 }
 
 /** Puts unsent `text` back in the box, before anything typed since. */
@@ -439,7 +674,9 @@ function putBack(text) {
 function drop() {
   clearTimeout(retryTimer);
   generation += 1;
-  pending.length = 0;
+  notCaughtUp();
+  // What went out on it and was not answered goes again on the next connection.
+  for (const entry of outbox) if (entry.state === 'sent') entry.state = 'waiting';
   if (socket) {
     const old = socket;
     socket = null;
@@ -488,6 +725,15 @@ function connect() {
     signedOut('That is not a sign-in token (a JWT): sign in again.');
     return;
   }
+  const server = socketKey(url);
+  if (server !== timelinesFor) {
+    // Another server numbers its rooms' messages its own way: what the page has is not its.
+    if (timelinesFor !== null) {
+      timelines.clear();
+      enterRoom(currentRoom);
+    }
+    timelinesFor = server;
+  }
   setStatus('connecting', attempt ? `Reconnecting to ${url} (attempt ${attempt})…` : `Connecting to ${url}…`);
   let ws;
   try {
@@ -506,10 +752,9 @@ function connect() {
     attempt = 0;
     ownId = null;
     setStatus('online', `Connected to ${url}`);
-    // In the room of the URL it connected with: ask who is there and what was said, to go
-    // after what the log has (a reconnect keeps it, and shows what was missed).
+    // In the room of the URL it connected with: ask who is there and what was said since the
+    // last message the page has (a reconnect keeps the log, and shows what was missed in place).
     joinFrom = null;
-    historyAfter = log.lastElementChild;
     roster = newRoster(currentRoom);
     showMembers();
     askRoom();
@@ -523,9 +768,11 @@ function connect() {
   ws.addEventListener('close', (event) => {
     if (socket !== ws) return;
     socket = null;
-    // What went out on this socket and never came back will not come back now.
-    const unanswered = pending.filter((sent) => sent.ws === ws).map((sent) => sent.text);
-    pending.splice(0, pending.length, ...pending.filter((sent) => sent.ws !== ws));
+    notCaughtUp();
+    // What went out on this socket and never came back goes again on the next connection (the
+    // server keeps each clientId once), unless the server closed on it for being too big.
+    const unanswered = outbox.filter((sent) => sent.state === 'sent' && sent.ws === ws);
+    for (const entry of unanswered) entry.state = 'waiting';
     if (event.code === 1009) restoreTooBig(unanswered);
     const action = afterClose({
       opened, attempt, authMode: mode.authMode, withToken, expired: withToken && tokenExpired(token),
@@ -731,7 +978,7 @@ function scheduleRenewal(mode) {
 function restoreTooBig(unanswered) {
   let lost = null;
   for (const sent of unanswered) {
-    if (lost === null || frameBytes(sent) > frameBytes(lost)) lost = sent;
+    if (lost === null || frameBytes(sent.text) > frameBytes(lost.text)) lost = sent;
   }
   const text = 'The server closed the connection because a message was too large (close 1009).';
   append('notice', { text });
@@ -739,7 +986,9 @@ function restoreTooBig(unanswered) {
     showNote(text);
     return;
   }
-  putBack(lost);
+  // Sent again it would close the connection again: it leaves the outbox for the box.
+  forgetOutgoing(lost.clientId);
+  putBack(lost.text);
   showNote(`${text} It was not delivered and is back in the box; shorten it and send it again.`);
 }
 
@@ -751,20 +1000,19 @@ form.addEventListener('submit', (event) => {
     showNote(problem);
     return;
   }
-  if (!socket || socket.readyState !== WebSocket.OPEN) {
-    showNote('Not connected yet; your message is still here, send it again once connected.');
-    return;
-  }
-  if (Date.now() < quietUntil) {
-    showNote(`${rateLimitText(quietUntil - Date.now())} Your message is still here.`);
-    return;
-  }
-  showNote(null);
-  socket.send(chatRequest(text));
-  pending.push({ text, ws: socket });
+  // Kept in the page and shown as pending until the server's frame for it comes back: sent
+  // now if it can be, else once the connection is back (or the server takes messages again).
+  const entry = outgoing(text, currentRoom);
+  outbox.push(entry);
+  ownClientIds.add(entry.clientId);
+  saveOutbox();
+  const wait = quietUntil - Date.now();
+  showNote(wait > 0 ? `${rateLimitText(wait)} Your message will be sent then.` : null);
+  showPending(entry).scrollIntoView({ block: 'end' });
   input.value = '';
   showSize();
   input.focus();
+  flush();
 });
 
 input.addEventListener('keydown', (event) => {
@@ -822,6 +1070,8 @@ signOutButton.addEventListener('click', async () => {
   const mode = currentMode();
   drop();
   forgetToken();
+  // What was written and not delivered goes nowhere now, not even as whoever signs in next.
+  for (const entry of [...outbox]) forgetOutgoing(entry.clientId);
   if (mode.issuer) {
     // Signed out here; then at the issuer too, which sends the browser back to this page.
     try {
@@ -864,6 +1114,11 @@ if (handed) {
   token = stored(sessionStorage, TOKEN_KEY);
   tokenLabel = stored(sessionStorage, TOKEN_NAME_KEY) || tokenName(token);
   tokenFor = stored(sessionStorage, TOKEN_FOR_KEY);
+}
+// What was written before a reload and not delivered yet: sent again (same clientId) once connected.
+for (const entry of outboxFromJson(stored(sessionStorage, OUTBOX_KEY))) {
+  outbox.push(entry);
+  ownClientIds.add(entry.clientId);
 }
 const start = initialRoom(window.location);
 if (start.problem) showRoomNote(`The link's room cannot be used: ${start.problem} You are in ${start.room}.`);

@@ -1,8 +1,9 @@
 // The chat client's logic, free of the DOM so it can be tested on its own: where to
 // connect and as whom (and where a saved token may go by itself), how big a message may be
 // (one 32 KB frame), how long to wait before reconnecting (and when not to), what a server
-// frame means and whose name it shows, which room names are valid, who is in the room, and
-// which history messages are new.
+// frame means and whose name it shows, which room names are valid, who is in the room, which
+// history messages are new, where each message goes in its room's order (`seq`) and what to
+// ask to fill a hole, and which messages the page still has to (re)send (its outbox).
 
 /**
  * API Gateway's limit on one WebSocket frame: a bigger frame closes the connection with 1009.
@@ -16,14 +17,49 @@ export const HINT_FROM_BYTES = 24 * 1024;
 
 const encoder = new TextEncoder();
 
-/** The request that sends `text` to everyone. */
-export function chatRequest(text) {
-  return JSON.stringify({ action: 'onMessage', message: text });
+/** A `clientId` as the server takes it: 1 to 64 of A–Z, a–z, 0–9, `_` and `-`. */
+const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Whether `id` is a `clientId` the server takes. */
+export function validClientId(id) {
+  return typeof id === 'string' && CLIENT_ID.test(id);
 }
 
-/** The bytes on the wire for `text`: its request as UTF-8, JSON escapes included. */
-export function frameBytes(text) {
-  return encoder.encode(chatRequest(text)).length;
+/** How long the clientIds the page makes are (a UUID's 36 characters). */
+export const CLIENT_ID_CHARS = 36;
+
+/**
+ * A new clientId: a random UUID (36 characters, all valid), from crypto.randomUUID(), or from
+ * getRandomValues() where randomUUID() is missing (it needs a secure context).
+ */
+export function newClientId(source = globalThis.crypto) {
+  if (typeof source?.randomUUID === 'function') return source.randomUUID();
+  const bytes = source.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The request that sends `text` to everyone, with its `clientId` when it has a valid one: the
+ * server keeps a message once per clientId, so the same request may be sent again safely.
+ */
+export function chatRequest(text, clientId = null) {
+  return JSON.stringify(validClientId(clientId)
+    ? { action: 'onMessage', message: text, clientId }
+    : { action: 'onMessage', message: text });
+}
+
+/** A clientId as long as the page's, for measuring. */
+const SAMPLE_CLIENT_ID = 'x'.repeat(CLIENT_ID_CHARS);
+
+/**
+ * The bytes on the wire for `text`: its request as UTF-8, JSON escapes included, with a clientId
+ * as long as the ones the page makes (or `clientId`).
+ */
+export function frameBytes(text, clientId = SAMPLE_CLIENT_ID) {
+  return encoder.encode(chatRequest(text, clientId)).length;
 }
 
 /** `bytes` in KB with one decimal, rounded up so that anything over the limit never reads as 32.0. */
@@ -70,12 +106,13 @@ export function shortId(id) {
 }
 
 /**
- * What a server frame means: {kind: 'message', id, room, from, name, text, sentAt} (id, room and
- * name null when the server sent none), {kind: 'joined' | 'left', room, from, name},
- * {kind: 'members', room, you, members: [{from, name}], more}, {kind: 'history', room,
- * messages: [message…], truncated}, {kind: 'error', code, text, retryAfterMs} (retryAfterMs
- * null unless the server said how long to wait), or {kind: 'notice', text} for API Gateway's
- * own frames and anything unexpected.
+ * What a server frame means: {kind: 'message', id, room, from, name, text, sentAt, seq,
+ * clientId} (id, room, name, seq and clientId null when the server sent none, or none valid),
+ * {kind: 'joined' | 'left', room, from, name}, {kind: 'members', room, you, members: [{from,
+ * name}], more}, {kind: 'history', room, messages: [message…], truncated, more, gap, oldest}
+ * (oldest null unless gap), {kind: 'error', code, text, retryAfterMs, clientId} (retryAfterMs
+ * null unless the server said how long to wait, clientId null unless it answers a message that
+ * had one), or {kind: 'notice', text} for API Gateway's own frames and anything unexpected.
  */
 export function interpret(data) {
   let frame;
@@ -89,6 +126,11 @@ export function interpret(data) {
 
 const stringOrNull = (value) => (typeof value === 'string' ? value : null);
 
+/** A `seq` as the server numbers messages (1, 2, …), or null. */
+const seqOrNull = (value) => (Number.isSafeInteger(value) && value >= 1 ? value : null);
+
+const clientIdOrNull = (value) => (validClientId(value) ? value : null);
+
 /** What a parsed frame means (as interpret() says), or null when it is nothing the page knows. */
 function interpretFrame(frame) {
   if (frame === null || typeof frame !== 'object') return null;
@@ -96,6 +138,7 @@ function interpretFrame(frame) {
     return {
       kind: 'message', id: stringOrNull(frame.id) || null, room: stringOrNull(frame.room), from: String(frame.from ?? ''),
       name: stringOrNull(frame.name), text: frame.message, sentAt: frame.sentAt,
+      seq: seqOrNull(frame.seq), clientId: clientIdOrNull(frame.clientId),
     };
   }
   if (frame.type === 'joined' || frame.type === 'left') {
@@ -109,17 +152,21 @@ function interpretFrame(frame) {
   }
   if (frame.type === 'history' && Array.isArray(frame.messages)) {
     const messages = frame.messages.map(interpretFrame).filter((message) => message?.kind === 'message');
-    return { kind: 'history', room: stringOrNull(frame.room), messages, truncated: frame.truncated === true };
+    const gap = frame.gap === true;
+    return {
+      kind: 'history', room: stringOrNull(frame.room), messages, truncated: frame.truncated === true,
+      more: frame.more === true, gap, oldest: gap ? seqOrNull(frame.oldest) : null,
+    };
   }
   if (frame.type === 'error') {
     const wait = frame.retryAfterMs;
     return {
       kind: 'error', code: String(frame.code ?? 'error'), text: String(frame.message ?? ''),
-      retryAfterMs: Number.isFinite(wait) && wait >= 0 ? wait : null,
+      retryAfterMs: Number.isFinite(wait) && wait >= 0 ? wait : null, clientId: clientIdOrNull(frame.clientId),
     };
   }
   if (typeof frame.message === 'string') {
-    return { kind: 'error', code: 'gateway', text: `The API answered: ${frame.message}` };
+    return { kind: 'error', code: 'gateway', text: `The API answered: ${frame.message}`, retryAfterMs: null, clientId: null };
   }
   return null;
 }
@@ -412,9 +459,17 @@ export function whoRequest() {
 /** How many recent messages the page asks for on entering a room (the server takes 1 to 100). */
 export const HISTORY_LIMIT = 50;
 
-/** The request for the current room's recent messages. */
-export function historyRequest(limit = HISTORY_LIMIT) {
-  return JSON.stringify({ action: 'history', limit });
+/** How many messages the page asks for at a time when catching up after a `seq` (the server's most). */
+export const CATCH_UP_LIMIT = 100;
+
+/**
+ * The request for the current room's `limit` most recent messages, or, with `after` (a `seq`,
+ * 0 for the room's first), for up to `limit` of those after it, oldest first.
+ */
+export function historyRequest(limit = HISTORY_LIMIT, after = null) {
+  return JSON.stringify(Number.isSafeInteger(after) && after >= 0
+    ? { action: 'history', after, limit }
+    : { action: 'history', limit });
 }
 
 /**
@@ -502,6 +557,247 @@ export function mergeHistory(seen, messages, room) {
     fresh.push(message);
   }
   return fresh;
+}
+
+/**
+ * A room's messages as the page shows them, in the room's order. The server numbers a room's
+ * messages (`seq`: 1, 2, 3, … no gaps, no repeats), but frames may arrive in any order: each is
+ * placed by its seq, once. `lastSeq` is the seq up to which the page has every message (from
+ * wherever it started: a room's recent history starts where it starts), null until known; a
+ * message above lastSeq + 1 means a hole, filled by asking history after lastSeq.
+ * `placed` holds {key, epoch, seq, message} in order; `epoch` grows when the server is seen
+ * numbering the room from the start again (its data was wiped: a local stack restarted), and
+ * what came before stays above. `started` once the first history answer is in (or given up on).
+ */
+export function newTimeline(room) {
+  return {
+    room, placed: [], keys: new Set(), seqs: new Set(), lastSeq: null, firstSeq: null, maxSeq: null,
+    started: false, epoch: 0, holeFrom: null, holeTries: 0,
+  };
+}
+
+/**
+ * Where a message with `seq` (in `epoch`) goes among `placed` (in order): after every one that
+ * comes before it or is equal, before the first that comes after. Messages without a seq (from
+ * an older server) go last, in the order they came.
+ */
+export function placeIndex(placed, epoch, seq) {
+  const order = seq ?? Infinity;
+  let low = 0;
+  let high = placed.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    const other = placed[mid];
+    const before = other.epoch < epoch || (other.epoch === epoch && (other.seq ?? Infinity) <= order);
+    if (before) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/** Moves lastSeq over every seq the timeline has right after it. */
+function advance(timeline) {
+  if (timeline.lastSeq === null) return;
+  while (timeline.seqs.has(timeline.lastSeq + 1)) timeline.lastSeq += 1;
+}
+
+/**
+ * Puts `message` (as interpret() gives it) in its place in `timeline` (which it changes), and
+ * returns its index in timeline.placed, or -1 when it is not shown: another room's, or one
+ * placed already (by id, or by sender, time and text without one). A different message with a
+ * seq already taken (or, arriving `live`, below the first seq seen) means the server numbers
+ * the room afresh: it starts a new epoch, below what was shown.
+ */
+export function placeMessage(timeline, message, { live = false } = {}) {
+  if (message.room != null && message.room !== timeline.room) return -1;
+  const key = messageKey(message);
+  if (timeline.keys.has(key)) return -1;
+  const seq = message.seq ?? null;
+  if (seq !== null) {
+    const below = live && timeline.lastSeq !== null && timeline.firstSeq !== null && seq < timeline.firstSeq;
+    if (timeline.seqs.has(seq) || below) {
+      timeline.epoch += 1;
+      timeline.seqs = new Set();
+      timeline.lastSeq = null;
+      timeline.firstSeq = null;
+      timeline.maxSeq = null;
+      timeline.holeFrom = null;
+      timeline.holeTries = 0;
+    }
+  }
+  const index = placeIndex(timeline.placed, timeline.epoch, seq);
+  timeline.placed.splice(index, 0, { key, epoch: timeline.epoch, seq, message });
+  timeline.keys.add(key);
+  if (seq !== null) {
+    timeline.seqs.add(seq);
+    timeline.firstSeq = Math.min(timeline.firstSeq ?? seq, seq);
+    timeline.maxSeq = Math.max(timeline.maxSeq ?? seq, seq);
+    if (timeline.lastSeq === null && timeline.started) timeline.lastSeq = seq - 1;
+    advance(timeline);
+  }
+  return index;
+}
+
+/**
+ * The first history answer is in (`answered`), or the page stopped waiting for it: from now on
+ * lastSeq counts from the first message shown. With none shown, an answer says the room keeps
+ * nothing yet, so any message is after 0 (one that does not come is a hole; messages that expired
+ * before are no news); without an answer the page counts from the next message that comes.
+ */
+export function startTimeline(timeline, answered = false) {
+  timeline.started = true;
+  if (timeline.lastSeq !== null) return;
+  if (timeline.firstSeq !== null) timeline.lastSeq = timeline.firstSeq - 1;
+  else if (answered) timeline.lastSeq = 0;
+  advance(timeline);
+}
+
+/** Whether a message above lastSeq + 1 is shown while lastSeq + 1 is not. */
+export function hasHole(timeline) {
+  return timeline.lastSeq !== null && timeline.maxSeq !== null && timeline.maxSeq > timeline.lastSeq;
+}
+
+/**
+ * The `history` request the page sends on entering a room or reconnecting: with nothing seen
+ * there, its HISTORY_LIMIT most recent messages; else up to CATCH_UP_LIMIT after lastSeq.
+ */
+export function catchUpRequest(timeline) {
+  return timeline.lastSeq === null ? historyRequest() : historyRequest(CATCH_UP_LIMIT, timeline.lastSeq);
+}
+
+/** The `after` to ask for the next page of a `history` answer with more to come (its last seq), or null. */
+export function nextHistoryPage(frame) {
+  if (!frame.more) return null;
+  const seqs = frame.messages.map((message) => message.seq).filter((seq) => seq !== null);
+  return seqs.length ? Math.max(...seqs) : null;
+}
+
+/**
+ * A `history` answer with gap: the messages after lastSeq and before `oldest` are gone for good.
+ * Moves lastSeq up to oldest - 1 and returns how many messages the page will never show between
+ * what it shows: 0 when there is no gap to speak of, or nothing shown before it (a room's
+ * expired past, before the page came).
+ */
+export function applyGap(timeline, oldest) {
+  if (oldest === null || timeline.lastSeq === null || oldest <= timeline.lastSeq + 1) return 0;
+  let shown = 0;
+  let before = false;
+  for (const seq of timeline.seqs) {
+    if (seq > timeline.lastSeq && seq < oldest) shown += 1;
+    if (seq <= timeline.lastSeq) before = true;
+  }
+  const missing = oldest - timeline.lastSeq - 1 - shown;
+  timeline.lastSeq = oldest - 1;
+  advance(timeline);
+  return before ? missing : 0;
+}
+
+/** How many times the page asks to fill the same hole before it stops waiting for it. */
+export const HOLE_TRIES = 3;
+
+/**
+ * What to do about a hole, once it outlasted the wait for out-of-order frames: {after} to ask
+ * history for, or, after HOLE_TRIES answers that did not fill it, {skipped} (how many seqs
+ * lastSeq moved over); null without a hole. Counts the tries in `timeline`.
+ */
+export function fillHole(timeline) {
+  if (!hasHole(timeline)) return null;
+  if (timeline.holeFrom === timeline.lastSeq) timeline.holeTries += 1;
+  else {
+    timeline.holeFrom = timeline.lastSeq;
+    timeline.holeTries = 1;
+  }
+  if (timeline.holeTries <= HOLE_TRIES) return { after: timeline.lastSeq };
+  const next = Math.min(...[...timeline.seqs].filter((seq) => seq > timeline.lastSeq));
+  const skipped = next - timeline.lastSeq - 1;
+  timeline.lastSeq = next - 1;
+  advance(timeline);
+  return { skipped };
+}
+
+/** The notice for a gap: older messages are gone (`missing` of them, when known). */
+export function gapText(missing) {
+  if (!Number.isSafeInteger(missing) || missing < 1) return 'Older messages are no longer available.';
+  return `Older messages are no longer available: ${missing} ${missing === 1 ? 'message' : 'messages'} expired before the page could show ${missing === 1 ? 'it' : 'them'}.`;
+}
+
+/**
+ * A message the user sent, until the server's frame for it comes back: its clientId, text and
+ * room, and its state: 'waiting' (to be sent, not before retryAt), 'sent' (on the wire, with no
+ * answer yet; `tries` counts the sends) or 'failed' (refused; `reason` says why, and it is not
+ * sent again).
+ */
+export function outgoing(text, room, clientId = newClientId()) {
+  return { clientId, text, room, state: 'waiting', tries: 0, retryAt: 0, reason: null };
+}
+
+/**
+ * What the page sends next in `room` from `outbox` (oldest first): {entry}, {waitMs} until the
+ * first in line may go again, or null (nothing to send, or one is on the wire: one at a time, so
+ * that they are kept in the order they were written). Failed ones are passed over.
+ */
+export function nextToSend(outbox, room, now = Date.now()) {
+  const first = outbox.find((entry) => entry.room === room && entry.state !== 'failed');
+  if (!first || first.state === 'sent') return null;
+  if (first.retryAt > now) return { waitMs: first.retryAt - now };
+  return { entry: first };
+}
+
+/** How many times a message is sent while the server answers `unavailable`, before it is given up. */
+export const UNAVAILABLE_TRIES = 5;
+
+/**
+ * What an error answering `entry` (by its clientId) means, set in `entry`: 'retry' (waiting
+ * again, from retryAt: rate_limited says when, unavailable backs off a few times) or 'failed'
+ * (message_too_large, invalid_…: sending it again cannot help; reason says why).
+ */
+export function sendRefused(entry, error, now = Date.now(), random = Math.random) {
+  if (error.code === 'rate_limited') {
+    entry.state = 'waiting';
+    entry.retryAt = now + (error.retryAfterMs ?? 1_000);
+    return 'retry';
+  }
+  if (error.code === 'unavailable' && entry.tries < UNAVAILABLE_TRIES) {
+    entry.state = 'waiting';
+    entry.retryAt = now + backoff(Math.max(1, entry.tries), random);
+    return 'retry';
+  }
+  entry.state = 'failed';
+  entry.reason = error.text || error.code;
+  return 'failed';
+}
+
+/** The small label of a pending message: "sending…", or why it was not sent. */
+export function pendingLabel(entry) {
+  return entry.state === 'failed' ? `Not sent: ${entry.reason ?? 'refused'}` : 'sending…';
+}
+
+/** The outbox as kept in sessionStorage: the messages still to deliver (clientId, text, room). */
+export function outboxJson(outbox) {
+  return JSON.stringify(outbox.filter((entry) => entry.state !== 'failed')
+    .map(({ clientId, text, room }) => ({ clientId, text, room })));
+}
+
+/** The outbox kept by outboxJson(), read defensively: each entry waiting to be sent again. */
+export function outboxFromJson(text) {
+  let value;
+  try {
+    value = JSON.parse(text ?? '[]');
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(value)) return [];
+  const seen = new Set();
+  const outbox = [];
+  for (const item of value) {
+    if (item === null || typeof item !== 'object') continue;
+    const { clientId, text: body, room } = item;
+    if (!validClientId(clientId) || seen.has(clientId) || typeof body !== 'string' || body.trim() === '') continue;
+    if (typeof room !== 'string' || roomRefusal(room) !== null) continue;
+    seen.add(clientId);
+    outbox.push(outgoing(body, room, clientId));
+  }
+  return outbox;
 }
 
 /** The notice for a `rate_limited` error: how long until the server takes messages again. */

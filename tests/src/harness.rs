@@ -919,3 +919,22 @@ pub fn signed_headers(
         std::time::SystemTime::now(),
     )
 }
+
+/// An HTTP client whose requests to the local `@connections` API are signed (`execute-api`,
+/// the stack's default user credentials), as an SDK's would be.
+pub struct Signed(pub reqwest::Client);
+
+impl Signed {
+    pub async fn send(&self, method: &str, url: &str, body: &str) -> reqwest::Response {
+        let method_value = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self.0.request(method_value, url);
+        for (name, value) in signed_headers(method, url, body.as_bytes(), "execute-api") {
+            request = request.header(name, value);
+        }
+        request
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the API answers")
+    }
+}

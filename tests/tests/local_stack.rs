@@ -110,7 +110,7 @@ async fn connections_api_posts_describes_deletes_and_answers_gone() {
     let mut client = stack.client().await;
     let id = client.own_id().await;
     let url = format!("{}/@connections/{id}", stack.connections_url);
-    let http = Signed(reqwest::Client::new());
+    let http = common::Signed(reqwest::Client::new());
 
     let posted = http
         .send(
@@ -304,19 +304,6 @@ async fn persist_keeps_the_tables_and_their_items_across_restarts() {
 }
 
 /// A client whose requests to `@connections` are signed as the SDK signs them.
-struct Signed(reqwest::Client);
-
-impl Signed {
-    async fn send(&self, method: &str, url: &str, body: &str) -> reqwest::Response {
-        let method_value = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.0.request(method_value, url);
-        for (name, value) in common::signed_headers(method, url, body.as_bytes(), "execute-api") {
-            request = request.header(name, value);
-        }
-        request.body(body.to_owned()).send().await.unwrap()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_missing_from_the_table_is_refused_and_nothing_reaches_the_room() {
     let stack = Stack::start(Options::project()).await;

@@ -31,6 +31,9 @@ fn every_statement_is_scoped_to_this_stack() {
     let connections = json!({"Fn::Sub":
         "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/${StageName}/POST/@connections/*"});
     let fanout = json!({"Fn::GetAtt": ["FanoutFunction", "Arn"]});
+    // The worker names itself by its FunctionName (GetAtt on itself would be a cycle).
+    let fanout_by_name = json!({"Fn::Sub":
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-fanout"});
     let site_objects = json!({"Fn::Sub": "${SiteBucket.Arn}/*"});
     let site_bucket = json!({"Fn::GetAtt": ["SiteBucket", "Arn"]});
     let template = template();
@@ -70,13 +73,14 @@ fn every_statement_is_scoped_to_this_stack() {
                     assert!(
                         (dynamodb && tables.contains(&resource))
                             || (execute_api && resource == connections)
-                            || (invoke && resource == fanout)
+                            || (invoke && (resource == fanout || resource == fanout_by_name))
                             || (s3 && (resource == site_objects || resource == site_bucket)),
                         "{id} grants {actions:?} on {resource}, beyond this stack's tables, @connections path and fan-out worker"
                     );
                     let on = match resource["Fn::GetAtt"][0]
                         .as_str()
                         .or((resource == site_objects).then_some("SiteBucketObjects"))
+                        .or((resource == fanout_by_name).then_some("FanoutFunction"))
                     {
                         Some(table) => table
                             .trim_end_matches("Table")
@@ -100,15 +104,18 @@ fn every_statement_is_scoped_to_this_stack() {
             .map(|a| a.to_string())
             .collect::<BTreeSet<_>>()
     };
-    // Connect/Disconnect/OnMessage/Rooms also delete ids that answer 410 (DeleteItem).
+    // Connect/Disconnect/OnMessage/Rooms/Fanout also prune ids that answer 410: DeleteItem
+    // (conditional, for ids that may be young) and BatchWriteItem (for ids gone for good).
     assert_eq!(
         granted["ConnectFunction"],
         expect(&[
             "Chat dynamodb:PutItem",
             "Chat dynamodb:DeleteItem",
+            "Chat dynamodb:BatchWriteItem",
             "Members dynamodb:PutItem",
             "Members dynamodb:Query",
             "Members dynamodb:DeleteItem",
+            "Members dynamodb:BatchWriteItem",
             "Api execute-api:ManageConnections",
         ])
     );
@@ -116,31 +123,44 @@ fn every_statement_is_scoped_to_this_stack() {
         granted["DisconnectFunction"],
         expect(&[
             "Chat dynamodb:DeleteItem",
+            "Chat dynamodb:BatchWriteItem",
             "Members dynamodb:Query",
             "Members dynamodb:DeleteItem",
+            "Members dynamodb:BatchWriteItem",
             "Api execute-api:ManageConnections",
         ])
     );
+    // Messages: UpdateItem takes a seq and settles a clientId, PutItem keeps a message and
+    // claims a clientId, GetItem reads a claim, DeleteItem gives one up.
     assert_eq!(
         granted["OnMessageFunction"],
         expect(&[
             "Chat dynamodb:GetItem",
             "Chat dynamodb:UpdateItem",
             "Chat dynamodb:DeleteItem",
+            "Chat dynamodb:BatchWriteItem",
             "Members dynamodb:Query",
             "Members dynamodb:DeleteItem",
+            "Members dynamodb:BatchWriteItem",
             "Messages dynamodb:PutItem",
+            "Messages dynamodb:UpdateItem",
+            "Messages dynamodb:GetItem",
+            "Messages dynamodb:DeleteItem",
             "Api execute-api:ManageConnections",
             "Fanout lambda:InvokeFunction",
         ])
     );
-    // The worker reads nothing: the ids come in its event; 410s are deleted.
+    // The worker reads nothing: the ids come in its event; 410s are deleted; what it has
+    // no time for goes to itself.
     assert_eq!(
         granted["FanoutFunction"],
         expect(&[
             "Chat dynamodb:DeleteItem",
+            "Chat dynamodb:BatchWriteItem",
             "Members dynamodb:DeleteItem",
+            "Members dynamodb:BatchWriteItem",
             "Api execute-api:ManageConnections",
+            "Fanout lambda:InvokeFunction",
         ])
     );
     assert_eq!(
@@ -149,10 +169,13 @@ fn every_statement_is_scoped_to_this_stack() {
             "Chat dynamodb:GetItem",
             "Chat dynamodb:UpdateItem",
             "Chat dynamodb:DeleteItem",
+            "Chat dynamodb:BatchWriteItem",
             "Members dynamodb:PutItem",
             "Members dynamodb:Query",
             "Members dynamodb:DeleteItem",
+            "Members dynamodb:BatchWriteItem",
             "Messages dynamodb:Query",
+            "Messages dynamodb:GetItem",
             "Api execute-api:ManageConnections",
         ])
     );

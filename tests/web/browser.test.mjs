@@ -4,9 +4,10 @@
 // on is put back in the box, a name chosen in the page labels its messages, and a screenshot
 // is kept as an artifact. Rooms: a message reaches its own room only, a room's history shows on
 // entry, member lists follow who comes and goes, and the room switcher moves a page (each test
-// in rooms of its own). A second stack in AuthMode=jwt signs pages in through its issuer's
-// sign-in page (authorization code + PKCE), sends a handed-over token only once the user signs
-// in, refuses a badly signed one without a reconnect loop, and takes a pasted token. A third in
+// in rooms of its own), and a page cut off catches up once back, in seq order, and delivers what
+// was written offline, each once. A second stack in AuthMode=jwt signs pages in through its
+// issuer's sign-in page (authorization code + PKCE), sends a handed-over token only once the user
+// signs in, refuses a badly signed one without a reconnect loop, and takes a pasted token. A third in
 // AuthMode=cognito: people sign up through the sign-in page and chat under their names, sign
 // out (here and at the issuer), renew a token that expires during the session without losing
 // the conversation, and a sign-in that fails says so. A fourth in AuthMode=jwt trusts an issuer the
@@ -217,8 +218,10 @@ test('a 40 KB paste is refused in the page with the reason, kept in the box and 
   await alice.click('#composer button');
   assert.equal(await alice.inputValue('#message'), paste, 'the Send button refuses it too');
 
-  // What fits one frame exactly still goes through; bob sees it and nothing of the paste.
-  const fits = 'y'.repeat(32 * 1024 - '{"action":"onMessage","message":""}'.length);
+  // What fits one frame exactly (with the clientId the page sends, as long as a UUID) still goes
+  // through; bob sees it and nothing of the paste.
+  const envelope = `{"action":"onMessage","message":"","clientId":"${'u'.repeat(36)}"}`;
+  const fits = 'y'.repeat(32 * 1024 - envelope.length);
   await send(alice, fits);
   await bob.locator('#log li.message', { hasText: 'yyyyyyyyyy' }).waitFor();
   assert.equal(await alice.inputValue('#message'), '', 'a message that was sent leaves the box');
@@ -374,6 +377,113 @@ describe('rooms, presence and history', () => {
     assert.deepEqual(await messageTexts(a), ['history one', 'history two', 'history three']);
     await a.close();
     await d.close();
+  });
+
+  test('a page cut off catches up in seq order and delivers what was written meanwhile, each once', async () => {
+    const room = freshRoom('offline');
+    // amy's page reaches the stack through a proxy (routeWebSocket) the test controls: it can
+    // stop passing the stack's frames to the page (deaf), cut the connection, refuse new ones
+    // while the browser is offline, and hold one frame back until another overtook it.
+    const proxy = { offline: false, deaf: false, route: null, hold: null, releaseAfter: null, held: [], overtaken: false };
+    const amy = await browser.newPage({ viewport: { width: 420, height: 760 } });
+    amy.on('dialog', (dialog) => {
+      throw new Error(`a dialog opened: ${dialog.message()}`);
+    });
+    await amy.addInitScript("localStorage.setItem('chat.name', 'amy');");
+    await amy.routeWebSocket(/^wss?:/, (ws) => {
+      if (proxy.offline) {
+        // No network: the handshake fails, and the page tries again later.
+        ws.close({ code: 3001, reason: 'offline' });
+        return;
+      }
+      const server = ws.connectToServer();
+      proxy.route = { ws, server };
+      ws.onMessage((message) => server.send(message));
+      server.onMessage((message) => {
+        if (proxy.deaf || proxy.route?.ws !== ws) return;
+        const text = String(message);
+        if (proxy.hold && text.includes(proxy.hold)) {
+          proxy.held.push(message);
+          return;
+        }
+        ws.send(message);
+        if (proxy.releaseAfter && text.includes(proxy.releaseAfter) && proxy.held.length) {
+          proxy.overtaken = true;
+          for (const late of proxy.held.splice(0)) ws.send(late);
+        }
+      });
+    });
+    await amy.goto(`http://127.0.0.1:${port}/?room=${room}`);
+    await waitOnline(amy);
+    await amy.locator('#members li.own', { hasText: 'amy' }).waitFor(soon);
+    const bob = await inRoom(room, 'bob');
+    await member(amy, 'bob');
+
+    const cut = async () => {
+      proxy.offline = true;
+      await amy.context().setOffline(true);
+      const { ws, server } = proxy.route;
+      proxy.route = null;
+      // The stack sees the connection go, and the page loses it.
+      await server.close({ code: 1001, reason: 'network lost' }).catch(() => {});
+      await ws.close({ code: 3000, reason: 'network lost' }).catch(() => {});
+    };
+
+    await send(bob, 'bob before');
+    await amy.locator('#log li.message', { hasText: 'bob before' }).waitFor(soon);
+
+    // amy's message reaches the stack (bob sees it), but its answer never reaches amy: the
+    // connection is cut with it still pending.
+    proxy.deaf = true;
+    await send(amy, 'amy in flight');
+    await bob.locator('#log li.message', { hasText: 'amy in flight' }).waitFor(soon);
+    await cut();
+    await amy.locator('#status[data-state="offline"]').waitFor(soon);
+    await amy.locator('#log li.pending', { hasText: 'amy in flight' }).waitFor(soon);
+
+    // Offline: bob goes on talking; amy writes two messages, kept in the page as pending.
+    for (const text of ['bob 2', 'bob 3', 'bob 4', 'bob 5']) {
+      await send(bob, text);
+      await bob.locator('#log li.own', { hasText: text }).waitFor(soon);
+    }
+    await send(amy, 'amy offline one');
+    await send(amy, 'amy offline two');
+    const pending = amy.locator('#log li.pending');
+    await pending.nth(2).waitFor(soon);
+    assert.deepEqual(await pending.locator('.body').allTextContents(), ['amy in flight', 'amy offline one', 'amy offline two']);
+    assert.match(await pending.first().locator('.meta').textContent(), /sending…/);
+    assert.equal(await amy.inputValue('#message'), '', 'sent from the box, kept as pending');
+    assert.deepEqual(await messageTexts(amy), ['bob before'], 'nothing of what bob said yet');
+
+    // Back online: amy reconnects, shows what bob said, and delivers what was pending.
+    proxy.deaf = false;
+    proxy.offline = false;
+    await amy.context().setOffline(false);
+    await waitOnline(amy);
+    await amy.locator('#log li.own', { hasText: 'amy offline two' }).waitFor({ timeout: 20_000 });
+    await bob.locator('#log li.message', { hasText: 'amy offline two' }).waitFor(soon);
+    await amy.waitForFunction(() => document.querySelector('#log li.pending') === null, null, soon);
+
+    // A frame that arrives after one sent later goes in its place all the same.
+    proxy.hold = 'bob 6 (held back)';
+    proxy.releaseAfter = 'bob 7 (overtakes)';
+    await send(bob, 'bob 6 (held back)');
+    await bob.locator('#log li.own', { hasText: 'bob 6' }).waitFor(soon);
+    await send(bob, 'bob 7 (overtakes)');
+    await amy.locator('#log li.message', { hasText: 'bob 6' }).waitFor(soon);
+    await amy.locator('#log li.message', { hasText: 'bob 7' }).waitFor(soon);
+    assert.equal(proxy.overtaken, true, 'bob 7 reached the page before bob 6');
+
+    // Anything shown twice would have had time to come.
+    await amy.waitForTimeout(1_500);
+    const expected = ['bob before', 'amy in flight', 'bob 2', 'bob 3', 'bob 4', 'bob 5', 'amy offline one', 'amy offline two',
+      'bob 6 (held back)', 'bob 7 (overtakes)'];
+    assert.deepEqual(await messageTexts(amy), expected, "amy's page: in seq order, each once");
+    assert.deepEqual(await messageTexts(bob), expected, "bob's page: amy's messages each once");
+    assert.deepEqual(await amy.locator('#log li.own .body').allTextContents(), ['amy in flight', 'amy offline one', 'amy offline two']);
+    assert.equal(await amy.locator('#log li.pending, #log li.failed').count(), 0);
+    await amy.close();
+    await bob.close();
   });
 
   test('member lists follow a page coming and going', async () => {

@@ -2,23 +2,38 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  afterClose, backoff, chatRequest, cleanName, configFor, connectProtocols, connectUrl, defaultUrl, fragmentToken, frameBytes,
-  historyRequest, initialRoom, interpret, joinRequest, jwtClaims, kb, memberEntries, mergeHistory, messageKey, newRoster,
-  pageWithRoom, parseConfig, parseTokenAnswer, presenceText, rateLimitText, refusal, roomRefusal, rosterSummary,
-  senderLabel, shortId, sizeHint, socketKey, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster,
-  whoRequest, withParam, DEFAULT_ROOM, HISTORY_LIMIT, MAX_FRAME_BYTES, MAX_ROOM_CHARS, NAME_CLAIMS, TOKEN_RETRIES,
+  afterClose, applyGap, backoff, catchUpRequest, chatRequest, cleanName, configFor, connectProtocols, connectUrl, defaultUrl,
+  fillHole, fragmentToken, frameBytes, gapText, hasHole, historyRequest, initialRoom, interpret, joinRequest, jwtClaims, kb,
+  memberEntries, mergeHistory, messageKey, newClientId, newRoster, newTimeline, nextHistoryPage, nextToSend, outboxFromJson,
+  outboxJson, outgoing, pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage, presenceText,
+  rateLimitText, refusal, roomRefusal, rosterSummary, sendRefused, senderLabel, shortId, sizeHint, socketKey, startTimeline,
+  tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster, validClientId, whoRequest, withParam, CATCH_UP_LIMIT,
+  CLIENT_ID_CHARS, DEFAULT_ROOM, HISTORY_LIMIT, HOLE_TRIES, MAX_FRAME_BYTES, MAX_ROOM_CHARS, NAME_CLAIMS, TOKEN_RETRIES,
+  UNAVAILABLE_TRIES,
 } from '../../web/chat.js';
 
-/** The bytes of `{"action":"onMessage","message":""}` around the text. */
-const ENVELOPE = 35;
+/**
+ * The bytes of `{"action":"onMessage","message":"","clientId":"<36 characters>"}` around the
+ * text: every message goes with a clientId as long as a UUID.
+ */
+const ENVELOPE = 85;
 
-test('requests are the documented onMessage frame', () => {
+test('requests are the documented onMessage frame, with the clientId the page gave it', () => {
   assert.deepEqual(JSON.parse(chatRequest('Hello everyone')), { action: 'onMessage', message: 'Hello everyone' });
+  assert.deepEqual(JSON.parse(chatRequest('Hello everyone', 'k3J9-x')),
+    { action: 'onMessage', message: 'Hello everyone', clientId: 'k3J9-x' });
+  // One the server would refuse is left out rather than sent.
+  for (const bad of ['', 'a b', 'x'.repeat(65), 'é', 7, null]) {
+    assert.deepEqual(JSON.parse(chatRequest('hi', bad)), { action: 'onMessage', message: 'hi' }, String(bad));
+  }
 });
 
-test('a frame is counted in UTF-8 bytes of the whole request, JSON escapes included', () => {
+test('a frame is counted in UTF-8 bytes of the whole request, JSON escapes and clientId included', () => {
   assert.equal(MAX_FRAME_BYTES, 32768);
+  assert.equal(CLIENT_ID_CHARS, 36);
   assert.equal(frameBytes(''), ENVELOPE);
+  assert.equal(frameBytes('hello', newClientId()), ENVELOPE + 5, 'measured as the page sends it');
+  assert.equal(frameBytes('hello', null), 35 + 5, 'a request without a clientId is 50 bytes shorter');
   assert.equal(frameBytes('hello'), ENVELOPE + 5);
   // Two, three and four bytes in UTF-8; the emoji is two UTF-16 units in JavaScript.
   assert.equal(frameBytes('é'), ENVELOPE + 2);
@@ -38,11 +53,11 @@ test('a message that fits one 32 KB frame is sent, one byte more is refused with
   assert.equal(refusal('x'.repeat(room)), null);
   assert.equal(refusal('x'.repeat(room + 1)), 'This message is 32.1 KB; API Gateway takes at most 32 KB in one frame. Shorten it.');
   // Multi-byte characters count as bytes, not characters.
-  assert.equal(room % 3, 0);
-  assert.equal(refusal('€'.repeat(room / 3)), null);
-  assert.match(refusal(`${'€'.repeat(room / 3)}x`), /^This message is 32\.1 KB;/);
+  const euros = '€'.repeat(Math.floor(room / 3));
+  assert.equal(refusal(`${euros}${'x'.repeat(room % 3)}`), null);
+  assert.match(refusal(`${euros}${'x'.repeat(room % 3 + 1)}`), /^This message is 32\.1 KB;/);
   // Escapes count too: 22,000 characters but 33,000 bytes of text.
-  assert.match(refusal('a"'.repeat(11_000)), /^This message is 32\.3 KB; API Gateway takes at most 32 KB in one frame/);
+  assert.match(refusal('a"'.repeat(11_000)), /^This message is 32\.4 KB; API Gateway takes at most 32 KB in one frame/);
   assert.equal(refusal(`${'\n'.repeat((room - 1) / 2)}x`), null);
   assert.notEqual(refusal(`${'\n'.repeat((room - 1) / 2)}xy`), null);
   // The example from the README: a 40 KB paste.
@@ -354,6 +369,7 @@ test('room frames are interpreted, never trusted', () => {
   const message = interpret(JSON.stringify(chat('m1', 'hi')));
   assert.deepEqual(message, {
     kind: 'message', id: 'm1', room: 'lobby', from: 'A1', name: 'alice', text: 'hi', sentAt: '2026-01-01T00:00:00Z',
+    seq: null, clientId: null,
   });
   const older = interpret('{"type":"message","from":"A1","message":"hi"}');
   assert.equal(older.id, null, 'an older server sends no id');
@@ -380,7 +396,7 @@ test('room frames are interpreted, never trusted', () => {
   assert.equal(interpret('{"type":"history","room":"lobby","messages":"none"}').kind, 'notice');
 
   const limited = interpret('{"type":"error","code":"rate_limited","message":"slow down","retryAfterMs":1200}');
-  assert.deepEqual(limited, { kind: 'error', code: 'rate_limited', text: 'slow down', retryAfterMs: 1200 });
+  assert.deepEqual(limited, { kind: 'error', code: 'rate_limited', text: 'slow down', retryAfterMs: 1200, clientId: null });
   assert.equal(interpret('{"type":"error","code":"rate_limited","retryAfterMs":"soon"}').retryAfterMs, null);
   assert.equal(interpret('{"type":"error","code":"rate_limited","retryAfterMs":-5}').retryAfterMs, null);
   assert.equal(interpret('{"type":"error","code":"invalid_room","message":"m"}').code, 'invalid_room');
@@ -523,4 +539,298 @@ test('a token travels as a subprotocol beside chat, and only a JWT-shaped one', 
   assert.equal(connectProtocols('a b.c'), null);
   assert.equal(connectProtocols(''), null);
   assert.equal(connectProtocols(null), null);
+});
+
+// Ordering by seq, catching up after a reconnect, and the outbox of pending messages.
+
+/** A chat message as interpret() gives it, numbered `seq` in `room`. */
+const numbered = (seq, { id = `m${seq}`, room = 'lobby', clientId, text = `message ${seq}` } = {}) => interpret(JSON.stringify({
+  ...chat(id, text, room), seq, ...(clientId === undefined ? {} : { clientId }),
+}));
+/** The seqs of a timeline's messages, in the order the page shows them. */
+const order = (timeline) => timeline.placed.map((entry) => entry.seq);
+
+test('clientIds: UUIDs, 36 characters the server takes, also without crypto.randomUUID', () => {
+  const id = newClientId();
+  assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.notEqual(newClientId(), id, 'a new one each time');
+  assert.equal(validClientId(id), true);
+  // Outside a secure context there is no randomUUID: getRandomValues makes one just as good.
+  const fallback = newClientId({ getRandomValues: (bytes) => bytes.fill(0xff) });
+  assert.equal(fallback, 'ffffffff-ffff-4fff-bfff-ffffffffffff');
+  assert.equal(fallback.length, CLIENT_ID_CHARS);
+  assert.equal(validClientId(fallback), true);
+  for (const good of ['a', 'k3J9-x', 'A_b-9', 'x'.repeat(64)]) assert.equal(validClientId(good), true, good);
+  for (const bad of ['', 'x'.repeat(65), 'a b', 'a.b', 'é', 'a/b', null, 42, undefined]) {
+    assert.equal(validClientId(bad), false, String(bad));
+  }
+});
+
+test('seq, clientId, more, gap and oldest are read from frames, never trusted', () => {
+  const message = interpret(JSON.stringify({ ...chat('m7', 'hi'), seq: 7, clientId: 'abc-1' }));
+  assert.equal(message.seq, 7);
+  assert.equal(message.clientId, 'abc-1');
+  for (const seq of [0, -1, 1.5, '7', null, 2 ** 60]) {
+    assert.equal(interpret(JSON.stringify({ ...chat('m', 'x'), seq })).seq, null, String(seq));
+  }
+  assert.equal(interpret(JSON.stringify({ ...chat('m', 'x'), clientId: 'not valid!' })).clientId, null);
+
+  const page = interpret(JSON.stringify({
+    type: 'history', room: 'lobby', messages: [numbered(3), numbered(4)].map((m) => ({ ...chat(m.id, m.text), seq: m.seq })),
+    truncated: false, more: true, gap: true, oldest: 3,
+  }));
+  assert.deepEqual([page.more, page.gap, page.oldest], [true, true, 3]);
+  assert.deepEqual(page.messages.map((m) => m.seq), [3, 4]);
+  const plain = interpret('{"type":"history","room":"lobby","messages":[],"truncated":false}');
+  assert.deepEqual([plain.more, plain.gap, plain.oldest], [false, false, null], 'an older server: nothing more, no gap');
+  assert.equal(interpret('{"type":"history","room":"lobby","messages":[],"gap":false,"oldest":4}').oldest, null,
+    'oldest only with a gap');
+  assert.equal(interpret('{"type":"history","room":"lobby","messages":[],"more":1}').more, false, 'only true is more');
+
+  const refused = interpret('{"type":"error","code":"message_too_large","message":"too big","clientId":"abc-1"}');
+  assert.equal(refused.clientId, 'abc-1');
+  assert.equal(interpret('{"type":"error","code":"rate_limited","clientId":"<b>"}').clientId, null);
+});
+
+test('history is asked for the recent messages on a first visit, else after the last seq the page has', () => {
+  assert.equal(CATCH_UP_LIMIT, 100);
+  assert.deepEqual(JSON.parse(historyRequest(100, 41)), { action: 'history', after: 41, limit: 100 });
+  assert.deepEqual(JSON.parse(historyRequest(100, 0)), { action: 'history', after: 0, limit: 100 }, '0: from the first');
+  for (const bad of [-1, 1.5, '4', undefined, null]) {
+    assert.deepEqual(JSON.parse(historyRequest(50, bad)), { action: 'history', limit: 50 }, String(bad));
+  }
+  const timeline = newTimeline('lobby');
+  assert.deepEqual(JSON.parse(catchUpRequest(timeline)), { action: 'history', limit: HISTORY_LIMIT }, 'nothing seen: recent');
+  placeMessage(timeline, numbered(5));
+  startTimeline(timeline);
+  assert.deepEqual(JSON.parse(catchUpRequest(timeline)), { action: 'history', after: 5, limit: 100 });
+});
+
+test('messages are shown in seq order wherever they arrive, each once', () => {
+  const timeline = newTimeline('lobby');
+  startTimeline(timeline);
+  // Where each goes: its index among what is shown.
+  assert.equal(placeMessage(timeline, numbered(1), { live: true }), 0);
+  assert.equal(placeMessage(timeline, numbered(3), { live: true }), 1);
+  assert.equal(placeMessage(timeline, numbered(4), { live: true }), 2);
+  assert.equal(placeMessage(timeline, numbered(2), { live: true }), 1, 'late: before 3');
+  assert.deepEqual(order(timeline), [1, 2, 3, 4]);
+  // Once: the same frame again (a resend's original, history overlapping live) is not shown twice.
+  assert.equal(placeMessage(timeline, numbered(3), { live: true }), -1);
+  assert.equal(placeMessage(timeline, numbered(3)), -1);
+  assert.equal(placeMessage(timeline, numbered(9, { room: 'rust' })), -1, "another room's");
+  assert.deepEqual(order(timeline), [1, 2, 3, 4]);
+  assert.equal(timeline.lastSeq, 4);
+
+  // placeIndex: after every smaller or equal seq, before the first larger; no seq goes last.
+  const placed = [1, 2, 5, 8].map((seq) => ({ epoch: 0, seq }));
+  assert.equal(placeIndex(placed, 0, 0), 0);
+  assert.equal(placeIndex(placed, 0, 3), 2);
+  assert.equal(placeIndex(placed, 0, 9), 4);
+  assert.equal(placeIndex(placed, 0, null), 4);
+  assert.equal(placeIndex([], 0, 3), 0);
+  assert.equal(placeIndex([...placed, { epoch: 0, seq: null }], 0, 6), 3, 'before what an older server sent');
+  assert.equal(placeIndex([{ epoch: 0, seq: 9 }, { epoch: 1, seq: 2 }], 1, 1), 1, 'an epoch after the one before');
+});
+
+test('lastSeq counts the messages the page has without a hole; a hole waits for its frames', () => {
+  const timeline = newTimeline('lobby');
+  // Live frames before the recent history: no lastSeq yet, so no hole either.
+  placeMessage(timeline, numbered(12), { live: true });
+  assert.equal(timeline.lastSeq, null);
+  assert.equal(hasHole(timeline), false);
+  // The recent history (10, 11) is in: counting starts at its first.
+  for (const seq of [10, 11]) placeMessage(timeline, numbered(seq));
+  startTimeline(timeline);
+  assert.deepEqual(order(timeline), [10, 11, 12]);
+  assert.equal(timeline.lastSeq, 12);
+  assert.equal(hasHole(timeline), false);
+
+  placeMessage(timeline, numbered(15), { live: true });
+  assert.equal(hasHole(timeline), true, '13 and 14 are missing');
+  assert.equal(timeline.lastSeq, 12);
+  placeMessage(timeline, numbered(13), { live: true });
+  assert.equal(timeline.lastSeq, 13);
+  assert.equal(hasHole(timeline), true);
+  placeMessage(timeline, numbered(14), { live: true });
+  assert.equal(timeline.lastSeq, 15, 'filled: past what came early');
+  assert.equal(hasHole(timeline), false);
+  assert.deepEqual(order(timeline), [10, 11, 12, 13, 14, 15]);
+});
+
+test('a room whose history was empty counts from 0; without an answer, from the first message', () => {
+  const empty = newTimeline('lobby');
+  startTimeline(empty, true);
+  assert.equal(empty.lastSeq, 0);
+  placeMessage(empty, numbered(1), { live: true });
+  assert.equal(empty.lastSeq, 1);
+  // The first frame lost on its way: a hole, asked from 0.
+  const lost = newTimeline('lobby');
+  startTimeline(lost, true);
+  placeMessage(lost, numbered(2), { live: true });
+  assert.equal(hasHole(lost), true);
+  assert.deepEqual(fillHole(lost), { after: 0 });
+  // A room whose messages all expired numbers on: history after 0 says from 101 on, and
+  // nothing shown came before, so no notice is due.
+  const expired = newTimeline('lobby');
+  startTimeline(expired, true);
+  placeMessage(expired, numbered(101), { live: true });
+  assert.equal(hasHole(expired), true);
+  assert.equal(applyGap(expired, 101), 0);
+  assert.equal(expired.lastSeq, 101);
+  assert.equal(hasHole(expired), false);
+  // No answer came at all: counting starts with the first message that does.
+  const unanswered = newTimeline('lobby');
+  startTimeline(unanswered);
+  assert.equal(unanswered.lastSeq, null);
+  placeMessage(unanswered, numbered(7), { live: true });
+  assert.equal(unanswered.lastSeq, 7);
+  assert.equal(hasHole(unanswered), false);
+});
+
+test('a hole is asked for after lastSeq a few times, then passed over', () => {
+  const timeline = newTimeline('lobby');
+  startTimeline(timeline);
+  for (const seq of [1, 2, 5, 6]) placeMessage(timeline, numbered(seq), { live: true });
+  for (let i = 0; i < HOLE_TRIES; i += 1) assert.deepEqual(fillHole(timeline), { after: 2 });
+  assert.deepEqual(fillHole(timeline), { skipped: 2 }, 'the answers never filled it');
+  assert.equal(timeline.lastSeq, 6);
+  assert.equal(fillHole(timeline), null, 'no hole, nothing to ask');
+  // Progress starts the count again.
+  placeMessage(timeline, numbered(9), { live: true });
+  assert.deepEqual(fillHole(timeline), { after: 6 });
+  placeMessage(timeline, numbered(7));
+  assert.deepEqual(fillHole(timeline), { after: 7 });
+  assert.equal(timeline.holeTries, 1);
+});
+
+test('catching up after a reconnect: history after lastSeq, page by page, in place and once', () => {
+  const timeline = newTimeline('lobby');
+  for (const seq of [1, 2, 3]) placeMessage(timeline, numbered(seq));
+  startTimeline(timeline);
+  // Back online: a live frame (seq 8) comes before the answer.
+  placeMessage(timeline, numbered(8), { live: true });
+  assert.deepEqual(JSON.parse(catchUpRequest(timeline)), { action: 'history', after: 3, limit: 100 });
+  const first = { kind: 'history', room: 'lobby', messages: [4, 5, 6].map((seq) => numbered(seq)), more: true, gap: false, oldest: null };
+  const fresh = mergeHistory(timeline.keys, first.messages, 'lobby');
+  assert.deepEqual(fresh.map((m) => m.seq), [4, 5, 6]);
+  assert.deepEqual(fresh.map((m) => placeMessage(timeline, m)), [3, 4, 5], 'each before 8');
+  assert.equal(nextHistoryPage(first), 6, 'more: ask after the last one');
+  const second = { ...first, messages: [7, 8].map((seq) => numbered(seq)), more: false };
+  const rest = mergeHistory(timeline.keys, second.messages, 'lobby');
+  assert.deepEqual(rest.map((m) => m.seq), [7], '8 arrived live already');
+  rest.forEach((m) => placeMessage(timeline, m));
+  assert.equal(nextHistoryPage(second), null);
+  assert.deepEqual(order(timeline), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(timeline.lastSeq, 8);
+  assert.equal(nextHistoryPage({ more: true, messages: [] }), null, 'more without messages: nothing to ask after');
+});
+
+test('a gap: what expired is said to be gone, and lastSeq moves past it', () => {
+  const timeline = newTimeline('lobby');
+  for (const seq of [1, 2]) placeMessage(timeline, numbered(seq));
+  startTimeline(timeline);
+  // Asked after 2; the server keeps from 40 on: 3 to 39 are gone.
+  assert.equal(applyGap(timeline, 40), 37);
+  assert.equal(timeline.lastSeq, 39);
+  [40, 41].forEach((seq) => placeMessage(timeline, numbered(seq)));
+  assert.equal(timeline.lastSeq, 41);
+  assert.equal(hasHole(timeline), false);
+  assert.equal(applyGap(timeline, 40), 0, 'the same gap again: nothing more is gone');
+  assert.equal(applyGap(timeline, null), 0);
+  // What came live inside the gap is not counted as gone.
+  const live = newTimeline('lobby');
+  placeMessage(live, numbered(1));
+  startTimeline(live);
+  placeMessage(live, numbered(5), { live: true });
+  assert.equal(applyGap(live, 7), 4, '2, 3, 4 and 6');
+  assert.equal(live.lastSeq, 6);
+
+  assert.equal(gapText(37), 'Older messages are no longer available: 37 messages expired before the page could show them.');
+  assert.equal(gapText(1), 'Older messages are no longer available: 1 message expired before the page could show it.');
+  assert.equal(gapText(0), 'Older messages are no longer available.');
+  assert.equal(gapText(null), 'Older messages are no longer available.');
+});
+
+test('a server that numbers a room afresh (its data wiped) is followed, below what was shown', () => {
+  const timeline = newTimeline('lobby');
+  for (const seq of [1, 2, 3]) placeMessage(timeline, numbered(seq));
+  startTimeline(timeline);
+  // The same seq for another message: the room starts over.
+  assert.equal(placeMessage(timeline, numbered(1, { id: 'new1' }), { live: true }), 3);
+  assert.equal(timeline.lastSeq, 1);
+  assert.equal(placeMessage(timeline, numbered(2, { id: 'new2' }), { live: true }), 4);
+  assert.deepEqual(timeline.placed.map((entry) => entry.message.id), ['m1', 'm2', 'm3', 'new1', 'new2']);
+  assert.equal(hasHole(timeline), false);
+  // Live, below the first seq seen (a room the page knew only from its recent history) is the same.
+  const recent = newTimeline('lobby');
+  for (const seq of [60, 61]) placeMessage(recent, numbered(seq));
+  startTimeline(recent);
+  assert.equal(placeMessage(recent, numbered(1, { id: 'again' }), { live: true }), 2);
+  assert.equal(recent.lastSeq, 1);
+  assert.equal(recent.epoch, 1);
+});
+
+test('pending messages go one at a time, oldest first, per room; failed ones are passed over', () => {
+  const a = outgoing('first', 'lobby', 'c-1');
+  const b = outgoing('second', 'lobby', 'c-2');
+  const elsewhere = outgoing('other room', 'rust', 'c-3');
+  assert.deepEqual(a, { clientId: 'c-1', text: 'first', room: 'lobby', state: 'waiting', tries: 0, retryAt: 0, reason: null });
+  assert.equal(validClientId(outgoing('x', 'lobby').clientId), true, 'a fresh clientId by default');
+  const outbox = [elsewhere, a, b];
+  assert.equal(nextToSend(outbox, 'lobby', 1000).entry, a);
+  a.state = 'sent';
+  assert.equal(nextToSend(outbox, 'lobby', 1000), null, 'one on the wire: the next waits for its answer');
+  assert.equal(nextToSend(outbox, 'rust', 1000).entry, elsewhere, "another room's line is its own");
+  a.state = 'failed';
+  assert.equal(nextToSend(outbox, 'lobby', 1000).entry, b, 'a failed one is not sent again');
+  b.retryAt = 1500;
+  assert.deepEqual(nextToSend(outbox, 'lobby', 1000), { waitMs: 500 });
+  assert.equal(nextToSend([], 'lobby', 0), null);
+});
+
+test('an error answering a pending message: rate_limited and unavailable retry, a refusal fails it', () => {
+  const now = 10_000;
+  const limited = { ...outgoing('hi', 'lobby', 'c-1'), state: 'sent', tries: 1 };
+  assert.equal(sendRefused(limited, { code: 'rate_limited', retryAfterMs: 1200, text: 'slow' }, now), 'retry');
+  assert.equal(limited.state, 'waiting');
+  assert.equal(limited.retryAt, 11_200);
+  assert.equal(sendRefused(limited, { code: 'rate_limited', retryAfterMs: null, text: '' }, now), 'retry');
+  assert.equal(limited.retryAt, 11_000, 'a second when the server did not say');
+
+  const busy = { ...outgoing('hi', 'lobby', 'c-2'), state: 'sent', tries: 1 };
+  assert.equal(sendRefused(busy, { code: 'unavailable', text: 'try again' }, now, () => 0.5), 'retry');
+  assert.equal(busy.retryAt, now + 500);
+  busy.tries = UNAVAILABLE_TRIES;
+  assert.equal(sendRefused(busy, { code: 'unavailable', text: 'try again' }, now), 'failed');
+  assert.equal(busy.reason, 'try again');
+
+  for (const code of ['message_too_large', 'invalid_client_id', 'empty_message', 'not_connected']) {
+    const entry = { ...outgoing('hi', 'lobby', 'c-3'), state: 'sent', tries: 1 };
+    assert.equal(sendRefused(entry, { code, text: `because ${code}` }, now), 'failed', code);
+    assert.equal(entry.state, 'failed');
+    assert.equal(pendingLabel(entry), `Not sent: because ${code}`);
+  }
+  const quiet = outgoing('hi', 'lobby', 'c-4');
+  assert.equal(sendRefused(quiet, { code: 'message_too_large', text: '' }, now), 'failed');
+  assert.equal(quiet.reason, 'message_too_large', 'the code when there is no text');
+  assert.equal(pendingLabel(outgoing('hi', 'lobby')), 'sending…');
+  assert.equal(pendingLabel({ ...outgoing('hi', 'lobby'), state: 'sent' }), 'sending…');
+});
+
+test('the outbox is kept for the tab as clientId, text and room, and read back defensively', () => {
+  const kept = [outgoing('one', 'lobby', 'c-1'), { ...outgoing('two', 'rust', 'c-2'), state: 'sent', tries: 3 },
+    { ...outgoing('refused', 'lobby', 'c-3'), state: 'failed', reason: 'too big' }];
+  const json = outboxJson(kept);
+  assert.deepEqual(JSON.parse(json), [{ clientId: 'c-1', text: 'one', room: 'lobby' }, { clientId: 'c-2', text: 'two', room: 'rust' }],
+    'failed ones are not kept');
+  assert.deepEqual(outboxFromJson(json), [outgoing('one', 'lobby', 'c-1'), outgoing('two', 'rust', 'c-2')],
+    'all waiting to be sent again, with their clientIds');
+  for (const bad of [null, '', 'not json', '{}', '7', 'null']) assert.deepEqual(outboxFromJson(bad), [], String(bad));
+  const mixed = JSON.stringify([
+    null, 'x', { clientId: 'bad id', text: 'a', room: 'lobby' }, { clientId: 'c-1', text: ' ', room: 'lobby' },
+    { clientId: 'c-2', text: 7, room: 'lobby' }, { clientId: 'c-3', text: 'a', room: 'no room!' },
+    { clientId: 'c-4', text: 'kept', room: 'lobby' }, { clientId: 'c-4', text: 'twice', room: 'lobby' },
+  ]);
+  assert.deepEqual(outboxFromJson(mixed).map((entry) => entry.text), ['kept']);
 });

@@ -13,7 +13,9 @@
 //!   with jitter, until the deadline; what is still refused then is counted and logged as
 //!   undelivered (the client finds the hole by `seq` and fills it from `history`);
 //! - nothing is started past the [`Deadlines`]: the ids not reached are returned, for a
-//!   worker to take on.
+//!   worker to take on;
+//! - members that connected before API Gateway's two-hour connection limit are gone for
+//!   certain (TTL removes their items only days later): they are pruned without a post.
 //!
 //! A room larger than one chunk is handed to [`Workers`](crate::fanout::Workers), a chunk
 //! per invocation.
@@ -27,7 +29,7 @@ use crate::management::jittered;
 pub use crate::management::{Connections, Delivery, Payload};
 use crate::members::MemberStore;
 use crate::protocol::Member;
-use crate::store::{ConnectionStore, StoreError};
+use crate::store::{ConnectionStore, StoreError, MAX_CONNECTION_SECS};
 
 /// The first wait before throttled posts are tried again; it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(250);
@@ -54,8 +56,12 @@ pub struct Summary {
     pub unreached: usize,
     /// Gone ids deleted from the room.
     pub pruned: usize,
+    /// Members past API Gateway's two-hour limit: not posted to, pruned.
+    pub expired: usize,
     /// Chunks handed to FanoutFunction workers (their posts are counted in their logs).
     pub chunks: usize,
+    /// How long until every recipient had had its first post (retries and pruning after).
+    pub posted_ms: u128,
     pub elapsed_ms: u128,
 }
 
@@ -164,6 +170,33 @@ pub async fn fan_out(
         summary.skipped = true;
         return Ok(summary);
     }
+    // Members who connected before API Gateway's two-hour limit are gone for certain:
+    // they are pruned without a post (TTL removes them only days later).
+    let (expired, recipients) = past_the_limit(recipients, chrono::Utc::now().timestamp_millis());
+    summary.expired = expired.len();
+    let mut to_prune = expired;
+    if let Some(workers) = plan.workers.filter(|w| to_prune.len() > w.chunk_size) {
+        // After the posts' jobs, so that a queue of invocations serves the living first.
+        let inline = match recipients.len() > workers.chunk_size {
+            true => {
+                let handed = workers
+                    .hand_over(plan.endpoint, audience.room, frame, recipients)
+                    .await;
+                summary.chunks = handed.chunks;
+                handed.left
+            }
+            false => recipients,
+        };
+        let handed = workers
+            .hand_over_prunes(plan.endpoint, audience.room, std::mem::take(&mut to_prune))
+            .await;
+        summary.chunks += handed.chunks;
+        to_prune = handed.left;
+        return finish(
+            audience, client, inline, to_prune, frame, plan, summary, started,
+        )
+        .await;
+    }
     let inline = match plan.workers {
         Some(workers) if recipients.len() > workers.chunk_size => {
             let handed = workers
@@ -175,12 +208,41 @@ pub async fn fan_out(
         }
         _ => recipients,
     };
+    finish(
+        audience, client, inline, to_prune, frame, plan, summary, started,
+    )
+    .await
+}
+
+/// Splits off the recipients that connected before API Gateway's two-hour limit (and a
+/// minute more) from `now_ms`.
+pub fn past_the_limit(recipients: Vec<Recipient>, now_ms: i64) -> (Vec<Recipient>, Vec<Recipient>) {
+    let cutoff = now_ms - (MAX_CONNECTION_SECS + 60) * 1000;
+    recipients
+        .into_iter()
+        .partition(|recipient| recipient.connected_at_ms.is_some_and(|at| at < cutoff))
+}
+
+/// Posts what is left to post here, prunes what is left to prune, and hands on what ran
+/// out of time.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    audience: Audience<'_>,
+    client: &Connections,
+    inline: Vec<Recipient>,
+    to_prune: Vec<Recipient>,
+    frame: &[u8],
+    plan: Plan<'_>,
+    mut summary: Summary,
+    started: Instant,
+) -> Result<Summary, StoreError> {
     let payload = Payload::new(frame.to_vec());
     // Boxed: callers' futures would otherwise nest too deep for the compiler.
     let leftover = Box::pin(deliver(
         &audience,
         client,
         inline,
+        to_prune,
         &payload,
         plan.concurrency,
         plan.deadlines,
@@ -223,17 +285,22 @@ pub async fn fan_out(
 
 /// Posts `payload` to `recipients`, `concurrency` at a time, counting each outcome in
 /// `summary`; then, at once, retries the throttled ones with backoff and prunes the gone
-/// ones. Nothing starts past the deadlines; what was left is returned.
+/// ones (and `to_prune`, known gone). Nothing starts past the deadlines; what was left is
+/// returned.
+#[allow(clippy::too_many_arguments)]
 pub async fn deliver(
     audience: &Audience<'_>,
     client: &Connections,
     recipients: Vec<Recipient>,
+    to_prune: Vec<Recipient>,
     payload: &Payload,
     concurrency: usize,
     deadlines: Deadlines,
     summary: &mut Summary,
 ) -> Leftover {
+    let started = Instant::now();
     let first = post_round(client, recipients, payload, concurrency, deadlines.post).await;
+    summary.posted_ms = started.elapsed().as_millis();
     summary.delivered += first.delivered;
     summary.failed += first.failed;
     summary.throttled += first.throttled.len();
@@ -246,11 +313,13 @@ pub async fn deliver(
         concurrency,
         deadlines.post,
     );
+    let mut gone = first.gone;
+    gone.extend(to_prune);
     let pruning = crate::prune::prune(
         audience.connections,
         audience.members,
         audience.room,
-        first.gone,
+        gone,
         deadlines.prune,
     );
     let (retried, pruned) = futures::join!(retries, pruning);

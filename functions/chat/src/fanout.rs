@@ -247,6 +247,41 @@ impl Workers {
         handed
     }
 
+    /// Hands ids known gone to workers, to prune only, in chunks; what no worker took
+    /// comes back in [`Handed::left`].
+    pub async fn hand_over_prunes(
+        &self,
+        endpoint: &str,
+        room: &str,
+        ids: Vec<Recipient>,
+    ) -> Handed {
+        let (jobs, unplaced) = plan(endpoint, room, "", ids, self.chunk_size);
+        let mut handed = Handed {
+            chunks: 0,
+            left: unplaced,
+        };
+        let jobs = jobs.into_iter().map(|mut job| {
+            let recipients = job.recipients();
+            job.carry_on(Vec::new(), recipients)
+        });
+        let mut invocations = stream::iter(jobs)
+            .map(|job| async move {
+                let result = self.invoke(&job).await;
+                (job, result)
+            })
+            .buffer_unordered(HAND_OVER_CONCURRENCY);
+        while let Some((mut job, result)) = invocations.next().await {
+            match result {
+                Ok(()) => handed.chunks += 1,
+                Err(error) => {
+                    tracing::warn!(room, %error, "could not hand ids to prune to a worker");
+                    handed.left.extend(job.to_prune());
+                }
+            }
+        }
+        handed
+    }
+
     /// One asynchronous invocation of the worker with `job`.
     pub async fn invoke(&self, job: &Job) -> Result<(), String> {
         let payload = serde_json::to_vec(job).map_err(|e| e.to_string())?;

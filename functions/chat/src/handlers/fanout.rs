@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use crate::broadcast::{self, Deadlines, Payload, Recipient, Summary};
+
 use crate::fanout::{Job, MAX_HOPS};
 
 use super::App;
@@ -43,29 +44,24 @@ impl App {
         };
         let deadlines = Deadlines::before_end(POST_MARGIN, PRUNE_MARGIN);
         let payload = Payload::new(job.frame.clone().into_bytes());
-        let (leftover, pruned) = futures::join!(
-            broadcast::deliver(
-                &audience,
-                &client,
-                recipients,
-                &payload,
-                self.config.fanout_concurrency,
-                deadlines,
-                &mut summary,
-            ),
-            crate::prune::prune(
-                &self.store,
-                &self.members,
-                &job.room,
-                to_prune,
-                deadlines.prune
-            ),
-        );
-        summary.pruned += pruned.pruned;
-        let mut unpruned = leftover.unpruned;
-        unpruned.extend(pruned.left);
-        if !leftover.unreached.is_empty() || !unpruned.is_empty() {
-            self.carry_on(&job, leftover.unreached, unpruned, &mut summary)
+        let (expired, recipients) =
+            broadcast::past_the_limit(recipients, chrono::Utc::now().timestamp_millis());
+        summary.expired = expired.len();
+        let mut to_prune = to_prune;
+        to_prune.extend(expired);
+        let leftover = Box::pin(broadcast::deliver(
+            &audience,
+            &client,
+            recipients,
+            to_prune,
+            &payload,
+            self.config.fanout_concurrency,
+            deadlines,
+            &mut summary,
+        ))
+        .await;
+        if !leftover.unreached.is_empty() || !leftover.unpruned.is_empty() {
+            self.carry_on(&job, leftover.unreached, leftover.unpruned, &mut summary)
                 .await;
         }
         summary.elapsed_ms = started.elapsed().as_millis();
@@ -78,10 +74,12 @@ impl App {
             delivered = summary.delivered,
             gone = summary.gone,
             pruned = summary.pruned,
+            expired = summary.expired,
             throttled = summary.throttled,
             failed = summary.failed,
             undelivered = summary.undelivered,
             handed_on = summary.chunks,
+            posted_ms = summary.posted_ms as u64,
             ms = summary.elapsed_ms as u64,
             "fan-out chunk"
         );

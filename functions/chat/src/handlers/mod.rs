@@ -158,10 +158,12 @@ impl App {
                     delivered = summary.delivered,
                     gone = summary.gone,
                     pruned = summary.pruned,
+                    expired = summary.expired,
                     throttled = summary.throttled,
                     failed = summary.failed,
                     undelivered = summary.undelivered,
                     chunks = summary.chunks,
+                    posted_ms = summary.posted_ms as u64,
                     ms = summary.elapsed_ms as u64,
                     "broadcast"
                 );

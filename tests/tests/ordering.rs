@@ -1,0 +1,532 @@
+//! Nothing missed, nothing doubled, through the real local stack: every kept message has a
+//! `seq` per room that all members agree on, `history` with `after` fills what a client
+//! missed (and says when it cannot), a `clientId` makes a resend safe, a slow reader gets
+//! 429s rather than a closed connection, and a room full of gone ids does not delay the
+//! living.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use common::{Client, Options, Signed, Stack};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A stack whose stage throttle and per-connection rate stay out of the way: the point is
+/// concurrency, not the limits.
+fn unthrottled() -> Options {
+    let mut options = Options::project();
+    options.throttle = false;
+    options.overrides.push("MessageBurst=1000".into());
+    options
+}
+
+async fn join(stack: &Stack, room: &str) -> Client {
+    Client::connect(&format!("{}/Test?room={room}", stack.ws_url))
+        .await
+        .expect("handshake")
+}
+
+/// The next chat message frame (presence and the like skipped).
+async fn message_within(client: &mut Client, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = client.json_within(left).await;
+        if frame["type"] == "message" {
+            return frame;
+        }
+    }
+}
+
+/// Every chat frame that arrives until `quiet` passes without one.
+async fn messages_until_quiet(client: &mut Client, quiet: Duration) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, client.socket.next()).await {
+        if let Message::Text(text) = message {
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "message" {
+                frames.push(frame);
+            }
+        }
+    }
+    frames
+}
+
+/// The next `history` answer.
+async fn history_answer(client: &mut Client) -> Value {
+    loop {
+        let frame = client.json_within(Duration::from_secs(10)).await;
+        if frame["type"] == "history" {
+            return frame;
+        }
+    }
+}
+
+/// Every kept message after `after`, page by page (`more`), oldest first.
+async fn history_after(client: &mut Client, after: u64) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = after;
+    loop {
+        let request = json!({"action": "history", "after": after, "limit": 100});
+        client.send_text(&request.to_string()).await;
+        let answer = history_answer(client).await;
+        assert_eq!(answer["gap"], false, "{answer}");
+        let page = answer["messages"].as_array().unwrap().clone();
+        if let Some(last) = page.last() {
+            after = last["seq"].as_u64().unwrap();
+        }
+        all.extend(page);
+        if answer["more"] != true {
+            return all;
+        }
+    }
+}
+
+fn seq(frame: &Value) -> u64 {
+    frame["seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no seq: {frame}"))
+}
+
+fn seq_to_id(frames: &[Value]) -> BTreeMap<u64, String> {
+    let mut map = BTreeMap::new();
+    for frame in frames {
+        let id = frame["id"].as_str().unwrap().to_owned();
+        assert!(
+            map.insert(seq(frame), id).is_none(),
+            "seq {} twice",
+            seq(frame)
+        );
+    }
+    map
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_give_every_reader_one_order_and_history_agrees() {
+    const SENDERS: usize = 10;
+    const EACH: usize = 30;
+    let stack = Stack::start(unthrottled()).await;
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(join(&stack, "order").await);
+    }
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        senders.push(join(&stack, "order").await);
+    }
+    // All at once: every sender writes its 30 without waiting for anything.
+    let sends = senders
+        .iter_mut()
+        .enumerate()
+        .map(|(s, sender)| async move {
+            for n in 0..EACH {
+                let body = json!({"action": "onMessage", "message": format!("s{s} n{n}")});
+                sender.send_text(&body.to_string()).await;
+            }
+        });
+    futures::future::join_all(sends).await;
+    let mut maps = Vec::new();
+    for reader in readers.iter_mut() {
+        let mut frames = Vec::new();
+        while frames.len() < SENDERS * EACH {
+            frames.push(message_within(reader, Duration::from_secs(60)).await);
+        }
+        assert!(
+            messages_until_quiet(reader, Duration::from_millis(500))
+                .await
+                .is_empty(),
+            "nothing more, nothing twice"
+        );
+        maps.push(seq_to_id(&frames));
+    }
+    let expected: Vec<u64> = (1..=(SENDERS * EACH) as u64).collect();
+    assert_eq!(
+        maps[0].keys().copied().collect::<Vec<_>>(),
+        expected,
+        "contiguous from the room's first"
+    );
+    let ids: HashSet<&String> = maps[0].values().collect();
+    assert_eq!(ids.len(), SENDERS * EACH, "one id per seq");
+    assert_eq!(maps[1], maps[0], "every reader has the same order");
+    assert_eq!(maps[2], maps[0], "every reader has the same order");
+    let history = history_after(&mut readers[0], 0).await;
+    assert_eq!(seq_to_id(&history), maps[0], "history agrees");
+    assert!(
+        history.windows(2).all(|w| seq(&w[0]) < seq(&w[1])),
+        "oldest first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_cut_off_or_not_reading_fills_the_gap_from_history_exactly_once() {
+    const MESSAGES: usize = 40;
+    let stack = Stack::start(unthrottled()).await;
+    let mut cut = join(&stack, "resume").await;
+    let mut staller = join(&stack, "resume").await;
+    let mut sender = join(&stack, "resume").await;
+    sender.say("before").await;
+    let first = message_within(&mut cut, Duration::from_secs(10)).await;
+    assert_eq!(
+        message_within(&mut staller, Duration::from_secs(10)).await,
+        first
+    );
+    let last_seen = seq(&first);
+    // One loses its TCP connection without a close; the other stops reading.
+    drop(cut);
+    let big = "y".repeat(20_000);
+    for n in 0..MESSAGES {
+        sender.say(&format!("{n} {big}")).await;
+    }
+    let mut sent = Vec::new();
+    while sent.len() <= MESSAGES {
+        sent.push(message_within(&mut sender, Duration::from_secs(60)).await);
+    }
+    let sent: Vec<Value> = sent.into_iter().filter(|f| seq(f) > last_seen).collect();
+    assert_eq!(sent.len(), MESSAGES);
+    let expected = seq_to_id(&sent);
+
+    // The cut reader comes back as a new connection and asks for what it missed.
+    let mut back = join(&stack, "resume").await;
+    let missed = history_after(&mut back, last_seen).await;
+    assert_eq!(seq_to_id(&missed), expected, "every missed message, once");
+    assert!(
+        missed.windows(2).all(|w| seq(&w[0]) + 1 == seq(&w[1])),
+        "in order"
+    );
+
+    // The staller reads again: what reached it, then history after its last contiguous seq.
+    let arrived = messages_until_quiet(&mut staller, Duration::from_secs(3)).await;
+    let mut held = seq_to_id(&arrived);
+    let mut contiguous = last_seen;
+    while held.contains_key(&(contiguous + 1)) {
+        contiguous += 1;
+    }
+    let mut ask = staller;
+    if contiguous < last_seen + MESSAGES as u64 {
+        // It was closed for not reading, or missed some: it reconnects and asks.
+        ask = join(&stack, "resume").await;
+    }
+    for frame in history_after(&mut ask, contiguous).await {
+        held.entry(seq(&frame))
+            .and_modify(|id| assert_eq!(id, frame["id"].as_str().unwrap()))
+            .or_insert_with(|| frame["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        held, expected,
+        "the staller holds every message exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_is_kept_once_and_its_sender_answered_every_time() {
+    let stack = Stack::start(unthrottled()).await;
+    let mut observer = join(&stack, "idem").await;
+    let mut sender = join(&stack, "idem").await;
+    let request = json!({"action": "onMessage", "message": "only once", "clientId": "k3J9-x_1"});
+    sender.send_text(&request.to_string()).await;
+    let original = message_within(&mut sender, Duration::from_secs(10)).await;
+    assert_eq!(original["clientId"], "k3J9-x_1");
+    assert_eq!(
+        message_within(&mut observer, Duration::from_secs(10)).await,
+        original
+    );
+    // Again on the same connection, and again after a reconnect (its answer was "lost").
+    sender.send_text(&request.to_string()).await;
+    assert_eq!(
+        message_within(&mut sender, Duration::from_secs(10)).await,
+        original
+    );
+    drop(sender);
+    let mut again = join(&stack, "idem").await;
+    again.send_text(&request.to_string()).await;
+    assert_eq!(
+        message_within(&mut again, Duration::from_secs(10)).await,
+        original,
+        "the original frame, same id and seq"
+    );
+    observer.expect_silence(Duration::from_secs(1)).await;
+    let history = history_after(&mut observer, 0).await;
+    assert_eq!(history, vec![original.clone()], "kept once");
+    // Errors echo the clientId; a bad one is refused.
+    let empty = json!({"action": "onMessage", "message": " ", "clientId": "c2"});
+    again.send_text(&empty.to_string()).await;
+    let error = again.json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        (&error["code"], &error["clientId"]),
+        (&json!("empty_message"), &json!("c2"))
+    );
+    let bad = json!({"action": "onMessage", "message": "x", "clientId": "no spaces"});
+    again.send_text(&bad.to_string()).await;
+    let error = again.json_within(Duration::from_secs(10)).await;
+    assert_eq!(error["code"], "invalid_client_id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_older_than_history_keeps_answers_gap_with_the_oldest_kept() {
+    let stack = Stack::start(unthrottled()).await;
+    let mut client = join(&stack, "gap").await;
+    for n in 1..=5 {
+        client.say(&format!("m{n}")).await;
+        message_within(&mut client, Duration::from_secs(10)).await;
+    }
+    // The first three pass HistoryHours: expired, not yet deleted by TTL.
+    let messages = format!("{}-messages", stack.table.clone().unwrap());
+    let dynamodb = stack.dynamodb().await;
+    let past = (chrono::Utc::now().timestamp() - 10).to_string();
+    for seq in 1..=3u64 {
+        dynamodb
+            .update_item()
+            .table_name(&messages)
+            .key(
+                "room",
+                aws_sdk_dynamodb::types::AttributeValue::S("gap".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(chat::history::seq_key(seq)),
+            )
+            .update_expression("SET expiresAt = :past")
+            .expression_attribute_values(
+                ":past",
+                aws_sdk_dynamodb::types::AttributeValue::N(past.clone()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .send_text(&json!({"action": "history", "after": 1, "limit": 10}).to_string())
+        .await;
+    let answer = history_answer(&mut client).await;
+    assert_eq!(answer["gap"], true, "{answer}");
+    assert_eq!(answer["oldest"], 4);
+    let seqs: Vec<u64> = answer["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(seq)
+        .collect();
+    assert_eq!(seqs, [4, 5]);
+    assert_eq!(answer["more"], false);
+    // From what is kept on, nothing is missing.
+    client
+        .send_text(&json!({"action": "history", "after": 3, "limit": 1}).to_string())
+        .await;
+    let answer = history_answer(&mut client).await;
+    assert_eq!(
+        (&answer["gap"], &answer["more"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(seq(&answer["messages"][0]), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_gets_429s_stays_open_and_is_delivered_once_it_reads() {
+    let stack = Stack::start(unthrottled()).await;
+    let mut slow = join(&stack, "slow").await;
+    let slow_id = slow.own_id().await;
+    let mut others = [join(&stack, "slow").await, join(&stack, "slow").await];
+    let url = format!("{}/@connections/{slow_id}", stack.connections_url);
+    let http = Signed(reqwest::Client::new());
+    // Fill its buffer (and the sockets' buffers before it) without reading.
+    let filler = "f".repeat(64 * 1024);
+    let mut full = None;
+    for _ in 0..2000 {
+        let answer = http.send("POST", &url, &filler).await;
+        if answer.status() != 200 {
+            full = Some(answer);
+            break;
+        }
+    }
+    let full = full.expect("the client's buffer fills up");
+    assert_eq!(full.status(), 429);
+    assert_eq!(full.headers()["x-amzn-errortype"], "LimitExceededException");
+    let body: Value = full.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("Limit Exceeded"),
+        "{body}"
+    );
+    assert_eq!(http.send("GET", &url, "").await.status(), 200, "still open");
+
+    let mut sender = join(&stack, "slow").await;
+    let started = Instant::now();
+    sender.say("while it is full").await;
+    for other in others.iter_mut() {
+        let frame = message_within(other, Duration::from_secs(5)).await;
+        assert_eq!(frame["message"], "while it is full");
+    }
+    let others_took = started.elapsed();
+    assert!(
+        others_took < Duration::from_secs(2),
+        "the rest of the room is not held up: {others_took:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // It reads again: the fillers, then the message, once, from the fan-out's retries.
+    let mut got = Vec::new();
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_secs(15), slow.socket.next()).await
+    {
+        if let Message::Text(text) = message {
+            if text.as_str() == filler {
+                continue;
+            }
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "message" {
+                got.push(frame["message"].clone());
+                if got.contains(&json!("while it is full")) {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(got, [json!("while it is full")], "delivered once it read");
+    assert!(messages_until_quiet(&mut slow, Duration::from_secs(2))
+        .await
+        .is_empty());
+    let retried = stack.output().iter().any(|line| {
+        line.contains("\"broadcast\"")
+            && line.contains("\"throttled\":")
+            && !line.contains("\"throttled\":0")
+            && line.contains("\"undelivered\":0")
+    });
+    assert!(
+        retried,
+        "the broadcast counts the 429s it retried, and nothing undelivered"
+    );
+    // Still the same open connection.
+    slow.say("still here").await;
+    assert_eq!(
+        message_within(&mut slow, Duration::from_secs(10)).await["message"],
+        "still here"
+    );
+    let _ = sender.socket.close(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_gone_ids_never_delay_the_living_and_are_all_pruned() {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    const STALE: usize = 20_000;
+    const YOUNG: usize = 2_000;
+    // As `chat-local start` runs by default: up to 10 instances of each function.
+    let mut options = unthrottled();
+    options.max_instances = 10;
+    let stack = Stack::start(options).await;
+    let mut live = Vec::new();
+    let mut live_ids = Vec::new();
+    for _ in 0..3 {
+        let mut client = join(&stack, "crowd").await;
+        live_ids.push(client.own_id().await);
+        live.push(client);
+    }
+    for client in live.iter_mut() {
+        messages_until_quiet(client, Duration::from_millis(300)).await;
+    }
+    // Ids of connections that vanished without a $disconnect, shaped and spread like live
+    // ones, in the connection table and among the room's members. Most connected more than
+    // API Gateway's two hours ago (TTL removes such items only days after they expire);
+    // YOUNG of them within the hour.
+    let dynamodb = stack.dynamodb().await;
+    let connections = stack.table.clone().unwrap();
+    let members = format!("{connections}-members");
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let stale: Vec<(String, String)> = (0..STALE)
+        .map(|n| {
+            let ago_ms = if n < YOUNG {
+                3_600_000
+            } else {
+                3 * 3_600_000 + n as i64 * 1000
+            };
+            (chat_local::ids::gateway_id(), (now_ms - ago_ms).to_string())
+        })
+        .collect();
+    let writes = stale.chunks(25).flat_map(|chunk| {
+        [(connections.clone(), false), (members.clone(), true)].map(|(table, member)| {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|(id, connected_at)| {
+                    let mut item = PutRequest::builder()
+                        .item("connectionid", AttributeValue::S(id.clone()))
+                        .item("room", AttributeValue::S("crowd".into()))
+                        .item("name", AttributeValue::S("gone".into()))
+                        .item("connectedAt", AttributeValue::N(connected_at.clone()));
+                    if !member {
+                        item = item.item("expiresAt", AttributeValue::N("4000000000".into()));
+                    }
+                    WriteRequest::builder()
+                        .put_request(item.build().unwrap())
+                        .build()
+                })
+                .collect();
+            (table, requests)
+        })
+    });
+    futures::stream::iter(writes)
+        .for_each_concurrent(8, |(table, requests)| {
+            let dynamodb = dynamodb.clone();
+            async move {
+                let mut requests = requests;
+                while !requests.is_empty() {
+                    let output = dynamodb
+                        .batch_write_item()
+                        .request_items(table.as_str(), requests)
+                        .send()
+                        .await
+                        .unwrap();
+                    requests = output
+                        .unprocessed_items
+                        .and_then(|mut left| left.remove(table.as_str()))
+                        .unwrap_or_default();
+                }
+            }
+        })
+        .await;
+
+    let started = Instant::now();
+    live[0].say("to the living").await;
+    for client in live.iter_mut() {
+        let frame = message_within(client, Duration::from_secs(30)).await;
+        assert_eq!(frame["message"], "to the living");
+        eprintln!("a live member had it after {:?}", started.elapsed());
+    }
+    let slowest = started.elapsed();
+    for client in live.iter_mut() {
+        assert!(
+            messages_until_quiet(client, Duration::from_secs(1))
+                .await
+                .is_empty(),
+            "each once"
+        );
+    }
+    common::eventually_within(
+        Duration::from_secs(60),
+        "every stale id is pruned from the table",
+        || async { stack.stored_ids().await.len() == live_ids.len() },
+    )
+    .await;
+    eprintln!("every stale id pruned after {:?}", started.elapsed());
+    live_ids.sort();
+    assert_eq!(stack.stored_ids().await, live_ids, "the living stay");
+    let left_in_room = dynamodb
+        .query()
+        .table_name(&members)
+        .key_condition_expression("room = :room")
+        .expression_attribute_values(":room", AttributeValue::S("crowd".into()))
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await
+        .unwrap()
+        .count;
+    assert_eq!(left_in_room, 3, "only the living are members");
+    let output = stack.output();
+    assert!(
+        !output.iter().any(|line| line.contains("Task timed out")),
+        "no worker ran into its timeout"
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "the living had it within 2 s: {slowest:?}"
+    );
+}
