@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use common::{Client, Options, Stack};
 use futures::stream::{self, StreamExt};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Connects `n` clients to the stack's default room.
@@ -200,5 +200,73 @@ async fn a_worker_that_crashes_on_a_chunk_is_retried_and_the_chunk_delivered() {
         numbers,
         vec![1, 2, 3],
         "each chunk posted once, the second on its retry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_short_of_time_hands_the_rest_on_and_posts_nobody_twice() {
+    const GONE: usize = 30_000;
+    let stack = Stack::start(Options::faults()).await;
+    let mut clients = crowd(&stack, 3).await;
+    let mut live = Vec::new();
+    for client in clients.iter_mut() {
+        live.push(client.own_id().await);
+    }
+    for client in clients.iter_mut() {
+        while tokio::time::timeout(Duration::from_millis(300), client.socket.next())
+            .await
+            .is_ok()
+        {}
+    }
+    // One job of 30 003 ids, the living last: more than a 3 s worker posts in its 2 s.
+    let marker = common::unique("handed-on");
+    let mut ids: Vec<String> = (0..GONE).map(|_| chat_local::ids::gateway_id()).collect();
+    ids.extend(live.iter().cloned());
+    let job = json!({
+        "endpoint": stack.connections_url,
+        "room": "lobby",
+        "frame": json!({"type": "message", "message": marker}).to_string(),
+        "chunk": 1,
+        "chunks": 1,
+        "connectionIds": ids,
+    });
+    let answer = stack
+        .lambda()
+        .invoke()
+        .function_name(format!("{}-fanout", chat_local::stack::STACK_NAME))
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(job.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status_code(), 202);
+    let seen = count_marker(clients, &marker, Duration::from_secs(5)).await;
+    assert_eq!(seen, vec![1; 3], "every live member exactly once");
+    let chunks = logged(&stack, "fan-out chunk");
+    assert!(
+        chunks
+            .iter()
+            .any(|line| line["fields"]["hops"].as_u64() >= Some(1)),
+        "a fresh invocation carried on: {chunks:?}"
+    );
+    let posted: u64 = chunks
+        .iter()
+        .map(|line| {
+            line["fields"]["delivered"].as_u64().unwrap() + line["fields"]["gone"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(
+        posted,
+        (GONE + 3) as u64,
+        "every id posted once, none twice"
+    );
+    let output = stack.output();
+    assert!(
+        !output.iter().any(|line| line.contains("Task timed out")),
+        "no worker timed out"
+    );
+    assert!(
+        !stack.printed("FanoutFunction: asynchronous invocation failed"),
+        "nothing was retried whole"
     );
 }

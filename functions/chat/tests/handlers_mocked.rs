@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::{
     PostToConnectionError, PostToConnectionOutput,
 };
-use aws_sdk_apigatewaymanagement::types::error::GoneException;
+use aws_sdk_apigatewaymanagement::types::error::{GoneException, LimitExceededException};
 use aws_sdk_dynamodb::operation::delete_item::{
     DeleteItemError, DeleteItemInput, DeleteItemOutput,
 };
@@ -1075,4 +1075,35 @@ async fn a_worker_refuses_a_job_for_another_endpoint_and_posts_nothing() {
         );
     }
     assert!(posts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_throttled_connection_is_retried_after_the_rest_until_the_deadline() {
+    let query = room_query("lobby", vec![members_page(&["a", "full", "b"], None)]);
+    let full = mock!(Management::post_to_connection)
+        .match_requests(|req| req.connection_id() == Some("full"))
+        .then_error(|| {
+            PostToConnectionError::LimitExceededException(LimitExceededException::builder().build())
+        });
+    let posts = posts();
+    let app = app(&[&query], &[&full, &recording_post(&posts)]);
+    // Four seconds left: onMessage starts no post later than three before its end.
+    let deadline = chrono::Utc::now().timestamp_millis() as u64 + 4_000;
+    let started = std::time::Instant::now();
+    let response = chat::budget::within(
+        deadline,
+        app.handle(Route::OnMessage, event("on_message.json")),
+    )
+    .await;
+    assert_eq!(response.status_code, 200);
+    assert_eq!(sorted_ids(&posts), ["a", "b"], "the others once each");
+    assert!(
+        full.num_calls() >= 2,
+        "tried again after the rest: {} calls",
+        full.num_calls()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "and given up at the deadline"
+    );
 }

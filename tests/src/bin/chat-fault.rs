@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 static WORKER: tokio::sync::OnceCell<chat::App> = tokio::sync::OnceCell::const_new();
 
 /// A fan-out job: crash on the chosen chunk once, else post it as `FanoutFunction` does.
-async fn fan_out(job: chat::fanout::Job) -> Result<Value, Error> {
+async fn fan_out(job: chat::fanout::Job, deadline_ms: u64) -> Result<Value, Error> {
     let crash_on = std::env::var("CRASH_ON_CHUNK").ok();
     let marker = std::env::var("CRASH_MARKER").unwrap_or_default();
     if crash_on.as_deref() == Some(job.chunk.to_string().as_str())
@@ -32,7 +32,8 @@ async fn fan_out(job: chat::fanout::Job) -> Result<Value, Error> {
         std::process::exit(3);
     }
     let app = WORKER.get_or_try_init(chat::App::from_env).await?;
-    Ok(match app.fan_out_chunk(job).await {
+    let done = chat::budget::within(deadline_ms, Box::pin(app.fan_out_chunk(job)));
+    Ok(match done.await {
         Some(summary) => {
             json!({"delivered": summary.delivered, "gone": summary.gone, "failed": summary.failed})
         }
@@ -41,6 +42,7 @@ async fn fan_out(job: chat::fanout::Job) -> Result<Value, Error> {
 }
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let deadline_ms = event.context.deadline;
     let event = event.payload;
     if let Some(path) = std::env::var("EVENT_LOG").ok().filter(|p| !p.is_empty()) {
         let mut file = std::fs::OpenOptions::new()
@@ -50,7 +52,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         writeln!(file, "{event}")?;
     }
     if event.get("connectionIds").is_some() {
-        return fan_out(serde_json::from_value(event)?).await;
+        return fan_out(serde_json::from_value(event)?, deadline_ms).await;
     }
     let query = |name: &str| {
         event

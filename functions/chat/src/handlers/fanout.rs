@@ -2,9 +2,10 @@
 //!
 //! The worker posts the job's frame to the job's ids with the same bounded concurrency,
 //! 429 backoff and 410 pruning as an inline broadcast ([`crate::broadcast`]). It watches
-//! its deadline: no post starts later than [`POST_MARGIN`] before it, no prune later than
-//! [`PRUNE_MARGIN`], and whatever is left then goes to a fresh invocation of the worker
-//! ([`Job::carry_on`]) — so a chunk is never cut off by the timeout and retried whole.
+//! its deadline: no post starts later than a sixth of its time before it (1 to 10 s), no
+//! prune later than a fifteenth (0.5 to 4 s), and whatever is left then goes to a fresh
+//! invocation of the worker ([`Job::carry_on`]) — so a chunk is never cut off by the
+//! timeout and retried whole.
 //! It succeeds even when some posts fail (they are counted and logged) and when it refuses
 //! a job, so Lambda retries a job only when the worker crashed.
 
@@ -16,10 +17,14 @@ use crate::fanout::{Job, MAX_HOPS};
 
 use super::App;
 
-/// A worker starts no post later than this before its deadline …
-pub const POST_MARGIN: Duration = Duration::from_secs(10);
-/// … and no prune later than this; the rest of the time is for handing on what is left.
-pub const PRUNE_MARGIN: Duration = Duration::from_secs(4);
+/// When a worker with `left` until its deadline stops posting, and stops pruning: the
+/// rest of its time is for handing on what is left (60 s: posts until 50 s, prunes until
+/// 56 s).
+pub fn margins(left: Duration) -> (Duration, Duration) {
+    let post = (left / 6).clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let prune = (left / 15).clamp(Duration::from_millis(500), Duration::from_secs(4));
+    (post, prune)
+}
 
 impl App {
     /// Posts one job's chunk. A job that names a callback endpoint this function may not
@@ -42,7 +47,9 @@ impl App {
             recipients: recipients.len(),
             ..Summary::default()
         };
-        let deadlines = Deadlines::before_end(POST_MARGIN, PRUNE_MARGIN);
+        let left = crate::budget::deadline().saturating_duration_since(std::time::Instant::now());
+        let (post_margin, prune_margin) = margins(left);
+        let deadlines = Deadlines::before_end(post_margin, prune_margin);
         let payload = Payload::new(job.frame.clone().into_bytes());
         let (expired, recipients) =
             broadcast::past_the_limit(recipients, chrono::Utc::now().timestamp_millis());
@@ -123,5 +130,19 @@ impl App {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margins_follow_the_time_a_worker_has() {
+        let secs = |s: u64| Duration::from_secs(s);
+        assert_eq!(margins(secs(60)), (secs(10), secs(4)));
+        assert_eq!(margins(secs(900)), (secs(10), secs(4)));
+        assert_eq!(margins(secs(12)), (secs(2), Duration::from_millis(800)));
+        assert_eq!(margins(secs(3)), (secs(1), Duration::from_millis(500)));
     }
 }
