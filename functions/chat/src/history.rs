@@ -66,7 +66,8 @@ pub struct After {
     /// There are more after the last of `frames`.
     pub more: bool,
     /// Some messages after the `seq` asked for are no longer kept: what is kept starts at
-    /// `oldest` (the next `seq` to come, when nothing is kept).
+    /// `oldest` (the next `seq` to come, when nothing is kept; where reading stopped, with
+    /// `more`, when all it read had expired).
     pub gap: bool,
     pub oldest: Option<u64>,
 }
@@ -278,7 +279,7 @@ impl MessageStore {
             .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
             .projection_expression("sk, frame, keptAt")
             .scan_index_forward(forward)
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_limit((limit < i32::MAX as usize).then(|| limit.max(1) as i32))
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
@@ -331,8 +332,15 @@ impl MessageStore {
         let from = seq_key(after.saturating_add(1));
         let (mut kept, mut expired, mut start) = (Vec::new(), false, None);
         for _ in 0..MAX_PAGES {
+            // Past a page of nothing but expired messages, whole (1 MB) pages: expired ones
+            // come first (in seq order), and TTL may leave days of them.
+            let page_limit = if expired && kept.is_empty() {
+                usize::MAX
+            } else {
+                limit + 1
+            };
             let page = self
-                .page(room, &from, true, limit + 1, now_secs, start)
+                .page(room, &from, true, page_limit, now_secs, start)
                 .await?;
             kept.extend(page.0);
             expired |= page.1;
@@ -344,13 +352,22 @@ impl MessageStore {
         let more = kept.len() > limit || start.is_some();
         kept.truncate(limit);
         let settled = |at_ms: i64| at_ms < now_ms - SETTLE_MS;
-        let (gap, oldest) = match kept.first() {
-            Some(first) => {
+        let (gap, oldest) = match (kept.first(), &start) {
+            (Some(first), _) => {
                 let hole = first.seq > after.saturating_add(1);
                 let gap = hole && (expired || settled(first.kept_at_ms));
                 (gap, gap.then_some(first.seq))
             }
-            None => {
+            // Out of pages before anything kept: everything up to where it stopped is gone;
+            // the client asks again from there.
+            (None, Some(stopped)) => {
+                let last_read = stopped
+                    .get("sk")
+                    .and_then(|sk| sk.as_s().ok()?.strip_prefix(FIRST_MESSAGE)?.parse().ok())
+                    .unwrap_or(after);
+                (true, Some(last_read + 1))
+            }
+            (None, None) => {
                 let (last, at_ms) = self.counter(room).await?;
                 let gap = last > after && (expired || settled(at_ms));
                 (gap, gap.then_some(last + 1))

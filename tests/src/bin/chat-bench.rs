@@ -109,6 +109,80 @@ impl Settings {
     }
 }
 
+/// What keeping one message costs: its writes, and the latency of keeping it.
+struct KeepCost {
+    label: &'static str,
+    writes: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
+/// Keeping `n` messages in the stack's messages table (dynalite), one after another, three
+/// ways side by side: as before `seq` (one `PutItem`), with `seq` (its `UpdateItem`, then the
+/// `PutItem`), and with `seq` and a `clientId` (the claim, the number, the message, the
+/// settlement) — what `onMessage` waits for before its fan-out starts.
+async fn seq_cost(stack: &Stack, table: &str, n: usize) -> Vec<KeepCost> {
+    let history =
+        chat::history::MessageStore::new(stack.dynamodb().await, format!("{table}-messages"));
+    let frame = format!(r#"{{"type":"message","message":"{}"}}"#, "x".repeat(200));
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+    let expires = chrono::Utc::now().timestamp() + 3600;
+    let mut costs = Vec::new();
+    for (label, writes) in [
+        ("before seq: PutItem", 1),
+        ("seq: UpdateItem + PutItem", 2),
+        (
+            "seq + clientId: PutItem (claim) + UpdateItem + PutItem + UpdateItem",
+            4,
+        ),
+    ] {
+        let room = harness::unique("bench-seq");
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n {
+            let started = Instant::now();
+            match writes {
+                1 => history
+                    .put(&room, i as u64 + 1, &frame, now_ms(), expires)
+                    .await
+                    .unwrap(),
+                2 => {
+                    let seq = history.take_seq(&room, now_ms()).await.unwrap();
+                    history
+                        .put(&room, seq, &frame, now_ms(), expires)
+                        .await
+                        .unwrap();
+                }
+                _ => {
+                    let client_id = format!("c{i}");
+                    let claim = history
+                        .claim(&room, &client_id, expires - 3600, expires)
+                        .await
+                        .unwrap();
+                    assert_eq!(claim, chat::history::Claim::New);
+                    let seq = history.take_seq(&room, now_ms()).await.unwrap();
+                    history
+                        .put(&room, seq, &frame, now_ms(), expires)
+                        .await
+                        .unwrap();
+                    history
+                        .settle(&room, &client_id, seq, &frame)
+                        .await
+                        .unwrap();
+                }
+            }
+            samples.push(started.elapsed());
+        }
+        let (p50_ms, p95_ms) = percentiles(&samples);
+        costs.push(KeepCost {
+            label,
+            writes,
+            p50_ms,
+            p95_ms,
+        });
+    }
+    costs
+}
+
 /// p50 and p95 of a sample, in milliseconds.
 fn percentiles(samples: &[Duration]) -> (f64, f64) {
     let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
@@ -1039,6 +1113,48 @@ async fn main() {
         }
     }
 
+    // Keeping a message with seq ÷ without, p50, when measured.
+    let mut seq_change: Option<f64> = None;
+    if wanted("seq") {
+        out(
+            &mut report,
+            "## Numbering: what `seq` costs per message".into(),
+        );
+        out(&mut report, String::new());
+        let n = if settings.sizes.iter().max().copied().unwrap_or(0) < 100 {
+            50
+        } else {
+            300
+        };
+        out(&mut report, format!("Keeping one message in the messages table (the stack's dynalite), {n} in a row each way, side by side: what `onMessage` waits for between the rate check and the fan-out. The fan-out itself is unchanged; each message's end-to-end latency grows by the difference."));
+        out(&mut report, String::new());
+        out(
+            &mut report,
+            "| keeping a message | writes | p50 ms | p95 ms | one room's ceiling on DynamoDB |"
+                .into(),
+        );
+        out(&mut report, "|---|---|---|---|---|".into());
+        let costs = seq_cost(&stack, &table, n).await;
+        for cost in &costs {
+            out(
+                &mut report,
+                format!(
+                    "| {} | {} | {:.2} | {:.2} | {} messages/s |",
+                    cost.label,
+                    cost.writes,
+                    cost.p50_ms,
+                    cost.p95_ms,
+                    1000 / cost.writes
+                ),
+            );
+        }
+        out(&mut report, String::new());
+        let (before, after) = (&costs[0], &costs[1]);
+        seq_change = Some(after.p50_ms / before.p50_ms);
+        out(&mut report, format!("With `seq` ÷ before, p50: {:.0} % ({:+.2} ms per message); p95: {:.0} %. The ceiling: every write of a room lands on one partition key, which DynamoDB serves up to 1 000 write units a second (the counter is one item, held to the same); a message of up to 1 KB is one unit per write. The stage throttle (50 messages/s, burst 100) binds long before.", 100.0 * after.p50_ms / before.p50_ms, after.p50_ms - before.p50_ms, 100.0 * after.p95_ms / before.p95_ms));
+        out(&mut report, String::new());
+    }
+
     out(
         &mut report,
         format!(
@@ -1343,6 +1459,12 @@ async fn main() {
         &mut report,
         "CPU per delivery with the aws-sigv4 signer ≤ 110 % of the former signer's",
         signer_change.map(|ratio| (100.0 * ratio, ratio <= 1.10)),
+        "%",
+    );
+    target(
+        &mut report,
+        "keeping a message with seq, p50 ≤ 250 % of keeping it without (one more write)",
+        seq_change.map(|ratio| (100.0 * ratio, ratio <= 2.5)),
         "%",
     );
     target(
