@@ -669,7 +669,9 @@ export function catchUpRequest(timeline) {
 export function nextHistoryPage(frame) {
   if (!frame.more) return null;
   const seqs = frame.messages.map((message) => message.seq).filter((seq) => seq !== null);
-  return seqs.length ? Math.max(...seqs) : null;
+  if (seqs.length) return Math.max(...seqs);
+  // Nothing kept in what the server read (all expired): go on from where it stopped.
+  return frame.gap && Number.isInteger(frame.oldest) && frame.oldest > 0 ? frame.oldest - 1 : null;
 }
 
 /**

@@ -21,7 +21,7 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// API Gateway's limit on one WebSocket frame; a larger one closes the connection (1009).
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
-/// Bytes queued for one client before posts wait: the bounded budget of a slow reader.
+/// Bytes queued for one client; a post past them is refused (429): a slow reader's budget.
 pub const QUEUE_BYTES: usize = 1024 * 1024;
 
 /// How long a post waits for a closing connection to finish closing: longer than the

@@ -724,6 +724,11 @@ test('catching up after a reconnect: history after lastSeq, page by page, in pla
   assert.deepEqual(order(timeline), [1, 2, 3, 4, 5, 6, 7, 8]);
   assert.equal(timeline.lastSeq, 8);
   assert.equal(nextHistoryPage({ more: true, messages: [] }), null, 'more without messages: nothing to ask after');
+  assert.equal(
+    nextHistoryPage({ more: true, messages: [], gap: true, oldest: 5001 }),
+    5000,
+    'all it read had expired: go on from where the server stopped',
+  );
 });
 
 test('a gap: what expired is said to be gone, and lastSeq moves past it', () => {

@@ -10,8 +10,8 @@
 //! - a `429` (`LimitExceededException`: the request rate, or the client's buffer is full)
 //!   is back-pressure from that one connection: after everyone else has been posted to,
 //!   the throttled ones are tried again in rounds, 250 ms apart and doubling (to 4 s),
-//!   with jitter, until the deadline; what is still refused then is counted and logged as
-//!   undelivered (the client finds the hole by `seq` and fills it from `history`);
+//!   with jitter, for the caller's retry window; what is still refused then is counted and
+//!   logged as undelivered (the client finds the hole by `seq` and fills it from `history`);
 //! - nothing is started past the [`Deadlines`]: the ids not reached are returned, for a
 //!   worker to take on;
 //! - members that connected before API Gateway's two-hour connection limit are gone for
@@ -82,18 +82,27 @@ impl From<Member> for Recipient {
     }
 }
 
-/// When to stop starting posts (and retries), and when to stop starting prunes.
+/// When to stop starting posts, retries of throttled posts and prunes.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadlines {
     pub post: Instant,
+    /// Throttled posts are retried until then (no later than `post`).
+    pub retry: Instant,
     pub prune: Instant,
 }
 
 impl Deadlines {
-    /// Posts until `post_margin` before the invocation ends, prunes until `prune_margin`.
-    pub fn before_end(post_margin: Duration, prune_margin: Duration) -> Deadlines {
+    /// Posts until `post_margin` before the invocation ends, prunes until `prune_margin`,
+    /// and retries throttled posts for `retry_window` from now at most.
+    pub fn before_end(
+        post_margin: Duration,
+        prune_margin: Duration,
+        retry_window: Duration,
+    ) -> Deadlines {
+        let post = crate::budget::before_end(post_margin);
         Deadlines {
-            post: crate::budget::before_end(post_margin),
+            post,
+            retry: post.min(Instant::now() + retry_window),
             prune: crate::budget::before_end(prune_margin),
         }
     }
@@ -218,9 +227,12 @@ pub async fn fan_out(
 /// minute more) from `now_ms`.
 pub fn past_the_limit(recipients: Vec<Recipient>, now_ms: i64) -> (Vec<Recipient>, Vec<Recipient>) {
     let cutoff = now_ms - (MAX_CONNECTION_SECS + 60) * 1000;
-    recipients
-        .into_iter()
-        .partition(|recipient| recipient.connected_at_ms.is_some_and(|at| at < cutoff))
+    // A time of 0 or less is no time at all (an item written by hand): posted to, as unknown.
+    recipients.into_iter().partition(|recipient| {
+        recipient
+            .connected_at_ms
+            .is_some_and(|at| at > 0 && at < cutoff)
+    })
 }
 
 /// Posts what is left to post here, prunes what is left to prune, and hands on what ran
@@ -311,7 +323,7 @@ pub async fn deliver(
         first.throttled,
         payload,
         concurrency,
-        deadlines.post,
+        deadlines.retry,
     );
     let mut gone = first.gone;
     gone.extend(to_prune);

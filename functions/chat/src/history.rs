@@ -6,16 +6,19 @@
 //! - `s#<seq>` (20 digits, so text order is number order), a kept message: `frame`, the
 //!   chat frame exactly as broadcast, `keptAt` (epoch ms) and `expiresAt` (the table's
 //!   TTL, `HISTORY_HOURS`).
-//! - `c#<clientId>`, a `clientId` the room has kept: `seq` and `frame` once the message is
-//!   kept (neither while it is being kept), and `expiresAt` as the message's.
+//! - `c#<clientId>`, a `clientId` the room has kept: `claimedAt` (epoch ms), then `seq`
+//!   and `frame` once the message is kept, `unsent` while its broadcast failed, and
+//!   `expiresAt` as the message's. A claim left without a frame for [`STALE_CLAIM_MS`] (its
+//!   invocation died) is taken over by the next request with that `clientId`.
 //!
 //! A `seq` is taken with one atomic `UpdateItem` (`ADD n :one`, the new value returned)
 //! before the message is written: concurrent senders each get their own number, no two
 //! the same, none skipped. It costs one write (1 WCU) and one round trip per message; a
-//! `clientId` costs two more (its claim, then its settlement). The one way a number goes
-//! unused is a message whose write fails after its number was taken (the sender is told
-//! `unavailable`); `history` then reports the hole as a gap once it is older than
-//! [`SETTLE_MS`] rather than wait for it.
+//! `clientId` costs two more writes (its claim, then its settlement, which holds the frame
+//! again: a write unit per KB). The one way a number goes unused is a message whose write
+//! fails after its number was taken (the sender is told `unavailable`); `history` reports
+//! such a hole, when it comes before the first message it returns, as a gap once it is
+//! older than [`SETTLE_MS`] rather than wait for it.
 
 use std::collections::HashMap;
 
@@ -35,8 +38,12 @@ const PAST_LAST_MESSAGE: &str = "s#~";
 /// expired, or its write failed. Younger holes are messages still being written.
 pub const SETTLE_MS: i64 = 60_000;
 
-/// Query pages one `history` request may read before it answers with `more`.
-const MAX_PAGES: usize = 10;
+/// A claim without a frame this old belongs to an invocation that died: taken over.
+pub const STALE_CLAIM_MS: i64 = 10_000;
+
+/// Query pages one `history` request may read before it answers with `more` (past a page
+/// of expired messages they are whole 1 MB pages: at most about 3 MB per request).
+const MAX_PAGES: usize = 4;
 
 /// The sort key of message `seq`.
 pub fn seq_key(seq: u64) -> String {
@@ -52,8 +59,8 @@ fn client_key(client_id: &str) -> String {
 pub enum Claim {
     /// Not seen before (or expired): the message is to be kept.
     New,
-    /// Kept already: the frame it was broadcast as.
-    Kept(String),
+    /// Kept already: the frame it was broadcast as, and whether that broadcast failed.
+    Kept { frame: String, unsent: bool },
     /// Being kept right now by another invocation.
     Pending,
 }
@@ -175,12 +182,13 @@ impl MessageStore {
     }
 
     /// Claims `client_id` in `room` for a message about to be kept (a conditional write:
-    /// only if the room has not kept it, or its claim has expired).
+    /// only if the room has not kept it, or its claim has expired, or it was left without
+    /// a frame for [`STALE_CLAIM_MS`]).
     pub async fn claim(
         &self,
         room: &str,
         client_id: &str,
-        now_secs: i64,
+        now_ms: i64,
         expires_at_secs: i64,
     ) -> Result<Claim, StoreError> {
         let result = self
@@ -189,9 +197,17 @@ impl MessageStore {
             .table_name(&self.table)
             .item(ROOM, AttributeValue::S(room.to_owned()))
             .item("sk", AttributeValue::S(client_key(client_id)))
+            .item("claimedAt", AttributeValue::N(now_ms.to_string()))
             .item("expiresAt", AttributeValue::N(expires_at_secs.to_string()))
-            .condition_expression("attribute_not_exists(sk) OR expiresAt < :now")
-            .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()))
+            .condition_expression(
+                "attribute_not_exists(sk) OR expiresAt < :now \
+                 OR (attribute_not_exists(frame) AND claimedAt < :stale)",
+            )
+            .expression_attribute_values(":now", AttributeValue::N((now_ms / 1000).to_string()))
+            .expression_attribute_values(
+                ":stale",
+                AttributeValue::N((now_ms - STALE_CLAIM_MS).to_string()),
+            )
             .send()
             .await;
         if conditional("PutItem", result)?.is_some() {
@@ -208,15 +224,41 @@ impl MessageStore {
             .await
             .map_err(store_error("GetItem"))?
             .item;
-        Ok(
-            match item
-                .as_ref()
-                .and_then(|item| item.get("frame")?.as_s().ok())
-            {
-                Some(frame) => Claim::Kept(frame.clone()),
-                None => Claim::Pending,
+        let Some(item) = item else {
+            return Ok(Claim::Pending);
+        };
+        Ok(match item.get("frame").and_then(|f| f.as_s().ok()) {
+            Some(frame) => Claim::Kept {
+                frame: frame.clone(),
+                unsent: item.contains_key("unsent"),
             },
-        )
+            None => Claim::Pending,
+        })
+    }
+
+    /// Marks a kept `client_id` whose broadcast failed (`sent` false), or that has been
+    /// broadcast since (`sent` true): a repeat of an unsent one is broadcast.
+    pub async fn mark_sent(
+        &self,
+        room: &str,
+        client_id: &str,
+        sent: bool,
+    ) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ROOM, AttributeValue::S(room.to_owned()))
+            .key("sk", AttributeValue::S(client_key(client_id)));
+        let request = if sent {
+            request.update_expression("REMOVE unsent")
+        } else {
+            request
+                .update_expression("SET unsent = :yes")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+        };
+        request.send().await.map_err(store_error("UpdateItem"))?;
+        Ok(())
     }
 
     /// Records what a claimed `client_id` was kept as.
@@ -368,9 +410,12 @@ impl MessageStore {
                 (true, Some(last_read + 1))
             }
             (None, None) => {
+                // Nothing kept after `after`: gone, if numbers were taken; the next to come
+                // is `last + 1`, unless the last one may still be on its way.
                 let (last, at_ms) = self.counter(room).await?;
                 let gap = last > after && (expired || settled(at_ms));
-                (gap, gap.then_some(last + 1))
+                let next = if settled(at_ms) { last + 1 } else { last };
+                (gap, gap.then_some(next.max(after + 1)))
             }
         };
         Ok(After {

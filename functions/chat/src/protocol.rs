@@ -18,6 +18,10 @@ use crate::rooms;
 /// API Gateway's WebSocket message quota: 128 KB per message, in either direction.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
+/// The largest chat frame: 1 KB under the quota, so that it also fits, whole, in a
+/// `history` answer around it.
+pub const MAX_CHAT_FRAME_BYTES: usize = MAX_MESSAGE_BYTES - 1024;
+
 /// The route that broadcasts a chat message.
 pub const ON_MESSAGE_ACTION: &str = "onMessage";
 
@@ -352,11 +356,11 @@ pub fn message_frame(envelope: Envelope, message: String) -> Result<Frame, Error
     let digits = envelope.seq.to_string().len();
     let frame = chat_message_frame(envelope, message);
     let size = frame.to_json().len() + 20 - digits;
-    if size > MAX_MESSAGE_BYTES {
+    if size > MAX_CHAT_FRAME_BYTES {
         return Err(ErrorFrame::new(
             ErrorCode::MessageTooLarge,
             format!(
-                "The message is too large to deliver ({size} bytes as a frame, limit {MAX_MESSAGE_BYTES}); send it in smaller parts."
+                "The message is too large to deliver ({size} bytes as a frame, limit {MAX_CHAT_FRAME_BYTES}); send it in smaller parts."
             ),
         ));
     }

@@ -1107,3 +1107,53 @@ async fn a_throttled_connection_is_retried_after_the_rest_until_the_deadline() {
         "and given up at the deadline"
     );
 }
+
+#[tokio::test]
+async fn a_repeat_of_a_message_whose_broadcast_failed_is_broadcast_then() {
+    let original =
+        r#"{"type":"message","id":"m1","seq":4,"room":"lobby","message":"again","clientId":"c-1"}"#;
+    let taken = mock!(Dynamo::put_item)
+        .match_requests(|req| req.item().unwrap()["sk"] == s("c#c-1"))
+        .then_error(|| {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+    let claim = mock!(Dynamo::get_item)
+        .match_requests(|req| req.key().unwrap().get("sk") == Some(&s("c#c-1")))
+        .then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(item(&[
+                    ("frame", s(original)),
+                    ("unsent", AttributeValue::Bool(true)),
+                ])))
+                .build()
+        });
+    let marked = mock!(Dynamo::update_item)
+        .match_requests(|req| req.update_expression() == Some("REMOVE unsent"))
+        .then_output(|| UpdateItemOutput::builder().build());
+    let counter_taken = mock!(Dynamo::update_item)
+        .match_requests(|req| req.key().unwrap().get("sk") == Some(&s("#seq")))
+        .then_output(|| UpdateItemOutput::builder().build());
+    let query = room_query("lobby", vec![members_page(&[SENDER, "a"], None)]);
+    let posts = posts();
+    let app = app(
+        &[&taken, &claim, &marked, &counter_taken, &query],
+        &[&recording_post(&posts)],
+    );
+    let response = app
+        .handle(
+            Route::OnMessage,
+            message_event(r#"{"action":"onMessage","message":"again","clientId":"c-1"}"#),
+        )
+        .await;
+    assert_eq!(response.status_code, 200);
+    assert_eq!(counter_taken.num_calls(), 0, "not numbered again");
+    assert_eq!(sorted_ids(&posts), [SENDER, "a"], "the room has it now");
+    assert!(posts
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, frame)| frame == &serde_json::from_str::<Value>(original).unwrap()));
+    assert_eq!(marked.num_calls(), 1, "and it is marked sent");
+}

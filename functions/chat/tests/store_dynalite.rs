@@ -430,40 +430,49 @@ async fn a_client_id_is_claimed_once_and_answers_with_what_it_was_kept_as() {
     let table = fresh_table(&client, "claims", "room", Some("sk")).await;
     let history = MessageStore::new(client.clone(), &table);
     let expires = NOW_SECS + 3600;
+    let claim = |room: &'static str, at_ms: i64, expires: i64| {
+        let history = history.clone();
+        async move { history.claim(room, "c-1", at_ms, expires).await.unwrap() }
+    };
+    assert_eq!(claim("r", NOW_MS, expires).await, Claim::New);
+    assert_eq!(claim("r", NOW_MS + 1000, expires).await, Claim::Pending);
     assert_eq!(
-        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
-        Claim::New
-    );
-    assert_eq!(
-        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
-        Claim::Pending
-    );
-    assert_eq!(
-        history
-            .claim("other", "c-1", NOW_SECS, expires)
-            .await
-            .unwrap(),
+        claim("other", NOW_MS, expires).await,
         Claim::New,
         "per room"
     );
+    // A claim left without a frame (its invocation died) is taken over after a while.
+    let stale = NOW_MS + chat::history::STALE_CLAIM_MS + 1;
+    assert_eq!(claim("other", stale, expires).await, Claim::New);
     history.settle("r", "c-1", 7, r#"{"seq":7}"#).await.unwrap();
+    let kept = Claim::Kept {
+        frame: r#"{"seq":7}"#.into(),
+        unsent: false,
+    };
+    assert_eq!(claim("r", NOW_MS, expires).await, kept);
     assert_eq!(
-        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
-        Claim::Kept(r#"{"seq":7}"#.into())
+        claim("r", stale, expires).await,
+        kept,
+        "a kept one is never taken over"
     );
+    // A broadcast that failed is marked, and unmarked once done.
+    history.mark_sent("r", "c-1", false).await.unwrap();
+    assert_eq!(
+        claim("r", NOW_MS, expires).await,
+        Claim::Kept {
+            frame: r#"{"seq":7}"#.into(),
+            unsent: true
+        }
+    );
+    history.mark_sent("r", "c-1", true).await.unwrap();
+    assert_eq!(claim("r", NOW_MS, expires).await, kept);
     // Expired claims are claimed anew; released ones too.
     assert_eq!(
-        history
-            .claim("r", "c-1", expires + 1, expires + 99)
-            .await
-            .unwrap(),
+        claim("r", (expires + 1) * 1000, expires + 99).await,
         Claim::New
     );
     history.release("r", "c-1").await.unwrap();
-    assert_eq!(
-        history.claim("r", "c-1", NOW_SECS, expires).await.unwrap(),
-        Claim::New
-    );
+    assert_eq!(claim("r", NOW_MS, expires).await, Claim::New);
     // Claims and the counter never show up as messages.
     history.take_seq("r", NOW_MS).await.unwrap();
     assert!(history.recent("r", 10, NOW_SECS).await.unwrap().is_empty());

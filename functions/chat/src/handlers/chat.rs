@@ -17,6 +17,8 @@ enum Kept {
     New(Frame),
     /// A `clientId` kept before: the sender has been sent the original.
     Repeat,
+    /// A `clientId` kept before whose broadcast failed: the original, to broadcast.
+    Unsent(String),
     /// Not kept; the status to answer (the sender is told `unavailable`).
     Failed(i64),
 }
@@ -87,8 +89,10 @@ impl App {
         let room = envelope.room.clone();
         // Boxed: the whole handler's future would otherwise nest too deep for the compiler.
         let kept = Box::pin(self.keep(&client, id, envelope, request.message));
-        let frame = match kept.await {
-            Kept::New(frame) => frame,
+        let (data, was_unsent) = match kept.await {
+            Kept::New(frame) => (frame.to_json(), false),
+            // A repeat of a message kept before whose broadcast failed: broadcast now.
+            Kept::Unsent(data) => (data, true),
             Kept::Repeat => return status(200),
             Kept::Failed(code) => return refuse(ErrorFrame::unavailable(), code).await,
         };
@@ -98,10 +102,26 @@ impl App {
             .callback_endpoint(&event.request_context)
             .unwrap_or_default();
         let audience = self.audience(&room, None);
-        let announced = Box::pin(self.announce(&client, audience, &frame, Some(&endpoint)));
-        match announced.await {
-            Ok(()) => status(200),
-            Err(_) => refuse(ErrorFrame::unavailable(), 500).await,
+        let announced = Box::pin(self.announce_data(
+            &client,
+            audience,
+            "message",
+            data,
+            Some(&endpoint),
+            super::MESSAGE_RETRY_WINDOW,
+        ));
+        let sent = announced.await.is_ok();
+        // Whether a repeat must broadcast it: written only on a failure, or on a success
+        // after one.
+        if let Some(client_id) = request.client_id.as_ref().filter(|_| sent == was_unsent) {
+            if let Err(error) = self.history.mark_sent(&room, client_id, sent).await {
+                tracing::warn!(client_id, %error, "could not record whether it was broadcast");
+            }
+        }
+        if sent {
+            status(200)
+        } else {
+            refuse(ErrorFrame::unavailable(), 500).await
         }
     }
 
@@ -122,7 +142,15 @@ impl App {
         if let Some(client_id) = &client_id {
             match self.claim(&room, client_id, expires).await {
                 Ok(None) => {}
-                Ok(Some(original)) => {
+                Ok(Some((original, true))) => {
+                    tracing::info!(
+                        connection_id = id,
+                        client_id,
+                        "a repeat of a message whose broadcast failed; broadcasting it"
+                    );
+                    return Kept::Unsent(original);
+                }
+                Ok(Some((original, false))) => {
                     tracing::info!(
                         connection_id = id,
                         client_id,
@@ -162,31 +190,46 @@ impl App {
             return Kept::Failed(500);
         }
         if let Some(client_id) = &client_id {
-            if let Err(error) = self.history.settle(&room, client_id, seq, &json).await {
-                // The message is kept and goes out; only a later repeat would miss it.
-                tracing::warn!(client_id, %error, "could not record the clientId's frame");
-            }
+            self.settle(&room, client_id, seq, &json).await;
         }
         Kept::New(frame)
     }
 
+    /// Records what a claimed `client_id` was kept as, trying three times. Should all
+    /// fail, the message still goes out; a repeat finds the claim without a frame, waits,
+    /// and after [`STALE_CLAIM_MS`](crate::history::STALE_CLAIM_MS) keeps it again.
+    async fn settle(&self, room: &str, client_id: &str, seq: u64, json: &str) {
+        for attempt in 0..3u64 {
+            match self.history.settle(room, client_id, seq, json).await {
+                Ok(()) => return,
+                Err(error) if attempt == 2 => {
+                    tracing::error!(client_id, %error, "could not record the clientId's frame")
+                }
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await
+                }
+            }
+        }
+    }
+
     /// Claims `client_id` in `room`: `None` when the message is new, the original frame
-    /// when it was kept before. A claim still being kept by another invocation is waited
-    /// for (up to about 2 s); an error is the status to answer.
+    /// (and whether its broadcast failed) when it was kept before. A claim still being
+    /// kept by another invocation is waited for (up to about 2 s); an error is the status
+    /// to answer.
     async fn claim(
         &self,
         room: &str,
         client_id: &str,
         expires: i64,
-    ) -> Result<Option<String>, i64> {
+    ) -> Result<Option<(String, bool)>, i64> {
         for _ in 0..10 {
             match self
                 .history
-                .claim(room, client_id, Utc::now().timestamp(), expires)
+                .claim(room, client_id, Utc::now().timestamp_millis(), expires)
                 .await
             {
                 Ok(Claim::New) => return Ok(None),
-                Ok(Claim::Kept(frame)) => return Ok(Some(frame)),
+                Ok(Claim::Kept { frame, unsent }) => return Ok(Some((frame, unsent))),
                 Ok(Claim::Pending) => {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await
                 }

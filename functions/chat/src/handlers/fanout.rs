@@ -17,6 +17,9 @@ use crate::fanout::{Job, MAX_HOPS};
 
 use super::App;
 
+/// How long a worker tries throttled (429) posts again, at most.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(20);
+
 /// When a worker with `left` until its deadline stops posting, and stops pruning: the
 /// rest of its time is for handing on what is left (60 s: posts until 50 s, prunes until
 /// 56 s).
@@ -49,7 +52,7 @@ impl App {
         };
         let left = crate::budget::deadline().saturating_duration_since(std::time::Instant::now());
         let (post_margin, prune_margin) = margins(left);
-        let deadlines = Deadlines::before_end(post_margin, prune_margin);
+        let deadlines = Deadlines::before_end(post_margin, prune_margin, RETRY_WINDOW);
         let payload = Payload::new(job.frame.clone().into_bytes());
         let (expired, recipients) =
             broadcast::past_the_limit(recipients, chrono::Utc::now().timestamp_millis());

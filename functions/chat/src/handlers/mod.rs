@@ -32,6 +32,10 @@ use crate::store::{ConnectionRecord, ConnectionStore};
 const POST_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 /// … and no prune later than this.
 const PRUNE_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a chat message's throttled (429) posts are tried again …
+pub(crate) const MESSAGE_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// … and a presence notice's.
+const PRESENCE_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The Lambdas of the WebSocket API; each binary serves one. `Rooms` serves the `join`,
 /// `who` and `history` routes, told apart by the event's route key.
@@ -138,14 +142,41 @@ impl App {
         frame: &Frame,
         endpoint: Option<&str>,
     ) -> Result<(), crate::store::StoreError> {
+        // A chat message's throttled posts are retried for a while; a presence notice's
+        // hardly (a handshake or a join waits for it).
+        let retry = if matches!(frame, Frame::Message { .. }) {
+            MESSAGE_RETRY_WINDOW
+        } else {
+            PRESENCE_RETRY_WINDOW
+        };
+        self.announce_data(
+            client,
+            audience,
+            frame.kind(),
+            frame.to_json(),
+            endpoint,
+            retry,
+        )
+        .await
+    }
+
+    /// [`announce`](App::announce) for a frame already serialised (`kind` names it in the
+    /// log), retrying throttled posts for `retry`.
+    async fn announce_data(
+        &self,
+        client: &Connections,
+        audience: Audience<'_>,
+        kind: &str,
+        data: String,
+        endpoint: Option<&str>,
+        retry: std::time::Duration,
+    ) -> Result<(), crate::store::StoreError> {
         let room = audience.room.to_owned();
-        let kind = frame.kind();
-        let data = frame.to_json();
         let plan = broadcast::Plan {
             concurrency: self.config.fanout_concurrency,
             workers: endpoint.and(self.workers.as_ref()),
             endpoint: endpoint.unwrap_or_default(),
-            deadlines: Deadlines::before_end(POST_MARGIN, PRUNE_MARGIN),
+            deadlines: Deadlines::before_end(POST_MARGIN, PRUNE_MARGIN, retry),
         };
         match broadcast::fan_out(audience, client, data.as_bytes(), plan).await {
             Ok(summary) => {

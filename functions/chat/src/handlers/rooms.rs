@@ -234,7 +234,17 @@ fn oldest_that_fit(frames: Vec<String>) -> (Vec<Box<RawValue>>, bool) {
     let total = frames.len();
     let mut taken = 0;
     for frame in frames {
-        if size + frame.len() + 1 > budget {
+        // A frame too large for any answer (kept before the chat frame limit left room for
+        // one) is passed over, so paging goes on past it.
+        if frame.len() > budget {
+            tracing::warn!(
+                bytes = frame.len(),
+                "a stored message too large for history; left out"
+            );
+            taken += 1;
+            continue;
+        }
+        if size + frame.len() + 1 > budget + 1 {
             break;
         }
         size += frame.len() + 1;
@@ -255,7 +265,8 @@ fn newest_that_fit(frames: Vec<String>) -> (Vec<Box<RawValue>>, bool) {
     let mut kept = Vec::new();
     let total = frames.len();
     for frame in frames.into_iter().rev() {
-        if size + frame.len() + 1 > budget {
+        // The first separator-less frame may take the whole budget.
+        if size + frame.len() + 1 > budget + 1 {
             break;
         }
         size += frame.len() + 1;
@@ -297,6 +308,29 @@ mod tests {
             1,
             "an empty room is one empty list"
         );
+    }
+
+    #[test]
+    fn the_largest_chat_frame_fits_a_history_answer_alone() {
+        use crate::protocol::MAX_CHAT_FRAME_BYTES;
+        let largest = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_CHAT_FRAME_BYTES - 10));
+        assert_eq!(largest.len(), MAX_CHAT_FRAME_BYTES);
+        let (kept, cut) = oldest_that_fit(vec![largest.clone(), largest.clone()]);
+        assert_eq!((kept.len(), cut), (1, true));
+        let (kept, truncated) = newest_that_fit(vec![largest.clone(), largest]);
+        assert_eq!((kept.len(), truncated), (1, true));
+        let answer = Frame::History {
+            room: "r".repeat(64),
+            messages: kept,
+            truncated: true,
+            more: true,
+            gap: true,
+            oldest: Some(u64::MAX),
+        };
+        assert!(answer.to_json().len() <= MAX_MESSAGE_BYTES);
+        let too_big = "x".repeat(MAX_MESSAGE_BYTES);
+        let (kept, cut) = oldest_that_fit(vec![too_big, r#"{"n":1}"#.into()]);
+        assert_eq!((kept.len(), cut), (1, false), "passed over, paging goes on");
     }
 
     #[test]
