@@ -184,28 +184,6 @@ pub async fn fan_out(
     let (expired, recipients) = past_the_limit(recipients, chrono::Utc::now().timestamp_millis());
     summary.expired = expired.len();
     let mut to_prune = expired;
-    if let Some(workers) = plan.workers.filter(|w| to_prune.len() > w.chunk_size) {
-        // After the posts' jobs, so that a queue of invocations serves the living first.
-        let inline = match recipients.len() > workers.chunk_size {
-            true => {
-                let handed = workers
-                    .hand_over(plan.endpoint, audience.room, frame, recipients)
-                    .await;
-                summary.chunks = handed.chunks;
-                handed.left
-            }
-            false => recipients,
-        };
-        let handed = workers
-            .hand_over_prunes(plan.endpoint, audience.room, std::mem::take(&mut to_prune))
-            .await;
-        summary.chunks += handed.chunks;
-        to_prune = handed.left;
-        return finish(
-            audience, client, inline, to_prune, frame, plan, summary, started,
-        )
-        .await;
-    }
     let inline = match plan.workers {
         Some(workers) if recipients.len() > workers.chunk_size => {
             let handed = workers
@@ -217,6 +195,14 @@ pub async fn fan_out(
         }
         _ => recipients,
     };
+    // After the posts' jobs, so that a queue of invocations serves the living first.
+    if let Some(workers) = plan.workers.filter(|w| to_prune.len() > w.chunk_size) {
+        let handed = workers
+            .hand_over_prunes(plan.endpoint, audience.room, std::mem::take(&mut to_prune))
+            .await;
+        summary.chunks += handed.chunks;
+        to_prune = handed.left;
+    }
     finish(
         audience, client, inline, to_prune, frame, plan, summary, started,
     )
@@ -392,7 +378,7 @@ async fn post_round(
     let mut round = Round::default();
     while let Some((recipient, delivery)) = deliveries.next().await {
         match delivery {
-            None => round.unreached.push(recipient),
+            None | Some(Delivery::OutOfTime) => round.unreached.push(recipient),
             Some(Delivery::Delivered) => round.delivered += 1,
             Some(Delivery::Gone) => round.gone.push(recipient),
             Some(Delivery::Throttled(_)) => round.throttled.push(recipient),

@@ -29,6 +29,8 @@ pub enum Delivery {
     /// client's buffer is full. The connection stays open; the post may be tried later
     /// (the fan-out does, with backoff: [`crate::broadcast`]).
     Throttled(String),
+    /// Not sent at all: the invocation had no time left for it (the caller hands it on).
+    OutOfTime,
     Failed(String),
 }
 
@@ -253,11 +255,11 @@ impl Endpoint {
             }
             let left = end.saturating_duration_since(std::time::Instant::now());
             if left < Duration::from_millis(100) {
-                return Delivery::Failed(if last.is_empty() {
-                    "no time left in the invocation to post".to_owned()
+                return if attempt == 0 {
+                    Delivery::OutOfTime
                 } else {
-                    last
-                });
+                    Delivery::Failed(last)
+                };
             }
             let attempted =
                 tokio::time::timeout(ATTEMPT_TIMEOUT.min(left), self.send(&path, payload));

@@ -254,6 +254,10 @@ impl App {
                     tracing::warn!(connection_id = id, %error, "could not send to the connection");
                     return;
                 }
+                Delivery::OutOfTime => {
+                    tracing::warn!(connection_id = id, "no time left to send to the connection");
+                    return;
+                }
             }
         }
     }
