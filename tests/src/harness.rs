@@ -401,6 +401,13 @@ impl Stack {
         self.output.lock().unwrap().clone()
     }
 
+    /// A client connected to `room` (`?room=`) on the stage `Test`.
+    pub async fn join(&self, room: &str) -> Client {
+        Client::connect(&format!("{}/Test?room={room}", self.ws_url))
+            .await
+            .expect("WebSocket handshake")
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(&self.ws_url)
             .await
@@ -624,6 +631,32 @@ impl Client {
                 return frame;
             }
         }
+    }
+
+    /// The next chat message frame (every other type skipped), waiting at most `limit`.
+    pub async fn message_within(&mut self, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.json_within(left).await;
+            if frame["type"] == "message" {
+                return frame;
+            }
+        }
+    }
+
+    /// Every chat message frame that arrives until `quiet` passes without any frame.
+    pub async fn messages_until_quiet(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, self.socket.next()).await {
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                if frame["type"] == "message" {
+                    frames.push(frame);
+                }
+            }
+        }
+        frames
     }
 
     /// The next text frame as JSON, whatever its type, waiting at most `limit`.

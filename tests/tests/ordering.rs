@@ -22,38 +22,6 @@ fn unthrottled() -> Options {
     options
 }
 
-async fn join(stack: &Stack, room: &str) -> Client {
-    Client::connect(&format!("{}/Test?room={room}", stack.ws_url))
-        .await
-        .expect("handshake")
-}
-
-/// The next chat message frame (presence and the like skipped).
-async fn message_within(client: &mut Client, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let frame = client.json_within(left).await;
-        if frame["type"] == "message" {
-            return frame;
-        }
-    }
-}
-
-/// Every chat frame that arrives until `quiet` passes without one.
-async fn messages_until_quiet(client: &mut Client, quiet: Duration) -> Vec<Value> {
-    let mut frames = Vec::new();
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, client.socket.next()).await {
-        if let Message::Text(text) = message {
-            let frame: Value = serde_json::from_str(&text).unwrap();
-            if frame["type"] == "message" {
-                frames.push(frame);
-            }
-        }
-    }
-    frames
-}
-
 /// The next `history` answer.
 async fn history_answer(client: &mut Client) -> Value {
     loop {
@@ -110,11 +78,11 @@ async fn concurrent_senders_give_every_reader_one_order_and_history_agrees() {
     let stack = Stack::start(unthrottled()).await;
     let mut readers = Vec::new();
     for _ in 0..3 {
-        readers.push(join(&stack, "order").await);
+        readers.push(stack.join("order").await);
     }
     let mut senders = Vec::new();
     for _ in 0..SENDERS {
-        senders.push(join(&stack, "order").await);
+        senders.push(stack.join("order").await);
     }
     // All at once: every sender writes its 30 without waiting for anything.
     let sends = senders
@@ -131,10 +99,11 @@ async fn concurrent_senders_give_every_reader_one_order_and_history_agrees() {
     for reader in readers.iter_mut() {
         let mut frames = Vec::new();
         while frames.len() < SENDERS * EACH {
-            frames.push(message_within(reader, Duration::from_secs(60)).await);
+            frames.push(reader.message_within(Duration::from_secs(60)).await);
         }
         assert!(
-            messages_until_quiet(reader, Duration::from_millis(500))
+            reader
+                .messages_until_quiet(Duration::from_millis(500))
                 .await
                 .is_empty(),
             "nothing more, nothing twice"
@@ -163,15 +132,12 @@ async fn concurrent_senders_give_every_reader_one_order_and_history_agrees() {
 async fn a_reader_cut_off_or_not_reading_fills_the_gap_from_history_exactly_once() {
     const MESSAGES: usize = 40;
     let stack = Stack::start(unthrottled()).await;
-    let mut cut = join(&stack, "resume").await;
-    let mut staller = join(&stack, "resume").await;
-    let mut sender = join(&stack, "resume").await;
+    let mut cut = stack.join("resume").await;
+    let mut staller = stack.join("resume").await;
+    let mut sender = stack.join("resume").await;
     sender.say("before").await;
-    let first = message_within(&mut cut, Duration::from_secs(10)).await;
-    assert_eq!(
-        message_within(&mut staller, Duration::from_secs(10)).await,
-        first
-    );
+    let first = cut.message_within(Duration::from_secs(10)).await;
+    assert_eq!(staller.message_within(Duration::from_secs(10)).await, first);
     let last_seen = seq(&first);
     // One loses its TCP connection without a close; the other stops reading.
     drop(cut);
@@ -181,14 +147,14 @@ async fn a_reader_cut_off_or_not_reading_fills_the_gap_from_history_exactly_once
     }
     let mut sent = Vec::new();
     while sent.len() <= MESSAGES {
-        sent.push(message_within(&mut sender, Duration::from_secs(60)).await);
+        sent.push(sender.message_within(Duration::from_secs(60)).await);
     }
     let sent: Vec<Value> = sent.into_iter().filter(|f| seq(f) > last_seen).collect();
     assert_eq!(sent.len(), MESSAGES);
     let expected = seq_to_id(&sent);
 
     // The cut reader comes back as a new connection and asks for what it missed.
-    let mut back = join(&stack, "resume").await;
+    let mut back = stack.join("resume").await;
     let missed = history_after(&mut back, last_seen).await;
     assert_eq!(seq_to_id(&missed), expected, "every missed message, once");
     assert!(
@@ -197,7 +163,7 @@ async fn a_reader_cut_off_or_not_reading_fills_the_gap_from_history_exactly_once
     );
 
     // The staller reads again: what reached it, then history after its last contiguous seq.
-    let arrived = messages_until_quiet(&mut staller, Duration::from_secs(3)).await;
+    let arrived = staller.messages_until_quiet(Duration::from_secs(3)).await;
     let mut held = seq_to_id(&arrived);
     let mut contiguous = last_seen;
     while held.contains_key(&(contiguous + 1)) {
@@ -206,7 +172,7 @@ async fn a_reader_cut_off_or_not_reading_fills_the_gap_from_history_exactly_once
     let mut ask = staller;
     if contiguous < last_seen + MESSAGES as u64 {
         // It was closed for not reading, or missed some: it reconnects and asks.
-        ask = join(&stack, "resume").await;
+        ask = stack.join("resume").await;
     }
     for frame in history_after(&mut ask, contiguous).await {
         held.entry(seq(&frame))
@@ -222,27 +188,27 @@ async fn a_reader_cut_off_or_not_reading_fills_the_gap_from_history_exactly_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_id_is_kept_once_and_its_sender_answered_every_time() {
     let stack = Stack::start(unthrottled()).await;
-    let mut observer = join(&stack, "idem").await;
-    let mut sender = join(&stack, "idem").await;
+    let mut observer = stack.join("idem").await;
+    let mut sender = stack.join("idem").await;
     let request = json!({"action": "onMessage", "message": "only once", "clientId": "k3J9-x_1"});
     sender.send_text(&request.to_string()).await;
-    let original = message_within(&mut sender, Duration::from_secs(10)).await;
+    let original = sender.message_within(Duration::from_secs(10)).await;
     assert_eq!(original["clientId"], "k3J9-x_1");
     assert_eq!(
-        message_within(&mut observer, Duration::from_secs(10)).await,
+        observer.message_within(Duration::from_secs(10)).await,
         original
     );
     // Again on the same connection, and again after a reconnect (its answer was "lost").
     sender.send_text(&request.to_string()).await;
     assert_eq!(
-        message_within(&mut sender, Duration::from_secs(10)).await,
+        sender.message_within(Duration::from_secs(10)).await,
         original
     );
     drop(sender);
-    let mut again = join(&stack, "idem").await;
+    let mut again = stack.join("idem").await;
     again.send_text(&request.to_string()).await;
     assert_eq!(
-        message_within(&mut again, Duration::from_secs(10)).await,
+        again.message_within(Duration::from_secs(10)).await,
         original,
         "the original frame, same id and seq"
     );
@@ -266,10 +232,10 @@ async fn a_client_id_is_kept_once_and_its_sender_answered_every_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_older_than_history_keeps_answers_gap_with_the_oldest_kept() {
     let stack = Stack::start(unthrottled()).await;
-    let mut client = join(&stack, "gap").await;
+    let mut client = stack.join("gap").await;
     for n in 1..=5 {
         client.say(&format!("m{n}")).await;
-        message_within(&mut client, Duration::from_secs(10)).await;
+        client.message_within(Duration::from_secs(10)).await;
     }
     // The first three pass HistoryHours: expired, not yet deleted by TTL.
     let messages = format!("{}-messages", stack.table.clone().unwrap());
@@ -325,9 +291,9 @@ async fn after_older_than_history_keeps_answers_gap_with_the_oldest_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_gets_429s_stays_open_and_is_delivered_once_it_reads() {
     let stack = Stack::start(unthrottled()).await;
-    let mut slow = join(&stack, "slow").await;
+    let mut slow = stack.join("slow").await;
     let slow_id = slow.own_id().await;
-    let mut others = [join(&stack, "slow").await, join(&stack, "slow").await];
+    let mut others = [stack.join("slow").await, stack.join("slow").await];
     let url = format!("{}/@connections/{slow_id}", stack.connections_url);
     let http = Signed(reqwest::Client::new());
     // Fill its buffer (and the sockets' buffers before it) without reading.
@@ -350,11 +316,11 @@ async fn a_slow_reader_gets_429s_stays_open_and_is_delivered_once_it_reads() {
     );
     assert_eq!(http.send("GET", &url, "").await.status(), 200, "still open");
 
-    let mut sender = join(&stack, "slow").await;
+    let mut sender = stack.join("slow").await;
     let started = Instant::now();
     sender.say("while it is full").await;
     for other in others.iter_mut() {
-        let frame = message_within(other, Duration::from_secs(5)).await;
+        let frame = other.message_within(Duration::from_secs(5)).await;
         assert_eq!(frame["message"], "while it is full");
     }
     let others_took = started.elapsed();
@@ -382,7 +348,8 @@ async fn a_slow_reader_gets_429s_stays_open_and_is_delivered_once_it_reads() {
         }
     }
     assert_eq!(got, [json!("while it is full")], "delivered once it read");
-    assert!(messages_until_quiet(&mut slow, Duration::from_secs(2))
+    assert!(slow
+        .messages_until_quiet(Duration::from_secs(2))
         .await
         .is_empty());
     let retried = stack.output().iter().any(|line| {
@@ -398,7 +365,7 @@ async fn a_slow_reader_gets_429s_stays_open_and_is_delivered_once_it_reads() {
     // Still the same open connection.
     slow.say("still here").await;
     assert_eq!(
-        message_within(&mut slow, Duration::from_secs(10)).await["message"],
+        slow.message_within(Duration::from_secs(10)).await["message"],
         "still here"
     );
     let _ = sender.socket.close(None).await;

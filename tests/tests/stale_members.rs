@@ -6,42 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Options, Stack};
+use common::{Options, Stack};
 use futures::StreamExt;
-use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
-
-async fn join(stack: &Stack, room: &str) -> Client {
-    Client::connect(&format!("{}/Test?room={room}", stack.ws_url))
-        .await
-        .expect("handshake")
-}
-
-/// The next chat message frame (presence and the like skipped).
-async fn message_within(client: &mut Client, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let frame = client.json_within(left).await;
-        if frame["type"] == "message" {
-            return frame;
-        }
-    }
-}
-
-/// Every chat frame that arrives until `quiet` passes without one.
-async fn messages_until_quiet(client: &mut Client, quiet: Duration) -> Vec<Value> {
-    let mut frames = Vec::new();
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, client.socket.next()).await {
-        if let Message::Text(text) = message {
-            let frame: Value = serde_json::from_str(&text).unwrap();
-            if frame["type"] == "message" {
-                frames.push(frame);
-            }
-        }
-    }
-    frames
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_gone_ids_never_delay_the_living_and_are_all_pruned() {
@@ -56,12 +22,14 @@ async fn twenty_thousand_gone_ids_never_delay_the_living_and_are_all_pruned() {
     let mut live = Vec::new();
     let mut live_ids = Vec::new();
     for _ in 0..3 {
-        let mut client = join(&stack, "crowd").await;
+        let mut client = stack.join("crowd").await;
         live_ids.push(client.own_id().await);
         live.push(client);
     }
     for client in live.iter_mut() {
-        messages_until_quiet(client, Duration::from_millis(300)).await;
+        client
+            .messages_until_quiet(Duration::from_millis(300))
+            .await;
     }
     // Ids of connections that vanished without a $disconnect, shaped and spread like live
     // ones, in the connection table and among the room's members. Most connected more than
@@ -126,14 +94,15 @@ async fn twenty_thousand_gone_ids_never_delay_the_living_and_are_all_pruned() {
     let started = Instant::now();
     live[0].say("to the living").await;
     for client in live.iter_mut() {
-        let frame = message_within(client, Duration::from_secs(30)).await;
+        let frame = client.message_within(Duration::from_secs(30)).await;
         assert_eq!(frame["message"], "to the living");
         eprintln!("a live member had it after {:?}", started.elapsed());
     }
     let slowest = started.elapsed();
     for client in live.iter_mut() {
         assert!(
-            messages_until_quiet(client, Duration::from_secs(1))
+            client
+                .messages_until_quiet(Duration::from_secs(1))
                 .await
                 .is_empty(),
             "each once"
