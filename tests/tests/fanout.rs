@@ -218,7 +218,7 @@ async fn a_worker_short_of_time_hands_the_rest_on_and_posts_nobody_twice() {
             .is_ok()
         {}
     }
-    // One job of 30 003 ids, the living last: more than a 3 s worker posts in its 2 s.
+    // One job of 30 003 ids, the living last: more than a 6 s worker posts in its 4 s.
     let marker = common::unique("handed-on");
     let mut ids: Vec<String> = (0..GONE).map(|_| chat_local::ids::gateway_id()).collect();
     ids.extend(live.iter().cloned());

@@ -2,8 +2,8 @@
 //!
 //! The worker posts the job's frame to the job's ids with the same bounded concurrency,
 //! 429 backoff and 410 pruning as an inline broadcast ([`crate::broadcast`]). It watches
-//! its deadline: no post starts later than a sixth of its time before it (1 to 10 s), no
-//! prune later than a fifteenth (0.5 to 4 s), and whatever is left then goes to a fresh
+//! its deadline: no post starts later than a sixth of its time before it (2 to 10 s), no
+//! prune later than a fifteenth (1.5 to 4 s), and whatever is left then goes to a fresh
 //! invocation of the worker ([`Job::carry_on`]) — so a chunk is never cut off by the
 //! timeout and retried whole.
 //! It succeeds even when some posts fail (they are counted and logged) and when it refuses
@@ -24,8 +24,8 @@ pub const RETRY_WINDOW: Duration = Duration::from_secs(20);
 /// rest of its time is for handing on what is left (60 s: posts until 50 s, prunes until
 /// 56 s).
 pub fn margins(left: Duration) -> (Duration, Duration) {
-    let post = (left / 6).clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let prune = (left / 15).clamp(Duration::from_millis(500), Duration::from_secs(4));
+    let post = (left / 6).clamp(Duration::from_secs(2), Duration::from_secs(10));
+    let prune = (left / 15).clamp(Duration::from_millis(1500), Duration::from_secs(4));
     (post, prune)
 }
 
@@ -145,7 +145,7 @@ mod tests {
         let secs = |s: u64| Duration::from_secs(s);
         assert_eq!(margins(secs(60)), (secs(10), secs(4)));
         assert_eq!(margins(secs(900)), (secs(10), secs(4)));
-        assert_eq!(margins(secs(12)), (secs(2), Duration::from_millis(800)));
-        assert_eq!(margins(secs(3)), (secs(1), Duration::from_millis(500)));
+        assert_eq!(margins(secs(30)), (secs(5), Duration::from_secs(2)));
+        assert_eq!(margins(secs(6)), (secs(2), Duration::from_millis(1500)));
     }
 }
