@@ -135,11 +135,6 @@ impl Connection {
         QUEUE_BYTES - self.budget.available_permits()
     }
 
-    /// Asks the connection's task to drop the client now.
-    pub fn abort(&self) {
-        self.end_with(ABNORMAL);
-    }
-
     /// Asks the connection's task to end it with `code` (the first request wins).
     fn end_with(&self, code: u16) {
         self.end.send_if_modified(|end| {

@@ -8,13 +8,13 @@ use chrono::{SecondsFormat, Utc};
 use super::{display_name, status, App};
 use crate::history::Claim;
 use crate::management::{Connections, Payload};
-use crate::protocol::{self, Envelope, ErrorFrame, Frame};
+use crate::protocol::{self, Envelope, ErrorFrame};
 use crate::ratelimit::{self, Admission};
 
 /// How keeping a message ended.
 enum Kept {
-    /// Kept under a new `seq`: the frame to broadcast.
-    New(Frame),
+    /// Kept under a new `seq`: the frame to broadcast, serialised once (as it was kept).
+    New(String),
     /// A `clientId` kept before: the sender has been sent the original.
     Repeat,
     /// A `clientId` kept before whose broadcast failed: the original, to broadcast.
@@ -90,7 +90,7 @@ impl App {
         // Boxed: the whole handler's future would otherwise nest too deep for the compiler.
         let kept = Box::pin(self.keep(&client, id, envelope, request.message));
         let (data, was_unsent) = match kept.await {
-            Kept::New(frame) => (frame.to_json(), false),
+            Kept::New(data) => (data, false),
             // A repeat of a message kept before whose broadcast failed: broadcast now.
             Kept::Unsent(data) => (data, true),
             Kept::Repeat => return status(200),
@@ -192,7 +192,7 @@ impl App {
         if let Some(client_id) = &client_id {
             self.settle(&room, client_id, seq, &json).await;
         }
-        Kept::New(frame)
+        Kept::New(json)
     }
 
     /// Records what a claimed `client_id` was kept as, trying three times. Should all

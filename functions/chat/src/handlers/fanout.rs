@@ -88,6 +88,7 @@ impl App {
             throttled = summary.throttled,
             failed = summary.failed,
             undelivered = summary.undelivered,
+            unreached = summary.unreached,
             handed_on = summary.chunks,
             posted_ms = summary.posted_ms as u64,
             ms = summary.elapsed_ms as u64,
