@@ -1,11 +1,11 @@
 //! The `@connections` signer the chat used before it signed with `aws-sigv4`: a
 //! hand-written canonical request for its one `POST`, the day's signing key derived once
 //! and an HMAC per post. Kept here, outside the product, only so that `make bench` can
-//! measure the change side by side with the signer that replaced it (`chat::sigv4`).
+//! measure the change side by side with the signer that replaced it (`chat::delivery::sigv4`).
 
 use aws_lc_rs::{digest, hmac};
 
-pub use chat::sigv4::{hex, payload_hash, SERVICE};
+pub use chat::delivery::sigv4::{hex, payload_hash, SERVICE};
 
 /// The signing key of one secret, day (`YYYYMMDD`) and region.
 pub fn signing_key(secret: &str, date: &str, region: &str) -> hmac::Key {
@@ -141,12 +141,12 @@ mod tests {
         )
         .into();
         let url = format!("https://{host}{path}");
-        let signed = chat::sigv4::sign_headers(
+        let signed = chat::delivery::sigv4::sign_headers(
             &identity,
             "eu-west-1",
             SERVICE,
             at,
-            &chat::sigv4::Request {
+            &chat::delivery::sigv4::Request {
                 method: "POST",
                 url: &url,
                 headers: &[("host", host)],

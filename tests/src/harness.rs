@@ -466,7 +466,7 @@ impl Stack {
     pub async fn stored_ids(&self) -> Vec<String> {
         let client = self.dynamodb().await;
         let table = self.table.clone().unwrap_or_else(|| "Chat".into());
-        let store = chat::store::ConnectionStore::new(client, table);
+        let store = chat::stores::connections::ConnectionStore::new(client, table);
         let mut ids = store.all_ids().await.expect("scan");
         ids.sort();
         ids
@@ -931,14 +931,14 @@ pub fn sigv4_headers(
         .split_once("://")
         .and_then(|(_, rest)| rest.split('/').next())
         .expect("a URL with a host");
-    let hash = chat::sigv4::payload_hash(body);
-    let request = chat::sigv4::Request {
+    let hash = chat::delivery::sigv4::payload_hash(body);
+    let request = chat::delivery::sigv4::Request {
         method,
         url,
         headers: &[("host", host)],
         payload_hash: &hash,
     };
-    chat::sigv4::sign_headers(&identity, "us-east-1", service, at, &request)
+    chat::delivery::sigv4::sign_headers(&identity, "us-east-1", service, at, &request)
         .expect("signed")
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

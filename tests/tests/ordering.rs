@@ -251,7 +251,7 @@ async fn after_older_than_history_keeps_answers_gap_with_the_oldest_kept() {
             )
             .key(
                 "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S(chat::history::seq_key(seq)),
+                aws_sdk_dynamodb::types::AttributeValue::S(chat::stores::history::seq_key(seq)),
             )
             .update_expression("SET expiresAt = :past")
             .expression_attribute_values(

@@ -30,7 +30,7 @@ pub struct Config {
     pub history_hours: u32,
     /// The per-connection message rate: `MESSAGE_BURST` (default 20) at once, refilled at
     /// `MESSAGES_PER_SECOND` (default 5).
-    pub rate: crate::ratelimit::Rate,
+    pub rate: crate::stores::ratelimit::Rate,
     /// Posts in flight at once during a broadcast (`FANOUT_CONCURRENCY`).
     pub fanout_concurrency: usize,
     /// The worker function large rooms are handed to (`FANOUT_FUNCTION`); none: every
@@ -91,7 +91,7 @@ impl Config {
                     .parse::<usize>()
                     .map_err(|_| format!("PRESENCE_LIMIT must be a whole number, not {text:?}"))?,
             },
-            rate: crate::ratelimit::Rate {
+            rate: crate::stores::ratelimit::Rate {
                 burst: positive("MESSAGE_BURST", 20.0)?,
                 per_second: positive("MESSAGES_PER_SECOND", 5.0)?,
             },

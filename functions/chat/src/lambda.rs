@@ -8,9 +8,9 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::fanout::{Job, Workers};
+use crate::delivery::fanout::{Job, Workers};
+use crate::delivery::management::Signer;
 use crate::handlers::{App, Route};
-use crate::management::Signer;
 
 impl App {
     /// Builds the app from the Lambda environment (`TABLE_NAME`, `AWS_REGION`, endpoints,
@@ -63,7 +63,7 @@ pub async fn run(route: Route) -> Result<(), Error> {
             async move {
                 // Boxed: the runtime's future would otherwise nest too deep for the compiler.
                 let handled = Box::pin(app.handle(route, event.payload));
-                let response = crate::budget::within(deadline, handled);
+                let response = crate::delivery::budget::within(deadline, handled);
                 Ok::<ApiGatewayProxyResponse, Error>(response.await)
             }
         },
@@ -80,7 +80,7 @@ pub async fn run_fanout() -> Result<(), Error> {
         let deadline = event.context.deadline;
         async move {
             let done = Box::pin(app.fan_out_chunk(event.payload));
-            let done = crate::budget::within(deadline, done);
+            let done = crate::delivery::budget::within(deadline, done);
             Ok::<Value, Error>(match done.await {
                 Some(summary) => json!({
                     "delivered": summary.delivered,

@@ -5,40 +5,28 @@
 //! async functions that take their dependencies as arguments so tests can call them
 //! with mocked AWS clients or against a real DynamoDB endpoint.
 //!
-//! - [`protocol`]: the frames the server sends and the validation of what clients send.
-//! - [`rooms`]: room names; [`store`]: the table of live connections (room, name, rate);
-//!   [`members`]: each room's members; [`history`]: each room's messages (DynamoDB).
-//! - [`ratelimit`]: the per-connection token bucket.
-//! - [`broadcast`]: posting frames through the `@connections` management API, and fan-out
-//!   to a room (429s retried with backoff); [`prune`]: taking out ids that answered 410,
-//!   off the posting path; [`budget`]: the invocation's deadline.
-//! - [`fanout`]: handing a large room to `FanoutFunction` workers, a chunk each.
-//! - [`management`]: the `@connections` client, signing its posts itself ([`sigv4`]) over
-//!   [`http`]'s pooled client.
-//! - [`config`]: settings from the environment and the callback endpoint.
-//! - [`identity`]: display names and the signed-in user every route sees.
-//! - [`handlers`]: one function per route.
-//! - [`lambda`]: the runtime wiring shared by the route binaries.
-//! - [`auth`]: the `$connect` authorizer (JWT verification against the issuer's keys).
+//! The crate is layered; each folder opens with what it holds:
+//!
+//! - [`protocol`]: the frames the server sends, the validation of what clients send, and
+//!   room names. Depends on nothing else here.
+//! - [`stores`]: what is kept in DynamoDB (connections, members, history, the rate
+//!   limit's bucket).
+//! - [`delivery`]: `@connections` (signed requests), a room's fan-out, workers, pruning
+//!   gone ids, the invocation's deadline.
+//! - [`auth`]: the `$connect` authorizer and the identity every route sees.
+//! - [`handlers`]: one function per route, over the layers above.
+//! - [`config`]: settings from the environment; [`http`]: the pooled HTTP client
+//!   `@connections` and the key fetches share; [`lambda`]: the runtime wiring shared by
+//!   the route binaries.
 
 pub mod auth;
-pub mod broadcast;
-pub mod budget;
 pub mod config;
-pub mod fanout;
+pub mod delivery;
 pub mod handlers;
-pub mod history;
 pub mod http;
-pub mod identity;
 pub mod lambda;
-pub mod management;
-pub mod members;
 pub mod protocol;
-pub mod prune;
-pub mod ratelimit;
-pub mod rooms;
-pub mod sigv4;
-pub mod store;
+pub mod stores;
 
 pub use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 pub use handlers::{App, Route};

@@ -996,8 +996,8 @@ async fn a_gone_id_that_is_still_connecting_is_kept() {
 }
 
 /// A fan-out job as onMessage hands it to FanoutFunction.
-fn job(endpoint: &str, ids: &[&str]) -> chat::fanout::Job {
-    chat::fanout::Job {
+fn job(endpoint: &str, ids: &[&str]) -> chat::delivery::fanout::Job {
+    chat::delivery::fanout::Job {
         endpoint: endpoint.to_owned(),
         room: "lobby".to_owned(),
         frame: r#"{"type":"message","message":"Hello everyone"}"#.to_owned(),
@@ -1090,7 +1090,7 @@ async fn a_throttled_connection_is_retried_after_the_rest_until_the_deadline() {
     // Four seconds left: onMessage starts no post later than three before its end.
     let deadline = chrono::Utc::now().timestamp_millis() as u64 + 4_000;
     let started = std::time::Instant::now();
-    let response = chat::budget::within(
+    let response = chat::delivery::budget::within(
         deadline,
         app.handle(Route::OnMessage, event("on_message.json")),
     )

@@ -10,10 +10,10 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use chat::history::MessageStore;
-use chat::members::MemberStore;
-use chat::ratelimit::Bucket;
-use chat::store::ConnectionStore;
+use chat::stores::connections::ConnectionStore;
+use chat::stores::history::MessageStore;
+use chat::stores::members::MemberStore;
+use chat::stores::ratelimit::Bucket;
 
 async fn client() -> Client {
     let endpoint = std::env::var("DYNAMODB_ENDPOINT")
@@ -408,7 +408,7 @@ async fn a_hole_is_a_gap_only_once_it_has_settled() {
     let young = history.after("r", 1, 10, NOW_MS).await.unwrap();
     assert_eq!(numbers(&young.frames), [3]);
     assert!(!young.gap, "a message may still be on its way");
-    let later = NOW_MS + chat::history::SETTLE_MS + 1;
+    let later = NOW_MS + chat::stores::history::SETTLE_MS + 1;
     let settled = history.after("r", 1, 10, later).await.unwrap();
     assert!(settled.gap, "a hole older than a minute is not coming");
     assert_eq!(settled.oldest, Some(3));
@@ -425,7 +425,7 @@ async fn a_hole_is_a_gap_only_once_it_has_settled() {
 
 #[tokio::test]
 async fn a_client_id_is_claimed_once_and_answers_with_what_it_was_kept_as() {
-    use chat::history::Claim;
+    use chat::stores::history::Claim;
     let client = client().await;
     let table = fresh_table(&client, "claims", "room", Some("sk")).await;
     let history = MessageStore::new(client.clone(), &table);
@@ -442,7 +442,7 @@ async fn a_client_id_is_claimed_once_and_answers_with_what_it_was_kept_as() {
         "per room"
     );
     // A claim left without a frame (its invocation died) is taken over after a while.
-    let stale = NOW_MS + chat::history::STALE_CLAIM_MS + 1;
+    let stale = NOW_MS + chat::stores::history::STALE_CLAIM_MS + 1;
     assert_eq!(claim("other", stale, expires).await, Claim::New);
     history.settle("r", "c-1", 7, r#"{"seq":7}"#).await.unwrap();
     let kept = Claim::Kept {

@@ -122,8 +122,10 @@ struct KeepCost {
 /// `PutItem`), and with `seq` and a `clientId` (the claim, the number, the message, the
 /// settlement) — what `onMessage` waits for before its fan-out starts.
 async fn seq_cost(stack: &Stack, table: &str, n: usize) -> Vec<KeepCost> {
-    let history =
-        chat::history::MessageStore::new(stack.dynamodb().await, format!("{table}-messages"));
+    let history = chat::stores::history::MessageStore::new(
+        stack.dynamodb().await,
+        format!("{table}-messages"),
+    );
     let frame = format!(r#"{{"type":"message","message":"{}"}}"#, "x".repeat(200));
     let now_ms = || chrono::Utc::now().timestamp_millis();
     let expires = chrono::Utc::now().timestamp() + 3600;
@@ -158,7 +160,7 @@ async fn seq_cost(stack: &Stack, table: &str, n: usize) -> Vec<KeepCost> {
                         .claim(&room, &client_id, now_ms(), expires)
                         .await
                         .unwrap();
-                    assert_eq!(claim, chat::history::Claim::New);
+                    assert_eq!(claim, chat::stores::history::Claim::New);
                     let seq = history.take_seq(&room, now_ms()).await.unwrap();
                     history
                         .put(&room, seq, &frame, now_ms(), expires)
@@ -364,7 +366,7 @@ fn thread_cpu_seconds() -> f64 {
 /// (the former hand-written signer, the chat's day key on aws-sigv4, aws-sigv4's whole
 /// `http_request` signer), alternated in rounds.
 fn signing_cost(posts: usize) -> [f64; 3] {
-    use chat::sigv4;
+    use chat::delivery::sigv4;
     use e2e::former_signer as former;
     use std::time::SystemTime;
     let (id, secret, token) = (
@@ -1077,7 +1079,7 @@ async fn main() {
             50_000
         };
         let [former_us, current_us, whole_us] = signing_cost(posts);
-        out(&mut report, format!("CPU per signed `@connections` post ({posts} posts in rounds that alternate the three, this thread's CPU time), the frame's SHA-256 computed once per broadcast in all three. Now: the chat's day key — key derivation and signature from `aws-sigv4` (`sign::v4`), the day's key derived once, the canonical request of the one POST shape built in `chat::sigv4`. Former: the hand-written signer it replaced (aws-lc HMAC; kept in `tests/src/former_signer.rs` for this comparison). Whole: `aws-sigv4`'s `http_request::sign`, which derives the key and builds a general canonical request per post."));
+        out(&mut report, format!("CPU per signed `@connections` post ({posts} posts in rounds that alternate the three, this thread's CPU time), the frame's SHA-256 computed once per broadcast in all three. Now: the chat's day key — key derivation and signature from `aws-sigv4` (`sign::v4`), the day's key derived once, the canonical request of the one POST shape built in `chat::delivery::sigv4`. Former: the hand-written signer it replaced (aws-lc HMAC; kept in `tests/src/former_signer.rs` for this comparison). Whole: `aws-sigv4`'s `http_request::sign`, which derives the key and builds a general canonical request per post."));
         out(&mut report, String::new());
         out(&mut report, "| signer | µs per post | ÷ former |".into());
         out(&mut report, "|---|---|---|".into());

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 static WORKER: tokio::sync::OnceCell<chat::App> = tokio::sync::OnceCell::const_new();
 
 /// A fan-out job: crash on the chosen chunk once, else post it as `FanoutFunction` does.
-async fn fan_out(job: chat::fanout::Job, deadline_ms: u64) -> Result<Value, Error> {
+async fn fan_out(job: chat::delivery::fanout::Job, deadline_ms: u64) -> Result<Value, Error> {
     let crash_on = std::env::var("CRASH_ON_CHUNK").ok();
     let marker = std::env::var("CRASH_MARKER").unwrap_or_default();
     if crash_on.as_deref() == Some(job.chunk.to_string().as_str())
@@ -32,7 +32,7 @@ async fn fan_out(job: chat::fanout::Job, deadline_ms: u64) -> Result<Value, Erro
         std::process::exit(3);
     }
     let app = WORKER.get_or_try_init(chat::App::from_env).await?;
-    let done = chat::budget::within(deadline_ms, Box::pin(app.fan_out_chunk(job)));
+    let done = chat::delivery::budget::within(deadline_ms, Box::pin(app.fan_out_chunk(job)));
     Ok(match done.await {
         Some(summary) => {
             json!({"delivered": summary.delivered, "gone": summary.gone, "failed": summary.failed})

@@ -12,6 +12,7 @@
 //! [`SUBPROTOCOL`], never the token entry. Nothing of the token is logged but its `sub`
 //! and a deny's reason.
 
+pub mod identity;
 pub mod jwks;
 pub mod verify;
 

@@ -1,15 +1,15 @@
 //! `onMessage` and `$default`: a chat message, within the sender's rate, is numbered and
-//! kept for `history` ([`crate::history`]) and then posted to every member of the sender's
+//! kept for `history` ([`crate::stores::history`]) and then posted to every member of the sender's
 //! room; anything else is explained to the sender.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::{SecondsFormat, Utc};
 
 use super::{display_name, status, App};
-use crate::history::Claim;
-use crate::management::{Connections, Payload};
+use crate::delivery::management::{Connections, Payload};
 use crate::protocol::{self, Envelope, ErrorFrame};
-use crate::ratelimit::{self, Admission};
+use crate::stores::admission::{self, Admission};
+use crate::stores::history::Claim;
 
 /// How keeping a message ended.
 enum Kept {
@@ -55,7 +55,7 @@ impl App {
             Err(error) => return refuse(error, 400).await,
         };
         let now_ms = || Utc::now().timestamp_millis();
-        let record = match ratelimit::admit(&self.store, id, self.config.rate, now_ms).await {
+        let record = match admission::admit(&self.store, id, self.config.rate, now_ms).await {
             Ok(Admission::Allowed(record)) => record,
             Ok(Admission::Unknown) => {
                 // Refused: sending as a guest would spend from no rate at all.
@@ -197,7 +197,7 @@ impl App {
 
     /// Records what a claimed `client_id` was kept as, trying three times. Should all
     /// fail, the message still goes out; a repeat finds the claim without a frame, waits,
-    /// and after [`STALE_CLAIM_MS`](crate::history::STALE_CLAIM_MS) keeps it again.
+    /// and after [`STALE_CLAIM_MS`](crate::stores::history::STALE_CLAIM_MS) keeps it again.
     async fn settle(&self, room: &str, client_id: &str, seq: u64, json: &str) {
         for attempt in 0..3u64 {
             match self.history.settle(room, client_id, seq, json).await {

@@ -7,9 +7,9 @@ use chrono::Utc;
 
 use super::{status, App};
 use crate::auth;
-use crate::identity::{self, Identity};
+use crate::auth::identity::{self, Identity};
+use crate::protocol::rooms;
 use crate::protocol::Presence;
-use crate::rooms;
 
 impl App {
     /// `$connect`: remember the connection, its room and its name (the signed-in user's,

@@ -1,7 +1,7 @@
 //! `FanoutFunction`: one chunk of a large room's broadcast, handed over by `onMessage`.
 //!
 //! The worker posts the job's frame to the job's ids with the same bounded concurrency,
-//! 429 backoff and 410 pruning as an inline broadcast ([`crate::broadcast`]). It watches
+//! 429 backoff and 410 pruning as an inline broadcast ([`crate::delivery::broadcast`]). It watches
 //! its deadline: no post starts later than a sixth of its time before it (2 to 10 s), no
 //! prune later than a fifteenth (1.5 to 4 s), and whatever is left then goes to a fresh
 //! invocation of the worker ([`Job::carry_on`]) — so a chunk is never cut off by the
@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-use crate::broadcast::{self, Deadlines, Payload, Recipient, Summary};
+use crate::delivery::broadcast::{self, Deadlines, Payload, Recipient, Summary};
 
-use crate::fanout::{Job, MAX_HOPS};
+use crate::delivery::fanout::{Job, MAX_HOPS};
 
 use super::App;
 
@@ -50,7 +50,8 @@ impl App {
             recipients: recipients.len(),
             ..Summary::default()
         };
-        let left = crate::budget::deadline().saturating_duration_since(std::time::Instant::now());
+        let left = crate::delivery::budget::deadline()
+            .saturating_duration_since(std::time::Instant::now());
         let (post_margin, prune_margin) = margins(left);
         let deadlines = Deadlines::before_end(post_margin, prune_margin, RETRY_WINDOW);
         let payload = Payload::new(job.frame.clone().into_bytes());

@@ -18,15 +18,15 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_sdk_apigatewaymanagement::Client as ManagementClient;
 use aws_sdk_dynamodb::Client as DynamoClient;
 
-use crate::broadcast::{self, Audience, Deadlines};
+use crate::auth::identity::{self, Identity};
 use crate::config::Config;
-use crate::fanout::Workers;
-use crate::history::MessageStore;
-use crate::identity::{self, Identity};
-use crate::management::{Connections, Delivery, Endpoint, Payload, Signer};
-use crate::members::MemberStore;
+use crate::delivery::broadcast::{self, Audience, Deadlines};
+use crate::delivery::fanout::Workers;
+use crate::delivery::management::{Connections, Delivery, Endpoint, Payload, Signer};
 use crate::protocol::{ErrorFrame, Frame, Presence};
-use crate::store::{ConnectionRecord, ConnectionStore};
+use crate::stores::connections::{ConnectionRecord, ConnectionStore};
+use crate::stores::history::MessageStore;
+use crate::stores::members::MemberStore;
 
 /// A broadcast starts no post later than this before the invocation ends …
 const POST_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
@@ -141,7 +141,7 @@ impl App {
         audience: Audience<'_>,
         frame: &Frame,
         endpoint: Option<&str>,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), crate::stores::connections::StoreError> {
         // A chat message's throttled posts are retried for a while; a presence notice's
         // hardly (a handshake or a join waits for it).
         let retry = if matches!(frame, Frame::Message { .. }) {
@@ -170,7 +170,7 @@ impl App {
         data: String,
         endpoint: Option<&str>,
         retry: std::time::Duration,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), crate::stores::connections::StoreError> {
         let room = audience.room.to_owned();
         let plan = broadcast::Plan {
             concurrency: self.config.fanout_concurrency,
@@ -248,7 +248,7 @@ impl App {
                     return;
                 }
                 Delivery::Throttled(_) if attempt < 3 => {
-                    tokio::time::sleep(crate::management::jittered(wait)).await;
+                    tokio::time::sleep(crate::delivery::management::jittered(wait)).await;
                     wait *= 2;
                 }
                 Delivery::Throttled(error) | Delivery::Failed(error) => {
@@ -329,7 +329,7 @@ fn display_name(event: &ApiGatewayWebsocketProxyRequest, stored: &str) -> String
 
 fn guest_record(id: &str) -> ConnectionRecord {
     ConnectionRecord {
-        room: crate::rooms::DEFAULT_ROOM.to_owned(),
+        room: crate::protocol::rooms::DEFAULT_ROOM.to_owned(),
         name: identity::guest_name(id),
         connected_at_ms: 0,
         bucket: None,

@@ -2,15 +2,15 @@
 //! rooms (the old room told `left`, the new one, the joiner included, `joined`), the
 //! room's members, and its recent messages, each answer under the 128 KB frame quota.
 
-use crate::management::Connections;
+use crate::delivery::management::Connections;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
 use serde_json::value::RawValue;
 
 use super::{display_name, status, App};
-use crate::history::After;
 use crate::protocol::{self, ErrorFrame, Frame, Member, Presence, MAX_MESSAGE_BYTES};
-use crate::store::ConnectionRecord;
+use crate::stores::connections::ConnectionRecord;
+use crate::stores::history::After;
 
 /// Room for the frame around a `members` or `history` list, under the quota.
 const ENVELOPE_BYTES: usize = 1024;

@@ -2,7 +2,7 @@
 //!
 //! One item per connection: `connectionid` (the key), `room`, `name` (the display name
 //! frames carry), `connectedAt` (epoch ms), `expiresAt` (epoch seconds) and the rate
-//! limit's bucket (`tokens`, `refilledAt`, see [`crate::ratelimit`]). API Gateway calls `$disconnect` only best-effort, so
+//! limit's bucket (`tokens`, `refilledAt`, see [`crate::stores::ratelimit`]). API Gateway calls `$disconnect` only best-effort, so
 //! `expiresAt` lets the table's TTL remove ids whose connection is long gone; it is set
 //! past API Gateway's two-hour connection limit.
 
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
-use crate::ratelimit::Bucket;
+use crate::stores::ratelimit::Bucket;
 
 /// The table's partition key.
 pub const KEY: &str = "connectionid";
@@ -82,7 +82,7 @@ impl ConnectionRecord {
             _ => None,
         };
         Some(ConnectionRecord {
-            room: text(ROOM).unwrap_or_else(|| crate::rooms::DEFAULT_ROOM.to_owned()),
+            room: text(ROOM).unwrap_or_else(|| crate::protocol::rooms::DEFAULT_ROOM.to_owned()),
             name: text(NAME)?,
             connected_at_ms: number("connectedAt").unwrap_or_default() as i64,
             bucket,
@@ -299,7 +299,7 @@ impl ConnectionStore {
             output
                 .attributes
                 .and_then(|old| old.get(ROOM)?.as_s().ok().cloned())
-                .unwrap_or_else(|| crate::rooms::DEFAULT_ROOM.to_owned())
+                .unwrap_or_else(|| crate::protocol::rooms::DEFAULT_ROOM.to_owned())
         }))
     }
 
@@ -322,7 +322,7 @@ impl ConnectionStore {
     }
 
     /// Forgets connections API Gateway reported gone (410) that connected long enough ago
-    /// for that to be final (see [`crate::prune`]): unconditional deletes, 25 to a
+    /// for that to be final (see [`crate::delivery::prune`]): unconditional deletes, 25 to a
     /// `BatchWriteItem`. Returns how many were deleted.
     pub async fn remove_gone(&self, ids: &[String]) -> Result<usize, StoreError> {
         let keys = ids

@@ -1,7 +1,7 @@
 //! The `@connections` management API as the chat uses it: one `POST` per connection.
 //!
 //! [`Connections::Signed`], what the Lambdas use, builds the request itself, signs it with
-//! the day's key from `aws-sigv4` ([`sigv4`](crate::sigv4)) and sends it over a pooled HTTP/1.1 client with keep-alive;
+//! the day's key from `aws-sigv4` ([`super::sigv4`]) and sends it over a pooled HTTP/1.1 client with keep-alive;
 //! [`Connections::Sdk`] posts through the AWS SDK client (the handler tests mock it). Both
 //! answer with the same [`Delivery`]. The signed path exists for CPU: the SDK runs its whole
 //! request pipeline per post, which was most of onMessage's CPU per delivery (measured in
@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
-use crate::sigv4;
+use crate::delivery::sigv4;
 
 /// How one post to one connection ended.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub enum Delivery {
     Gone,
     /// `LimitExceededException` (HTTP 429): the account's request rate is exceeded or the
     /// client's buffer is full. The connection stays open; the post may be tried later
-    /// (the fan-out does, with backoff: [`crate::broadcast`]).
+    /// (the fan-out does, with backoff: [`crate::delivery::broadcast`]).
     Throttled(String),
     /// Not sent at all: the invocation had no time left for it (the caller hands it on).
     OutOfTime,
@@ -248,7 +248,7 @@ impl Endpoint {
         let mut forgot = false;
         // No attempt outlives the invocation: each ends a second before it at the latest,
         // so the caller still has time to count, hand on and answer.
-        let end = crate::budget::before_end(Duration::from_secs(1));
+        let end = crate::delivery::budget::before_end(Duration::from_secs(1));
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;

@@ -1,7 +1,7 @@
 //! Rooms: what a room name may be, and the room a connection starts in.
 //!
 //! A message costs reads and posts for its own room only: members are kept per room (see
-//! [`crate::members`]), so a broadcast never looks at another room's connections.
+//! [`crate::stores::members`]), so a broadcast never looks at another room's connections.
 
 /// The room of a client that names none (the article's session lives here).
 pub const DEFAULT_ROOM: &str = "lobby";

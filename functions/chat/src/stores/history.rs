@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 
-use crate::store::{conditional, store_error, StoreError, ROOM};
+use crate::stores::connections::{conditional, store_error, StoreError, ROOM};
 
 /// The counter's sort key.
 const COUNTER: &str = "#seq";

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::rooms;
+pub mod rooms;
 
 /// API Gateway's WebSocket message quota: 128 KB per message, in either direction.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
@@ -47,12 +47,12 @@ pub enum Frame {
         /// Unique per message (API Gateway's message id).
         id: String,
         /// The message's place in its room: 1 for the room's first kept message, one more
-        /// for each next one (see [`crate::history`]).
+        /// for each next one (see [`crate::stores::history`]).
         seq: u64,
         room: String,
         /// The sender's connection id (kept for clients that predate names).
         from: String,
-        /// The sender's display name (see [`crate::identity`]).
+        /// The sender's display name (see [`crate::auth::identity`]).
         name: String,
         message: String,
         sent_at: String,

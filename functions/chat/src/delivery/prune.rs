@@ -6,7 +6,7 @@
 //! (API Gateway never reuses an id), so it is deleted without a condition, 25 to a
 //! `BatchWriteItem`, in both tables. A younger one may belong to a `$connect` that is still
 //! running: it gets the conditional deletes of
-//! [`ConnectionStore::remove_stale`](crate::store::ConnectionStore::remove_stale), one by
+//! [`ConnectionStore::remove_stale`](crate::stores::connections::ConnectionStore::remove_stale), one by
 //! one. At most [`PRUNE_CONCURRENCY`] requests are in flight, and none starts past the
 //! deadline: what is left is returned for the caller to hand on or leave to TTL.
 
@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
-use crate::broadcast::Recipient;
-use crate::members::MemberStore;
-use crate::store::{ConnectionStore, GONE_GRACE_MS};
+use crate::delivery::broadcast::Recipient;
+use crate::stores::connections::{ConnectionStore, GONE_GRACE_MS};
+use crate::stores::members::MemberStore;
 
 /// Batches (or single conditional deletes) in flight at once.
 pub const PRUNE_CONCURRENCY: usize = 4;

@@ -17,7 +17,7 @@ use aws_sdk_lambda::types::InvocationType;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::broadcast::Recipient;
+use crate::delivery::broadcast::Recipient;
 
 /// Lambda's limit on an asynchronous invocation's payload (1 MB).
 pub const MAX_EVENT_PAYLOAD: usize = 1024 * 1024;
@@ -43,7 +43,7 @@ pub struct Job {
     pub chunks: usize,
     pub connection_ids: Vec<String>,
     /// When each of `connection_ids` connected (epoch ms), where known: it decides how
-    /// an id that answers 410 is pruned ([`crate::prune`]).
+    /// an id that answers 410 is pruned ([`crate::delivery::prune`]).
     #[serde(default)]
     pub connected_at: Vec<Option<i64>>,
     /// Ids already known gone, to prune only (handed on by a worker out of time).

@@ -2,8 +2,7 @@
 //! `MESSAGES_PER_SECOND`) kept on the connection's item in DynamoDB and spent with a
 //! conditional update, so it holds however many Lambda containers serve the connection.
 //! Over the rate, a message gets `rate_limited` with the wait, and is not posted.
-
-use crate::store::{ConnectionRecord, ConnectionStore, StoreError};
+//! Pure arithmetic: spending from the stored bucket is [`super::admission`]'s.
 
 /// A bucket's size and refill rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,49 +40,6 @@ impl Rate {
             Err(((1.0 - tokens) / self.per_second * 1000.0).ceil() as u64)
         }
     }
-}
-
-/// What the rate limit says of one message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
-    /// Send it; the sender's record (room, name) as read.
-    Allowed(ConnectionRecord),
-    /// Do not send it; a token comes back in this many milliseconds.
-    Limited { retry_after_ms: u64 },
-    /// The table does not know the connection.
-    Unknown,
-}
-
-/// How often a lost race for the bucket (another invocation spent from it first) is
-/// retried: each round one of the racing invocations wins, so this covers that many
-/// messages of one connection in flight at once.
-const ATTEMPTS: usize = 16;
-
-/// Reads the sender's record and spends one token from its bucket, retrying when another
-/// invocation changed the bucket in between.
-pub async fn admit(
-    store: &ConnectionStore,
-    id: &str,
-    rate: Rate,
-    now_ms: impl Fn() -> i64,
-) -> Result<Admission, StoreError> {
-    for _ in 0..ATTEMPTS {
-        let Some(record) = store.get(id).await? else {
-            return Ok(Admission::Unknown);
-        };
-        match rate.take(record.bucket, now_ms()) {
-            Err(retry_after_ms) => return Ok(Admission::Limited { retry_after_ms }),
-            Ok(next) => {
-                if store.spend(id, record.bucket, next).await? {
-                    return Ok(Admission::Allowed(record));
-                }
-            }
-        }
-    }
-    // Contended this hard, the sender is sending far over any rate.
-    Ok(Admission::Limited {
-        retry_after_ms: (1000.0 / rate.per_second).ceil() as u64,
-    })
 }
 
 #[cfg(test)]

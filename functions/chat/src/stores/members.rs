@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::protocol::Member;
-use crate::store::{
+use crate::stores::connections::{
     batch_delete, conditional, expires_at, store_error, StoreError, GONE_GRACE_MS, KEY, NAME, ROOM,
 };
 
@@ -81,7 +81,7 @@ impl MemberStore {
     }
 
     /// Takes out members API Gateway reported gone (410) that connected long enough ago
-    /// for that to be final (see [`crate::prune`]): unconditional deletes, 25 to a
+    /// for that to be final (see [`crate::delivery::prune`]): unconditional deletes, 25 to a
     /// `BatchWriteItem`. Returns how many were deleted.
     pub async fn remove_gone(&self, room: &str, ids: &[String]) -> Result<usize, StoreError> {
         let keys = ids

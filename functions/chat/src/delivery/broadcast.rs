@@ -6,7 +6,7 @@
 //! and one connection's failure never stops delivery to the others:
 //! - a `410 Gone` means the connection closed without `$disconnect` reaching us: those ids
 //!   are pruned from the connection table and the room after the posts, off the posting
-//!   path ([`crate::prune`]);
+//!   path ([`crate::delivery::prune`]);
 //! - a `429` (`LimitExceededException`: the request rate, or the client's buffer is full)
 //!   is back-pressure from that one connection: after everyone else has been posted to,
 //!   the throttled ones are tried again in rounds, 250 ms apart and doubling (to 4 s),
@@ -17,19 +17,19 @@
 //! - members that connected before API Gateway's two-hour connection limit are gone for
 //!   certain (TTL removes their items only days later): they are pruned without a post.
 //!
-//! A room larger than one chunk is handed to [`Workers`](crate::fanout::Workers), a chunk
+//! A room larger than one chunk is handed to [`Workers`], a chunk
 //! per invocation.
 
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 
-use crate::fanout::Workers;
-use crate::management::jittered;
-pub use crate::management::{Connections, Delivery, Payload};
-use crate::members::MemberStore;
+use crate::delivery::fanout::Workers;
+use crate::delivery::management::jittered;
+pub use crate::delivery::management::{Connections, Delivery, Payload};
 use crate::protocol::Member;
-use crate::store::{ConnectionStore, StoreError, MAX_CONNECTION_SECS};
+use crate::stores::connections::{ConnectionStore, StoreError, MAX_CONNECTION_SECS};
+use crate::stores::members::MemberStore;
 
 /// The first wait before throttled posts are tried again; it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(250);
@@ -99,11 +99,11 @@ impl Deadlines {
         prune_margin: Duration,
         retry_window: Duration,
     ) -> Deadlines {
-        let post = crate::budget::before_end(post_margin);
+        let post = crate::delivery::budget::before_end(post_margin);
         Deadlines {
             post,
             retry: post.min(Instant::now() + retry_window),
-            prune: crate::budget::before_end(prune_margin),
+            prune: crate::delivery::budget::before_end(prune_margin),
         }
     }
 }
@@ -255,7 +255,7 @@ async fn finish(
                     .hand_over(plan.endpoint, audience.room, frame, leftover.unreached)
                     .await
             }
-            None => crate::fanout::Handed {
+            None => crate::delivery::fanout::Handed {
                 chunks: 0,
                 left: leftover.unreached,
             },
@@ -313,7 +313,7 @@ pub async fn deliver(
     );
     let mut gone = first.gone;
     gone.extend(to_prune);
-    let pruning = crate::prune::prune(
+    let pruning = crate::delivery::prune::prune(
         audience.connections,
         audience.members,
         audience.room,
