@@ -31,14 +31,21 @@
 // every move asks who is there and what was said: history goes in seq order around what arrives
 // meanwhile, each message once (by id and seq), and nothing of another room is shown. Rooms
 // left keep their messages in the page, for when it comes back.
+//
+// The user's own messages (ownMessage in chat.js: by user id signed in, by connection in open
+// mode) have Edit and Delete buttons; the server's `edited` and `deleted` frames change the
+// message in the timeline, wherever it is. Typing in the box tells the room (at most every 2 s),
+// and a line under the messages says who else is typing in it.
 
 import {
-  afterClose, applyGap, backoff, catchUpRequest, chatRequest, cleanName, clock, configFor, connectProtocols, connectUrl, defaultUrl,
-  fillHole, fragmentToken, frameBytes, gapText, hasHole, historyRequest, initialRoom, interpret, joinRequest, memberEntries,
-  mergeHistory, messageKey, newRoster, newTimeline, nextHistoryPage, nextToSend, outboxFromJson, outboxJson, outgoing,
+  afterClose, applyChange, applyGap, backoff, catchUpRequest, changeOf, chatRequest, cleanName, clock, configFor,
+  connectProtocols, connectUrl, defaultUrl, deleteRequest, editedTitle, editRequest, fillHole, fragmentToken, frameBytes,
+  gapText, hasHole, historyRequest, initialRoom, interpret, joinRequest, mayChange, memberEntries, mergeHistory, messageKey,
+  newRoster, newTimeline, newTyping, nextHistoryPage, nextToSend, outboxFromJson, outboxJson, outgoing, ownMessage,
   pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage, presenceText, rateLimitText, refusal,
   roomRefusal, rosterSummary, sendRefused, senderLabel, sizeHint, socketKey, startTimeline, tokenExpired, tokenMayGoTo,
-  tokenName, tokenRequestUrl, updateRoster, whoRequest, CATCH_UP_LIMIT,
+  tokenName, tokenRequestUrl, typingDone, typingDue, typingRequest, typingSeen, typingText, typingWakeIn, updateRoster,
+  whoRequest, CATCH_UP_LIMIT,
 } from './chat.js';
 import {
   authorizeUrl, callbackOf, challengeOf, codeRequest, discoveryUrl, endpoints, logoutUrl, randomString,
@@ -66,6 +73,7 @@ const roomInput = $('#room');
 const roomNote = $('#room-note');
 const memberCount = $('#member-count');
 const memberList = $('#members');
+const typingLine = $('#typing');
 
 const NAME_KEY = 'chat.name';
 const TOKEN_KEY = 'chat.token';
@@ -82,6 +90,8 @@ let socket = null;
 let attempt = 0;
 let retryTimer = null;
 let ownId = null;
+/** Signed in: the page's user id (the `user` of its own `members` entry), null until known or in open mode. */
+let ownUser = null;
 /** How the page's own server signs users in; configFor() narrows it to the URL in use. */
 let config = parseConfig(null);
 /** The sign-in token (JWT) and the name its issuer gave, or null. */
@@ -142,6 +152,11 @@ let joinTimer = null;
 const JOIN_WAIT_MS = 3_000;
 /** Until when (ms) the server said it takes no messages from us (rate_limited). */
 let quietUntil = 0;
+/** Who else is typing in the room (see newTyping), and the timer that takes them off the line. */
+let typing = newTyping(null);
+let typingTimer = null;
+/** When (ms) the page last told the room the user is typing, or null. */
+let typingSentAt = null;
 
 function setStatus(state, text) {
   status.dataset.state = state;
@@ -286,17 +301,199 @@ function append(kind, parts) {
   return item;
 }
 
-/** Whether `message` is one this page sent (from one of its connections, or with one of its clientIds). */
+/** Who the page is, for ownMessage(): its current connection id and, signed in, its user id. */
+function self() {
+  return { you: ownId, user: ownUser };
+}
+
+/**
+ * Whether `message` is one this page sent (from one of its connections, or with one of its
+ * clientIds), or, signed in, one its user sent from elsewhere.
+ */
 function isOwn(message) {
-  return ownIds.has(message.from) || (message.clientId !== null && ownClientIds.has(message.clientId));
+  return ownIds.has(message.from) || (message.clientId !== null && ownClientIds.has(message.clientId))
+    || ownMessage(message, self());
 }
 
 function messageItem(message) {
+  const item = logItem('message', { meta: senderLabel(message), text: message.text });
+  fillMessage(item, message);
+  return item;
+}
+
+/**
+ * Shows `message` in its log `item`: who and when (and "(edited)"), its text or a tombstone, and
+ * Edit and Delete for the user's own. An edit under way stays, unless the message may no longer
+ * be changed; focus in what goes away moves to the log.
+ */
+function fillMessage(item, message) {
   const own = isOwn(message);
-  const label = own ? 'You' : senderLabel(message);
-  return logItem(own ? 'own' : 'message', {
-    meta: `${label} · ${clock(message.sentAt)}`, title: `Connection ${message.from}`, text: message.text,
+  item.className = own ? 'own' : 'message';
+  const meta = item.querySelector('.meta');
+  meta.textContent = `${own ? 'You' : senderLabel(message)} · ${clock(message.sentAt)}`;
+  meta.title = `Connection ${message.from}`;
+  if (message.editedAt && !message.deleted) {
+    const mark = document.createElement('span');
+    mark.className = 'edited';
+    mark.textContent = '(edited)';
+    mark.title = editedTitle(message.editedAt);
+    meta.append(' ', mark);
+  }
+  const body = item.querySelector('.body');
+  body.textContent = message.deleted ? 'message deleted' : message.text;
+  body.classList.toggle('deleted', message.deleted === true);
+  const focused = item.contains(document.activeElement) ? document.activeElement : null;
+  const actions = item.querySelector('.actions');
+  const editor = item.querySelector('.editor');
+  if (!mayChange(message, self())) {
+    actions?.remove();
+    editor?.remove();
+    body.hidden = false;
+  } else if (actions) {
+    labelActions(actions, message);
+  } else if (!editor) {
+    item.append(messageActions(message));
+  }
+  if (focused && !item.contains(focused)) log.focus({ preventScroll: true });
+}
+
+/** A button of a message's own: a real <button>, so keyboards reach it. */
+function actionButton(text, onClick) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.textContent = text;
+  button.addEventListener('click', onClick);
+  return button;
+}
+
+/** Edit and Delete for the user's own `message`. */
+function messageActions(message) {
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  actions.append(actionButton('Edit', () => startEdit(message.id)), actionButton('Delete', () => deleteMessage(message.id)));
+  labelActions(actions, message);
+  return actions;
+}
+
+/** Names the message's buttons for assistive technology by the start of its (current) text. */
+function labelActions(actions, message) {
+  const about = `your message “${cleanName(message.text, 40)}”`;
+  const [edit, remove] = actions.querySelectorAll('button');
+  edit.setAttribute('aria-label', `Edit ${about}`);
+  remove.setAttribute('aria-label', `Delete ${about}`);
+}
+
+/** The current room's message with `id` as the timeline has it now, and its log item; null when it has none. */
+function shownMessage(id) {
+  const key = messageKey({ id });
+  const entry = timeline.placed.find((placed) => placed.key === key);
+  const item = items.get(key);
+  return entry && item ? { message: entry.message, item } : null;
+}
+
+/** Turns the text of the user's message `id` into a box holding it: Enter saves, Escape cancels. */
+function startEdit(id) {
+  const shown = shownMessage(id);
+  if (!shown || shown.item.querySelector('.editor')) return;
+  const { message, item } = shown;
+  const editor = document.createElement('textarea');
+  editor.className = 'editor';
+  editor.value = message.text;
+  editor.rows = Math.min(6, message.text.split('\n').length);
+  editor.setAttribute('aria-label', 'Edit your message: Enter saves, Shift+Enter adds a line, Escape cancels');
+  editor.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      stopEdit(id);
+    } else if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      saveEdit(id, editor.value);
+    }
   });
+  item.querySelector('.actions')?.remove();
+  const body = item.querySelector('.body');
+  body.hidden = true;
+  body.after(editor);
+  editor.focus();
+}
+
+/** Ends the edit of message `id`: its text (as the timeline has it now) and buttons are back, focus on Edit. */
+function stopEdit(id) {
+  const shown = shownMessage(id);
+  if (!shown) return;
+  shown.item.querySelector('.editor')?.remove();
+  shown.item.querySelector('.body').hidden = false;
+  fillMessage(shown.item, shown.message);
+  (shown.item.querySelector('.actions button') ?? log).focus({ preventScroll: true });
+}
+
+/** Whether the socket is open; says so when it is not and `what` could not be sent. */
+function online(what) {
+  if (socket && socket.readyState === WebSocket.OPEN) return true;
+  showNote(`Not connected: ${what} was not sent. Try again once the page is back online.`);
+  return false;
+}
+
+/** Sends the edit of message `id` to `text`; the server's `edited` frame changes it in the log. */
+function saveEdit(id, text) {
+  const shown = shownMessage(id);
+  if (!shown || text === shown.message.text) {
+    stopEdit(id);
+    return;
+  }
+  const problem = refusal(text);
+  if (problem) {
+    showNote(problem);
+    return;
+  }
+  if (!online('the edit')) return;
+  socket.send(editRequest(id, text));
+  stopEdit(id);
+}
+
+/** Deletes the user's message `id`, once they confirm; the server's `deleted` frame changes it in the log. */
+function deleteMessage(id) {
+  if (!shownMessage(id) || !window.confirm('Delete this message? Everyone in the room will see it was deleted.')) return;
+  if (online('the deletion')) socket.send(deleteRequest(id));
+}
+
+/** Shows each message of the room again: who the page is changed, and with it which messages are its own. */
+function refreshMessages() {
+  for (const { key, message } of timeline.placed) {
+    const item = items.get(key);
+    if (item) fillMessage(item, message);
+  }
+}
+
+/**
+ * An `edited` or `deleted` frame (or a changed message in a `history` answer): the message with
+ * its id changes in its room's timeline, and in the log when it is this room's.
+ */
+function receiveChange(change) {
+  const room = change.room ?? currentRoom;
+  const target = room === currentRoom ? timeline : timelines.get(room);
+  const changed = target ? applyChange(target, change) : null;
+  const item = changed && target === timeline ? items.get(changed.key) : null;
+  if (item) fillMessage(item, changed.message);
+}
+
+/** Shows the line of who is typing as `state` says, and takes each one off once their time is up. */
+function showTyping(state) {
+  typing = state;
+  const now = Date.now();
+  const text = typingText(typing, now);
+  if (typingLine.textContent !== text) typingLine.textContent = text;
+  clearTimeout(typingTimer);
+  const wait = typingWakeIn(typing, now);
+  typingTimer = wait === null ? null : setTimeout(() => showTyping(typing), wait);
+}
+
+/** The user typed in the box: the room is told, at most every TYPING_EVERY_MS. */
+function sendTyping() {
+  const now = Date.now();
+  if (!typingDue(input.value, typingSentAt, now) || !socket || socket.readyState !== WebSocket.OPEN || joinFrom !== null) return;
+  socket.send(typingRequest());
+  typingSentAt = now;
 }
 
 /** The server's name for us (a guest's, or the name as it cleaned it) is the one to show. */
@@ -305,8 +502,17 @@ function showOwnName(name) {
 }
 
 function learnOwnId(id) {
+  const changed = id !== ownId;
   ownId = id;
   ownIds.add(id);
+  if (changed) refreshMessages();
+}
+
+/** Signed in: the page's user id is known; its messages from anywhere are its own. */
+function learnOwnUser(user) {
+  if (user === ownUser) return;
+  ownUser = user;
+  refreshMessages();
 }
 
 /** Puts `item` before the log item of the `index`-th placed message of the timeline, or at the end. */
@@ -345,7 +551,9 @@ function receive(data) {
     const entry = frame.clientId === null ? null : outbox.find((sent) => sent.clientId === frame.clientId);
     // A server that says no `you` in its members answer: our own message tells who we are.
     if (ownId === null && entry?.ws === socket && entry?.state === 'sent') learnOwnId(frame.from);
+    if (ownUser === null && frame.user && entry?.ws === socket && entry?.state === 'sent') learnOwnUser(frame.user);
     if (frame.from === ownId) showOwnName(frame.name);
+    showTyping(typingDone(typing, frame.from));
     const follow = atBottom();
     const item = showMessage(frame, true);
     if (!item) return;
@@ -357,9 +565,17 @@ function receive(data) {
     if (frame.you) learnOwnId(frame.you);
     roster = updateRoster(roster, frame);
     showMembers();
-    if (roster.known) showOwnName(roster.members.find((member) => member.from === ownId)?.name);
+    if (roster.known) {
+      const me = roster.members.find((member) => member.from === ownId);
+      showOwnName(me?.name);
+      if (me?.user) learnOwnUser(me.user);
+    }
   } else if (frame.kind === 'joined' || frame.kind === 'left') {
     receivePresence(frame);
+  } else if (frame.kind === 'edited' || frame.kind === 'deleted') {
+    receiveChange(frame);
+  } else if (frame.kind === 'typing') {
+    if (frame.room === currentRoom && !ownIds.has(frame.from)) showTyping(typingSeen(typing, frame));
   } else if (frame.kind === 'error' && frame.clientId !== null) {
     sendAnswered(frame);
   } else if (frame.kind === 'error' && frame.code === 'rate_limited') {
@@ -386,6 +602,11 @@ function receiveHistory(frame) {
   const fresh = mergeHistory(timeline.keys, frame.messages, currentRoom);
   if (first && frame.truncated && fresh.length > 0) log.prepend(logItem('notice', { text: 'Older messages are not shown.' }));
   for (const message of fresh) showMessage(message, false);
+  // Messages the page has already, edited or deleted since it got them.
+  for (const message of frame.messages) {
+    const change = fresh.includes(message) ? null : changeOf(message);
+    if (change) receiveChange(change);
+  }
   if (first) startTimeline(timeline, true);
   if (missing > 0) {
     // Where the gone messages would have been: before the first one kept.
@@ -607,6 +828,7 @@ function enterRoom(room) {
   log.scrollTop = log.scrollHeight;
   roster = { ...newRoster(room), you: ownId };
   showMembers();
+  showTyping(newTyping(room));
 }
 
 /** Moves the page to the room typed in the room box, if the server would take the name. */
@@ -751,6 +973,8 @@ function connect() {
     opened = true;
     attempt = 0;
     ownId = null;
+    ownUser = null;
+    typingSentAt = null;
     setStatus('online', `Connected to ${url}`);
     // In the room of the URL it connected with: ask who is there and what was said since the
     // last message the page has (a reconnect keeps the log, and shows what was missed in place).
@@ -1025,6 +1249,7 @@ input.addEventListener('keydown', (event) => {
 input.addEventListener('input', () => {
   showSize();
   if (!note.hidden) showNote(refusal(input.value) === null ? null : note.textContent);
+  sendTyping();
 });
 
 roomForm.addEventListener('submit', (event) => {

@@ -3,7 +3,9 @@
 // (one 32 KB frame), how long to wait before reconnecting (and when not to), what a server
 // frame means and whose name it shows, which room names are valid, who is in the room, which
 // history messages are new, where each message goes in its room's order (`seq`) and what to
-// ask to fill a hole, and which messages the page still has to (re)send (its outbox).
+// ask to fill a hole, which messages the page still has to (re)send (its outbox), which
+// messages are the user's own to edit or delete (and what an edit or a deletion does to the
+// timeline), and who is shown typing.
 
 /**
  * API Gateway's limit on one WebSocket frame: a bigger frame closes the connection with 1009.
@@ -106,13 +108,16 @@ export function shortId(id) {
 }
 
 /**
- * What a server frame means: {kind: 'message', id, room, from, name, text, sentAt, seq,
- * clientId} (id, room, name, seq and clientId null when the server sent none, or none valid),
- * {kind: 'joined' | 'left', room, from, name}, {kind: 'members', room, you, members: [{from,
- * name}], more}, {kind: 'history', room, messages: [message…], truncated, more, gap, oldest}
- * (oldest null unless gap), {kind: 'error', code, text, retryAfterMs, clientId} (retryAfterMs
- * null unless the server said how long to wait, clientId null unless it answers a message that
- * had one), or {kind: 'notice', text} for API Gateway's own frames and anything unexpected.
+ * What a server frame means: {kind: 'message', id, room, from, name, user, text, sentAt, seq,
+ * clientId, editedAt, deleted} (id, room, name, user, seq, clientId and editedAt null when the
+ * server sent none, or none valid; user only in signed-in modes; deleted true for a tombstone,
+ * whose text is empty), {kind: 'edited', room, id, seq, text, editedAt}, {kind: 'deleted',
+ * room, id, seq}, {kind: 'typing', room, from, user, name}, {kind: 'joined' | 'left', room,
+ * from, name}, {kind: 'members', room, you, members: [{from, name, user}], more}, {kind:
+ * 'history', room, messages: [message…], truncated, more, gap, oldest} (oldest null unless
+ * gap), {kind: 'error', code, text, retryAfterMs, clientId} (retryAfterMs null unless the
+ * server said how long to wait, clientId null unless it answers a message that had one), or
+ * {kind: 'notice', text} for API Gateway's own frames and anything unexpected.
  */
 export function interpret(data) {
   let frame;
@@ -137,8 +142,24 @@ function interpretFrame(frame) {
   if (frame.type === 'message' && typeof frame.message === 'string') {
     return {
       kind: 'message', id: stringOrNull(frame.id) || null, room: stringOrNull(frame.room), from: String(frame.from ?? ''),
-      name: stringOrNull(frame.name), text: frame.message, sentAt: frame.sentAt,
+      name: stringOrNull(frame.name), user: stringOrNull(frame.user) || null, text: frame.message, sentAt: frame.sentAt,
       seq: seqOrNull(frame.seq), clientId: clientIdOrNull(frame.clientId),
+      editedAt: stringOrNull(frame.editedAt) || null, deleted: frame.deleted === true,
+    };
+  }
+  if (frame.type === 'edited' && typeof frame.message === 'string') {
+    return {
+      kind: 'edited', room: stringOrNull(frame.room), id: stringOrNull(frame.id) || null, seq: seqOrNull(frame.seq),
+      text: frame.message, editedAt: stringOrNull(frame.editedAt) || null,
+    };
+  }
+  if (frame.type === 'deleted') {
+    return { kind: 'deleted', room: stringOrNull(frame.room), id: stringOrNull(frame.id) || null, seq: seqOrNull(frame.seq) };
+  }
+  if (frame.type === 'typing') {
+    return {
+      kind: 'typing', room: stringOrNull(frame.room), from: String(frame.from ?? ''), user: stringOrNull(frame.user) || null,
+      name: stringOrNull(frame.name),
     };
   }
   if (frame.type === 'joined' || frame.type === 'left') {
@@ -147,7 +168,9 @@ function interpretFrame(frame) {
   if (frame.type === 'members' && Array.isArray(frame.members)) {
     const members = frame.members
       .filter((member) => member !== null && typeof member === 'object')
-      .map((member) => ({ from: String(member.from ?? ''), name: stringOrNull(member.name) }));
+      .map((member) => ({
+        from: String(member.from ?? ''), name: stringOrNull(member.name), user: stringOrNull(member.user) || null,
+      }));
     return { kind: 'members', room: stringOrNull(frame.room), you: stringOrNull(frame.you), members, more: frame.more === true };
   }
   if (frame.type === 'history' && Array.isArray(frame.messages)) {
@@ -723,6 +746,72 @@ export function gapText(missing) {
   return `Older messages are no longer available: ${missing} ${missing === 1 ? 'message' : 'messages'} expired before the page could show ${missing === 1 ? 'it' : 'them'}.`;
 }
 
+/** The request that replaces the text of the user's own message `id` with `text`. */
+export function editRequest(id, text) {
+  return JSON.stringify({ action: 'edit', id, message: text });
+}
+
+/** The request that deletes the user's own message `id`. */
+export function deleteRequest(id) {
+  return JSON.stringify({ action: 'delete', id });
+}
+
+/**
+ * Whether `message` is the user's own. `me` is {you, user}: the page's current connection id
+ * and, signed in, its user id (the `user` of its own entry in a `members` answer). A message
+ * with a `user` (signed-in modes) is own when that is the page's user, whichever connection sent
+ * it; one without (open mode) when its `from` is the page's current connection.
+ */
+export function ownMessage(message, me) {
+  if (message.user) return Boolean(me.user) && message.user === me.user;
+  return Boolean(me.you) && message.from === me.you;
+}
+
+/** Whether the page offers to edit and delete `message`: the user's own, with an id, not deleted. */
+export function mayChange(message, me) {
+  return Boolean(message.id) && !message.deleted && ownMessage(message, me);
+}
+
+/**
+ * The change a chat frame from `history` shows (an `edited` or `deleted` like the live ones),
+ * or null for a message never changed: the page may have its older text.
+ */
+export function changeOf(message) {
+  if (message.deleted) return { kind: 'deleted', room: message.room, id: message.id, seq: message.seq };
+  if (!message.editedAt) return null;
+  const { room, id, seq, text, editedAt } = message;
+  return { kind: 'edited', room, id, seq, text, editedAt };
+}
+
+/**
+ * Applies an `edited` or `deleted` frame (as interpret() gives it) to the message with its id in
+ * `timeline` (which it changes): edited, the message takes the new text and `editedAt`; deleted,
+ * it becomes a tombstone (empty text, `deleted`). Returns the timeline entry changed, or null
+ * when nothing was: no message with that id (another room's, or one the page never had), one
+ * deleted already, or an edit older than the one shown.
+ */
+export function applyChange(timeline, change) {
+  if (!change.id || (change.room != null && change.room !== timeline.room)) return null;
+  const key = messageKey({ id: change.id });
+  const entry = timeline.placed.find((placed) => placed.key === key);
+  if (!entry || entry.message.deleted) return null;
+  if (change.kind === 'deleted') {
+    entry.message = { ...entry.message, text: '', deleted: true };
+    return entry;
+  }
+  if (change.kind !== 'edited') return null;
+  const shown = Date.parse(entry.message.editedAt ?? '');
+  if (Date.parse(change.editedAt ?? '') < shown) return null;
+  entry.message = { ...entry.message, text: change.text, editedAt: change.editedAt };
+  return entry;
+}
+
+/** The title of an edited message's "(edited)" marker: when it was edited, in local time. */
+export function editedTitle(editedAt) {
+  const date = new Date(editedAt ?? '');
+  return Number.isNaN(date.getTime()) ? 'Edited' : `Edited ${date.toLocaleString()}`;
+}
+
 /**
  * A message the user sent, until the server's frame for it comes back: its clientId, text and
  * room, and its state: 'waiting' (to be sent, not before retryAt), 'sent' (on the wire, with no
@@ -807,4 +896,65 @@ export function rateLimitText(retryAfterMs) {
   if (!Number.isFinite(retryAfterMs) || retryAfterMs < 0) return 'Slow down: wait a moment before you send again.';
   const seconds = Math.max(0.1, Math.ceil(retryAfterMs / 100) / 10);
   return `Slow down: you can send again in ${seconds.toFixed(1)} s.`;
+}
+
+/** The request that tells the room the user is typing. */
+export function typingRequest() {
+  return JSON.stringify({ action: 'typing' });
+}
+
+/** The page says the user is typing at most this often (the server drops more anyway). */
+export const TYPING_EVERY_MS = 2_000;
+
+/** How long someone is shown typing after their last `typing` frame. */
+export const TYPING_SHOWN_MS = 4_000;
+
+/**
+ * Whether to send `typing` now, `now` (ms) on an `input` in the message box holding `text`: it
+ * has something in it, and the last one went `TYPING_EVERY_MS` ago or more (`sentAt`, null for
+ * never).
+ */
+export function typingDue(text, sentAt, now = Date.now()) {
+  return text.trim() !== '' && (sentAt === null || now - sentAt >= TYPING_EVERY_MS);
+}
+
+/** Who is typing in `room`: {room, typists: [{from, label, until}]}, in the order they started. */
+export function newTyping(room) {
+  return { room, typists: [] };
+}
+
+/**
+ * The typing state after a `typing` frame (as interpret() gives it) came at `now` (ms): its
+ * sender is shown until TYPING_SHOWN_MS from now; one of another room changes nothing. Those
+ * no longer shown are dropped.
+ */
+export function typingSeen(typing, frame, now = Date.now()) {
+  if (frame.room !== typing.room) return typing;
+  const entry = { from: frame.from, label: senderLabel(frame), until: now + TYPING_SHOWN_MS };
+  const typists = typing.typists.filter((typist) => typist.until > now);
+  const index = typists.findIndex((typist) => typist.from === frame.from);
+  if (index === -1) typists.push(entry);
+  else typists[index] = entry;
+  return { ...typing, typists };
+}
+
+/** The typing state once a chat message from connection `from` came: it is no longer typing. */
+export function typingDone(typing, from) {
+  if (!typing.typists.some((typist) => typist.from === from)) return typing;
+  return { ...typing, typists: typing.typists.filter((typist) => typist.from !== from) };
+}
+
+/** The line under the messages at `now`: "alice is typing…", "alice and bob are typing…", "3 people are typing…", or ''. */
+export function typingText(typing, now = Date.now()) {
+  const labels = typing.typists.filter((typist) => typist.until > now).map((typist) => typist.label);
+  if (labels.length === 0) return '';
+  if (labels.length === 1) return `${labels[0]} is typing…`;
+  if (labels.length === 2) return `${labels[0]} and ${labels[1]} are typing…`;
+  return `${labels.length} people are typing…`;
+}
+
+/** Milliseconds from `now` until the typing line changes by itself (someone's time is up), or null. */
+export function typingWakeIn(typing, now = Date.now()) {
+  const ends = typing.typists.map((typist) => typist.until).filter((until) => until > now);
+  return ends.length ? Math.min(...ends) - now : null;
 }

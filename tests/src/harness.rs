@@ -654,6 +654,37 @@ impl Client {
         }
     }
 
+    /// The next frame of type `kind` (every other type skipped), waiting at most `limit`.
+    pub async fn frame_of(&mut self, kind: &str, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.frame_within(left).await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Sends `value` as a text frame.
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    /// Every frame of type `kind` that arrives until `quiet` passes without any frame.
+    pub async fn frames_until_quiet(&mut self, kind: &str, quiet: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, self.socket.next()).await {
+            if let Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+                if frame["type"] == kind {
+                    frames.push(frame);
+                }
+            }
+        }
+        frames
+    }
+
     /// Every chat message frame that arrives until `quiet` passes without any frame.
     pub async fn messages_until_quiet(&mut self, quiet: Duration) -> Vec<Value> {
         let mut frames = Vec::new();

@@ -218,6 +218,8 @@ async fn an_unreachable_issuer_fails_the_authorizer_rather_than_deny() {
         issuer: "http://127.0.0.1:9".into(),
         audience: AUDIENCE.into(),
         allow_loopback: true,
+        moderator_group: "moderators".into(),
+        groups_claim: "cognito:groups".into(),
     };
     let authorizer = Authorizer::new(&config, Duration::from_secs(30));
     let claims = json!({"iss": config.issuer, "sub": "u", "aud": AUDIENCE, "exp": now() + 60});
@@ -240,6 +242,8 @@ async fn the_answer_allows_the_method_arn_with_the_users_context() {
         issuer: issuer.url.clone(),
         audience: AUDIENCE.into(),
         allow_loopback: true,
+        moderator_group: "moderators".into(),
+        groups_claim: "cognito:groups".into(),
     };
     let authorizer = Authorizer::new(&config, Duration::from_secs(30));
     let fixture = common::repo().join(
@@ -257,7 +261,38 @@ async fn the_answer_allows_the_method_arn_with_the_users_context() {
     assert_eq!(statement["Effect"], "Allow");
     assert_eq!(statement["Action"], "execute-api:Invoke");
     assert_eq!(statement["Resource"], event["methodArn"]);
-    assert_eq!(answer["context"], json!({"userId": "sub-9", "name": "Zoë"}));
+    assert_eq!(
+        answer["context"],
+        json!({"userId": "sub-9", "name": "Zoë", "moderator": false})
+    );
+
+    // A member of the moderators' group, as Cognito lists groups …
+    let mut claims = issuer.claims(AUDIENCE, "sub-10", "Mo");
+    claims["cognito:groups"] = json!(["readers", "moderators"]);
+    event["queryStringParameters"]["token"] = json!(keys.ec.token(&claims));
+    assert_eq!(
+        authorizer.answer(&event).await.unwrap()["context"]["moderator"],
+        true
+    );
+    // … and as another issuer does, in a claim named by GROUPS_CLAIM, for another group.
+    let other = Authorizer::new(
+        &AuthConfig {
+            moderator_group: "mods".into(),
+            groups_claim: "roles".into(),
+            ..config.clone()
+        },
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        other.answer(&event).await.unwrap()["context"]["moderator"],
+        false
+    );
+    claims["roles"] = json!("staff mods");
+    event["queryStringParameters"]["token"] = json!(keys.ec.token(&claims));
+    assert_eq!(
+        other.answer(&event).await.unwrap()["context"]["moderator"],
+        true
+    );
 }
 
 fn jwt_stack(issuer: &TestIssuer) -> Options {

@@ -234,7 +234,10 @@ fn only_this_api_may_invoke_the_functions() {
         ("ConnectFunction", routes(&["$connect"])),
         ("DefaultFunction", routes(&["$default"])),
         ("DisconnectFunction", routes(&["$disconnect"])),
-        ("OnMessageFunction", routes(&["onMessage"])),
+        (
+            "OnMessageFunction",
+            routes(&["onMessage", "edit", "delete", "typing"]),
+        ),
         ("RoomsFunction", routes(&["join", "who", "history"])),
     ]
     .into_iter()
@@ -370,9 +373,24 @@ fn the_page_is_private_behind_cloudfront_and_the_client_is_public_code_only() {
     assert_eq!(client["LogoutURLs"], json!([page]));
     assert_eq!(r["UserPool"]["Properties"]["UserPoolTier"], "ESSENTIALS");
     assert_eq!(r["UserPoolDomain"]["Properties"]["ManagedLoginVersion"], 2);
+    // The moderators' group is the one the authorizer looks for, in the claim Cognito
+    // lists groups in.
     assert_eq!(
         r["ModeratorsGroup"]["Properties"]["GroupName"],
+        json!({"Ref": "ModeratorGroup"})
+    );
+    assert_eq!(
+        translated["Parameters"]["ModeratorGroup"]["Default"],
         "moderators"
+    );
+    let authorizer = &r["AuthorizerFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        authorizer["MODERATOR_GROUP"],
+        json!({"Ref": "ModeratorGroup"})
+    );
+    assert_eq!(
+        authorizer["GROUPS_CLAIM"],
+        json!({"Fn::If": ["UseCognito", "cognito:groups", {"Ref": "GroupsClaim"}]})
     );
     for output in ["WebURL", "UserPoolId", "UserPoolClientId", "SignInURL"] {
         assert!(

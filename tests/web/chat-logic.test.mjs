@@ -2,13 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  afterClose, applyGap, backoff, catchUpRequest, chatRequest, cleanName, configFor, connectProtocols, connectUrl, defaultUrl,
-  fillHole, fragmentToken, frameBytes, gapText, hasHole, historyRequest, initialRoom, interpret, joinRequest, jwtClaims, kb,
-  memberEntries, mergeHistory, messageKey, newClientId, newRoster, newTimeline, nextHistoryPage, nextToSend, outboxFromJson,
-  outboxJson, outgoing, pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage, presenceText,
+  afterClose, applyChange, applyGap, backoff, catchUpRequest, changeOf, chatRequest, cleanName, configFor, connectProtocols,
+  connectUrl, defaultUrl, deleteRequest, editedTitle, editRequest, fillHole, fragmentToken, frameBytes, gapText, hasHole,
+  historyRequest, initialRoom, interpret, joinRequest, jwtClaims, kb, mayChange, memberEntries, mergeHistory, messageKey,
+  newClientId, newRoster, newTimeline, newTyping, nextHistoryPage, nextToSend, outboxFromJson, outboxJson, outgoing,
+  ownMessage, pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage, presenceText,
   rateLimitText, refusal, roomRefusal, rosterSummary, sendRefused, senderLabel, shortId, sizeHint, socketKey, startTimeline,
-  tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, updateRoster, validClientId, whoRequest, withParam, CATCH_UP_LIMIT,
-  CLIENT_ID_CHARS, DEFAULT_ROOM, HISTORY_LIMIT, HOLE_TRIES, MAX_FRAME_BYTES, MAX_ROOM_CHARS, NAME_CLAIMS, TOKEN_RETRIES,
+  tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, typingDone, typingDue, typingRequest, typingSeen, typingText,
+  typingWakeIn, updateRoster, validClientId, whoRequest, withParam, CATCH_UP_LIMIT, CLIENT_ID_CHARS, DEFAULT_ROOM,
+  HISTORY_LIMIT, HOLE_TRIES, MAX_FRAME_BYTES, MAX_ROOM_CHARS, NAME_CLAIMS, TOKEN_RETRIES, TYPING_EVERY_MS, TYPING_SHOWN_MS,
   UNAVAILABLE_TRIES,
 } from '../../web/chat.js';
 
@@ -368,8 +370,8 @@ const chat = (id, text, room = 'lobby', from = 'A1', name = 'alice') => ({
 test('room frames are interpreted, never trusted', () => {
   const message = interpret(JSON.stringify(chat('m1', 'hi')));
   assert.deepEqual(message, {
-    kind: 'message', id: 'm1', room: 'lobby', from: 'A1', name: 'alice', text: 'hi', sentAt: '2026-01-01T00:00:00Z',
-    seq: null, clientId: null,
+    kind: 'message', id: 'm1', room: 'lobby', from: 'A1', name: 'alice', user: null, text: 'hi', sentAt: '2026-01-01T00:00:00Z',
+    seq: null, clientId: null, editedAt: null, deleted: false,
   });
   const older = interpret('{"type":"message","from":"A1","message":"hi"}');
   assert.equal(older.id, null, 'an older server sends no id');
@@ -383,7 +385,8 @@ test('room frames are interpreted, never trusted', () => {
     type: 'members', room: 'lobby', you: 'A1', members: [{ from: 'A1', name: 'alice' }, null, 'x', { from: 'B2', name: 7 }], more: false,
   }));
   assert.deepEqual(members, {
-    kind: 'members', room: 'lobby', you: 'A1', members: [{ from: 'A1', name: 'alice' }, { from: 'B2', name: null }], more: false,
+    kind: 'members', room: 'lobby', you: 'A1', more: false,
+    members: [{ from: 'A1', name: 'alice', user: null }, { from: 'B2', name: null, user: null }],
   });
   assert.equal(interpret('{"type":"members","room":"lobby","members":[],"more":"yes"}').more, false, 'only true is more');
 
@@ -838,4 +841,153 @@ test('the outbox is kept for the tab as clientId, text and room, and read back d
     { clientId: 'c-4', text: 'kept', room: 'lobby' }, { clientId: 'c-4', text: 'twice', room: 'lobby' },
   ]);
   assert.deepEqual(outboxFromJson(mixed).map((entry) => entry.text), ['kept']);
+});
+
+// Editing and deleting one's own messages, and who is typing.
+
+test('edit, delete and typing are the documented actions', () => {
+  assert.deepEqual(JSON.parse(editRequest('m7', 'fixed <b>typo</b>')),
+    { action: 'edit', id: 'm7', message: 'fixed <b>typo</b>' });
+  assert.deepEqual(JSON.parse(deleteRequest('m7')), { action: 'delete', id: 'm7' });
+  assert.deepEqual(JSON.parse(typingRequest()), { action: 'typing' });
+});
+
+test('user, editedAt, deleted, and the edited, deleted and typing frames are read, never trusted', () => {
+  const signedIn = interpret(JSON.stringify({ ...chat('m1', 'hi'), user: 'u-alice', editedAt: '2026-01-01T00:05:00Z' }));
+  assert.deepEqual([signedIn.user, signedIn.editedAt, signedIn.deleted], ['u-alice', '2026-01-01T00:05:00Z', false]);
+  const tombstone = interpret(JSON.stringify({ ...chat('m2', ''), deleted: true }));
+  assert.deepEqual([tombstone.kind, tombstone.text, tombstone.deleted], ['message', '', true]);
+  for (const [user, editedAt, deleted] of [[7, 5, 'true'], ['', '', 1], [null, null, null]]) {
+    const odd = interpret(JSON.stringify({ ...chat('m3', 'x'), user, editedAt, deleted }));
+    assert.deepEqual([odd.user, odd.editedAt, odd.deleted], [null, null, false], String([user, editedAt, deleted]));
+  }
+  const members = interpret('{"type":"members","room":"lobby","you":"A1","members":[{"from":"A1","name":"alice","user":"u-a"}]}');
+  assert.deepEqual(members.members, [{ from: 'A1', name: 'alice', user: 'u-a' }]);
+
+  assert.deepEqual(
+    interpret('{"type":"edited","room":"lobby","id":"m1","seq":4,"message":"new","editedAt":"2026-01-01T00:05:00Z"}'),
+    { kind: 'edited', room: 'lobby', id: 'm1', seq: 4, text: 'new', editedAt: '2026-01-01T00:05:00Z' },
+  );
+  assert.deepEqual(interpret('{"type":"deleted","room":"lobby","id":"m1","seq":4}'),
+    { kind: 'deleted', room: 'lobby', id: 'm1', seq: 4 });
+  assert.equal(interpret('{"type":"deleted","room":"lobby","id":7}').id, null);
+  assert.deepEqual(interpret('{"type":"typing","room":"lobby","from":"B2","user":"u-b","name":"bob"}'),
+    { kind: 'typing', room: 'lobby', from: 'B2', user: 'u-b', name: 'bob' });
+  assert.equal(interpret('{"type":"typing","room":"lobby","from":"B2","name":"bob"}').user, null, 'open mode: no user');
+  const history = interpret(JSON.stringify({ type: 'history', room: 'lobby', messages: [{ ...chat('m9', ''), deleted: true }] }));
+  assert.equal(history.messages[0].deleted, true, 'history keeps tombstones');
+});
+
+test('own messages: by user id when signed in, by the current connection in open mode', () => {
+  const signedIn = { you: 'A2', user: 'u-alice' };
+  // Signed in: the user's, from whichever connection (an earlier one, another tab).
+  assert.equal(ownMessage({ from: 'A1', user: 'u-alice' }, signedIn), true);
+  assert.equal(ownMessage({ from: 'A2', user: 'u-bob' }, signedIn), false, 'the user decides, not the connection');
+  assert.equal(ownMessage({ from: 'A1', user: 'u-alice' }, { you: 'A1', user: null }), false, 'not before the user id is known');
+  // Open mode (no user): the page's current connection only.
+  const open = { you: 'A2', user: null };
+  assert.equal(ownMessage({ from: 'A2', user: null }, open), true);
+  assert.equal(ownMessage({ from: 'A1', user: null }, open), false, 'an earlier connection is not');
+  assert.equal(ownMessage({ from: 'A2', user: null }, { you: null, user: null }), false, 'nobody yet');
+  assert.equal(ownMessage({ from: '', user: null }, { you: '', user: null }), false);
+
+  const own = interpret(JSON.stringify({ ...chat('m1', 'hi', 'lobby', 'A2'), user: 'u-alice' }));
+  assert.equal(mayChange(own, signedIn), true);
+  assert.equal(mayChange({ ...own, deleted: true, text: '' }, signedIn), false, 'a tombstone has no buttons');
+  assert.equal(mayChange({ ...own, id: null }, signedIn), false, 'nothing to name it by (an older server)');
+  assert.equal(mayChange(own, { you: 'A2', user: 'u-bob' }), false, "someone else's");
+});
+
+test('an edited or deleted frame changes the message with its id in the timeline, and nothing else', () => {
+  const timeline = newTimeline('lobby');
+  startTimeline(timeline);
+  for (const seq of [1, 2, 3]) placeMessage(timeline, numbered(seq), { live: true });
+  const text = () => timeline.placed.map((entry) => entry.message.text);
+
+  const edited = interpret(JSON.stringify({
+    type: 'edited', room: 'lobby', id: 'm2', seq: 2, message: 'two, fixed', editedAt: '2026-01-01T00:05:00Z',
+  }));
+  const entry = applyChange(timeline, edited);
+  assert.equal(entry, timeline.placed[1]);
+  assert.deepEqual([entry.message.text, entry.message.editedAt, entry.message.seq], ['two, fixed', '2026-01-01T00:05:00Z', 2]);
+  assert.deepEqual(text(), ['message 1', 'two, fixed', 'message 3'], 'in its place');
+  assert.deepEqual(order(timeline), [1, 2, 3]);
+  assert.equal(timeline.lastSeq, 3, 'the order and what the page has are untouched');
+
+  // An older edit arriving late does not undo a newer one; the same one again is harmless.
+  const older = { ...edited, text: 'two, first try', editedAt: '2026-01-01T00:04:00Z' };
+  assert.equal(applyChange(timeline, older), null);
+  assert.equal(applyChange(timeline, edited).message.text, 'two, fixed');
+
+  const deleted = interpret('{"type":"deleted","room":"lobby","id":"m2","seq":2}');
+  assert.equal(applyChange(timeline, deleted), timeline.placed[1]);
+  assert.deepEqual([timeline.placed[1].message.text, timeline.placed[1].message.deleted], ['', true]);
+  assert.equal(applyChange(timeline, { ...edited, editedAt: '2026-01-01T01:00:00Z' }), null, 'deleted stays deleted');
+  assert.equal(applyChange(timeline, deleted), null);
+
+  // Ignored: an id the timeline does not have, another room's, none at all.
+  assert.equal(applyChange(timeline, { ...deleted, id: 'm9' }), null);
+  assert.equal(applyChange(timeline, { ...deleted, id: 'm1', room: 'rust' }), null);
+  assert.equal(applyChange(timeline, { ...deleted, id: null }), null);
+  assert.deepEqual(text(), ['message 1', '', 'message 3']);
+  assert.equal(timeline.placed[0].message.deleted, false);
+
+  // A history answer's tombstones and edited messages carry the same changes.
+  assert.deepEqual(changeOf(numbered(3)), null);
+  const at = '2026-01-01T00:06:00Z';
+  const historyEdit = changeOf(interpret(JSON.stringify({ ...chat('m3', 'three, fixed'), seq: 3, editedAt: at })));
+  assert.deepEqual(historyEdit, { kind: 'edited', room: 'lobby', id: 'm3', seq: 3, text: 'three, fixed', editedAt: at });
+  assert.equal(applyChange(timeline, historyEdit).message.text, 'three, fixed');
+  const historyTombstone = changeOf(interpret(JSON.stringify({ ...chat('m1', ''), seq: 1, deleted: true })));
+  assert.deepEqual(historyTombstone, { kind: 'deleted', room: 'lobby', id: 'm1', seq: 1 });
+  assert.equal(applyChange(timeline, historyTombstone).message.deleted, true);
+
+  assert.match(editedTitle('2026-01-01T00:05:00Z'), /^Edited \S/);
+  assert.equal(editedTitle('soon'), 'Edited');
+  assert.equal(editedTitle(null), 'Edited');
+});
+
+test('typing is sent on non-empty input, at most every 2 s', () => {
+  assert.equal(TYPING_EVERY_MS, 2_000);
+  assert.equal(typingDue('h', null, 10_000), true, 'the first time');
+  assert.equal(typingDue('he', 10_000, 11_999), false);
+  assert.equal(typingDue('hel', 10_000, 12_000), true);
+  assert.equal(typingDue('', null, 10_000), false, 'an emptied box is no typing');
+  assert.equal(typingDue('  \n', null, 10_000), false);
+});
+
+test('who is typing: per room, 4 s after the last frame, or until their message comes', () => {
+  assert.equal(TYPING_SHOWN_MS, 4_000);
+  const frame = (from, name, room = 'lobby') => interpret(JSON.stringify({ type: 'typing', room, from, name }));
+  let typing = newTyping('lobby');
+  assert.equal(typingText(typing, 0), '');
+  assert.equal(typingWakeIn(typing, 0), null, 'nothing to wait for');
+
+  typing = typingSeen(typing, frame('B2', 'bob'), 1_000);
+  assert.equal(typingText(typing, 1_000), 'bob is typing…');
+  assert.equal(typingWakeIn(typing, 1_000), 4_000);
+  typing = typingSeen(typing, frame('C3', 'carol'), 2_000);
+  assert.equal(typingText(typing, 2_000), 'bob and carol are typing…');
+  typing = typingSeen(typing, frame('D4', null), 2_500);
+  assert.equal(typingText(typing, 2_500), '3 people are typing…');
+  assert.equal(typingSeen(typing, frame('E5', 'erin', 'rust'), 2_500), typing, "another room's changes nothing");
+
+  // bob typed again: shown 4 s from then, in his place.
+  typing = typingSeen(typing, frame('B2', 'bob'), 3_000);
+  assert.equal(typingText(typing, 3_000), '3 people are typing…');
+  assert.equal(typingWakeIn(typing, 3_000), 3_000, 'carol goes first, at 6 s');
+  assert.equal(typingText(typing, 5_999), '3 people are typing…');
+  assert.equal(typingText(typing, 6_000), 'bob and User D4 are typing…', 'carol is off after 4 s');
+  assert.equal(typingWakeIn(typing, 6_000), 500);
+  assert.equal(typingText(typing, 6_500), 'bob is typing…');
+  assert.equal(typingText(typing, 7_000), '');
+  assert.equal(typingWakeIn(typing, 7_000), null);
+  assert.deepEqual(typingSeen(typing, frame('C3', 'carol'), 8_000).typists.map((t) => t.from), ['C3'], 'those gone are dropped');
+
+  // A chat message from a typist takes them off at once; from anyone else, nothing changes.
+  typing = typingSeen(typingSeen(newTyping('lobby'), frame('B2', 'bob'), 0), frame('C3', 'carol'), 0);
+  typing = typingDone(typing, 'B2');
+  assert.equal(typingText(typing, 1), 'carol is typing…');
+  assert.equal(typingDone(typing, 'Z9'), typing);
+  assert.equal(typingText(typingSeen(newTyping('lobby'), frame('B2', 'a\u202eb'), 0), 0), 'ab is typing…', 'names cleaned');
 });

@@ -220,11 +220,13 @@ async fn a_message_is_kept_then_posted_to_every_page_of_its_room() {
     let put = mock!(Dynamo::put_item)
         .match_requests(move |req| {
             let item = req.item().unwrap();
+            let text = |key: &str| item.get(key).map(|v| v.as_s().unwrap().clone());
             seen.lock().unwrap().push((
                 req.table_name().unwrap().to_owned(),
                 item["room"].as_s().unwrap().clone(),
                 item["sk"].as_s().unwrap().clone(),
-                item["frame"].as_s().unwrap().clone(),
+                text("frame").unwrap_or_default(),
+                text("author"),
             ));
             true
         })
@@ -237,9 +239,17 @@ async fn a_message_is_kept_then_posted_to_every_page_of_its_room() {
     assert_eq!(response.status_code, 200);
     assert_eq!(query.num_calls(), 3);
     assert_eq!(sorted_ids(&posts), [SENDER, "a", "b", "c", "e"]);
-    let kept = kept.lock().unwrap();
-    assert_eq!(kept.len(), 1, "the message is kept once");
-    let (table, room, sort_key, frame) = &kept[0];
+    let mut kept = kept.lock().unwrap();
+    kept.sort_by(|a, b| b.2.cmp(&a.2));
+    assert_eq!(
+        kept.len(),
+        2,
+        "the message is kept once, and its id beside it"
+    );
+    let (_, _, id_key, _, author) = &kept[1];
+    assert!(id_key.starts_with("i#"), "{id_key}");
+    assert_eq!(author.as_deref(), Some(format!("c#{SENDER}").as_str()));
+    let (table, room, sort_key, frame, _) = &kept[0];
     assert_eq!((table.as_str(), room.as_str()), (MESSAGES, "lobby"));
     for (_, posted) in posts.lock().unwrap().iter() {
         assert_eq!(
@@ -254,6 +264,7 @@ async fn a_message_is_kept_then_posted_to_every_page_of_its_room() {
         assert_eq!(posted["message"], "Hello everyone");
         let id = posted["id"].as_str().unwrap();
         assert!(!id.is_empty());
+        assert_eq!(id_key, &format!("i#{id}"), "the id points at the message");
         assert_eq!(posted["seq"], 1, "the room's first message");
         assert_eq!(sort_key, "s#00000000000000000001");
     }

@@ -10,7 +10,11 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
-use chat::stores::connections::ConnectionStore;
+use chat::stores::connections::{ConnectionStore, Who};
+
+fn who(name: &str) -> Who<'_> {
+    Who { name, user: None }
+}
 use chat::stores::history::MessageStore;
 use chat::stores::members::MemberStore;
 use chat::stores::ratelimit::Bucket;
@@ -93,7 +97,7 @@ async fn connections_keep_room_name_and_a_conditional_rate_bucket() {
         .add(
             "R1kmxc2VNjMCFIA=",
             "lobby",
-            "alice",
+            who("alice"),
             1_700_000_000_000,
             1_700_000_000,
         )
@@ -103,7 +107,10 @@ async fn connections_keep_room_name_and_a_conditional_rate_bucket() {
         .add(
             "R1kmxc2VNjMCFIB=",
             "rust",
-            "bob",
+            Who {
+                name: "bob",
+                user: Some("sub-bob"),
+            },
             1_700_000_000_001,
             1_700_000_000,
         )
@@ -117,6 +124,9 @@ async fn connections_keep_room_name_and_a_conditional_rate_bucket() {
         (bob.room.as_str(), bob.name.as_str(), bob.bucket),
         ("rust", "bob", None)
     );
+    assert_eq!(bob.user.as_deref(), Some("sub-bob"));
+    let alice = store.get("R1kmxc2VNjMCFIA=").await.unwrap().unwrap();
+    assert_eq!(alice.user, None, "open mode: no user");
     assert_eq!(bob.connected_at_ms, 1_700_000_000_001);
     assert_eq!(store.get("nobody").await.unwrap(), None);
     let item = client
@@ -189,11 +199,11 @@ async fn connections_keep_room_name_and_a_conditional_rate_bucket() {
     // A 410 prunes an old id but keeps one whose handshake may still be running.
     let now_ms = 1_700_000_100_000;
     store
-        .add("young", "lobby", "y", now_ms - 1_000, now_ms / 1000)
+        .add("young", "lobby", who("y"), now_ms - 1_000, now_ms / 1000)
         .await
         .unwrap();
     store
-        .add("old", "lobby", "o", now_ms - 120_000, now_ms / 1000)
+        .add("old", "lobby", who("o"), now_ms - 120_000, now_ms / 1000)
         .await
         .unwrap();
     assert!(!store.remove_stale("young", now_ms).await.unwrap());
@@ -246,7 +256,10 @@ async fn a_rooms_members_come_back_exactly_once_over_many_pages_and_only_its_own
             .add(
                 "small",
                 &format!("s{n:03}"),
-                "s",
+                Who {
+                    name: "s",
+                    user: (n == 0).then_some("sub-s0"),
+                },
                 1_700_000_000_000,
                 1_700_000_000,
             )
@@ -267,6 +280,12 @@ async fn a_rooms_members_come_back_exactly_once_over_many_pages_and_only_its_own
     let (small, read) = members.all("small").await.unwrap();
     assert_eq!(small.len(), 100);
     assert_eq!(read, 100, "the big room next door is not read");
+    let users: Vec<_> = small.iter().filter_map(|m| m.user.as_deref()).collect();
+    assert_eq!(
+        users,
+        ["sub-s0"],
+        "members carry the user they were added with"
+    );
 
     // What the presence check reads: at most the number asked for, and whether there is more.
     let few = members.first("small", 7).await.unwrap();
@@ -282,7 +301,7 @@ async fn a_rooms_members_come_back_exactly_once_over_many_pages_and_only_its_own
     // Leaving, and a 410 that spares a member still connecting.
     members.remove("small", "s000").await.unwrap();
     members
-        .add("small", "young", "y", 1_700_000_099_000, 1_700_000_000)
+        .add("small", "young", who("y"), 1_700_000_099_000, 1_700_000_000)
         .await
         .unwrap();
     assert!(!members

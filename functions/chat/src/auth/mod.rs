@@ -1,7 +1,8 @@
 //! The `$connect` REQUEST authorizer. With `AUTH_MODE=jwt` it verifies the caller's token
 //! as a JWT of `JWT_ISSUER` for `JWT_AUDIENCE` ([`verify`], keys from [`jwks`]) and
 //! answers API Gateway with an IAM policy on the method ARN: Allow with `principalId` =
-//! `sub` and `context` = `{userId, name}` (which every later route of the connection
+//! `sub` and `context` = `{userId, name, moderator}` (`moderator`: the token's groups
+//! claim lists `MODERATOR_GROUP`; which every later route of the connection
 //! receives in `requestContext.authorizer`), or Deny (403). Keys that cannot be fetched
 //! fail the invocation (500). With `AUTH_MODE=open` it lets everyone in with no context
 //! (the template puts the authorizer on `$connect` in every mode: see `template.yaml`).
@@ -87,6 +88,10 @@ pub struct AuthConfig {
     /// `JWT_ALLOW_LOOPBACK_ISSUER=true`, which only the local stack sets: an `http://`
     /// issuer on loopback is accepted. Deployed, the issuer must be `https://`.
     pub allow_loopback: bool,
+    /// Members of this group (`MODERATOR_GROUP`, default `moderators`) are moderators …
+    pub moderator_group: String,
+    /// … as the token's claim `GROUPS_CLAIM` (default `cognito:groups`) lists them.
+    pub groups_claim: String,
 }
 
 impl AuthConfig {
@@ -106,17 +111,29 @@ impl AuthConfig {
         if !jwks::allowed_url(&issuer, allow_loopback) {
             return Err(format!("JWT_ISSUER {issuer:?} must be an https:// URL"));
         }
+        let or = |name: &str, default: &str| {
+            var(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
         Ok(AuthConfig {
             issuer,
             audience: required("JWT_AUDIENCE")?,
             allow_loopback,
+            moderator_group: or("MODERATOR_GROUP", DEFAULT_MODERATOR_GROUP),
+            groups_claim: or("GROUPS_CLAIM", verify::DEFAULT_GROUPS_CLAIM),
         })
     }
 }
 
+/// The moderators' group unless `MODERATOR_GROUP` names another.
+pub const DEFAULT_MODERATOR_GROUP: &str = "moderators";
+
 /// What one container builds once: the verifier and its key cache.
 pub struct Authorizer {
     verifier: Verifier,
+    moderator_group: String,
 }
 
 impl Authorizer {
@@ -127,7 +144,9 @@ impl Authorizer {
                 &config.audience,
                 min_refresh,
                 config.allow_loopback,
-            ),
+            )
+            .with_groups_claim(&config.groups_claim),
+            moderator_group: config.moderator_group.clone(),
         }
     }
 
@@ -144,9 +163,10 @@ impl Authorizer {
             return Ok(policy("anonymous", "Deny", method_arn, None));
         };
         match self.verifier.verify(token).await {
-            Ok(Verified { sub, name }) => {
-                tracing::info!(sub, "allowed");
-                let context = json!({"userId": sub, "name": name});
+            Ok(Verified { sub, name, groups }) => {
+                let moderator = groups.contains(&self.moderator_group);
+                tracing::info!(sub, moderator, "allowed");
+                let context = json!({"userId": sub, "name": name, "moderator": moderator});
                 Ok(policy(&sub, "Allow", method_arn, Some(context)))
             }
             Err(Rejection::Deny(reason)) => {
@@ -242,6 +262,8 @@ mod tests {
                 issuer: cognito.into(),
                 audience: "client".into(),
                 allow_loopback: false,
+                moderator_group: "moderators".into(),
+                groups_claim: "cognito:groups".into(),
             }
         );
         assert!(config(&[("JWT_AUDIENCE", "client")])

@@ -39,6 +39,8 @@ const ACCEPTED: &[Algorithm] = &[
 pub struct Verified {
     pub sub: String,
     pub name: String,
+    /// The groups the token's groups claim lists (see [`Verifier::with_groups_claim`]).
+    pub groups: Vec<String>,
 }
 
 /// Why a token was not accepted.
@@ -59,7 +61,11 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     keys: Jwks,
+    groups_claim: String,
 }
+
+/// The claim a token lists its user's groups in, unless told otherwise: Cognito's.
+pub const DEFAULT_GROUPS_CLAIM: &str = "cognito:groups";
 
 impl Verifier {
     /// A verifier fetching keys over `https://` only.
@@ -79,7 +85,15 @@ impl Verifier {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             keys: Jwks::new(issuer, min_refresh, allow_loopback),
+            groups_claim: DEFAULT_GROUPS_CLAIM.to_owned(),
         }
+    }
+
+    /// Reads the user's groups from `claim` (a list of strings, or one string of
+    /// space-separated names) rather than `cognito:groups`.
+    pub fn with_groups_claim(mut self, claim: &str) -> Verifier {
+        self.groups_claim = claim.to_owned();
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -131,7 +145,16 @@ impl Verifier {
             _ => return Err(deny("sub is not a non-empty string")),
         };
         let name = identity::display_name(&claims).unwrap_or_else(|| "user".to_owned());
-        Ok(Verified { sub, name })
+        let groups = match claims.get(&self.groups_claim) {
+            Some(Value::Array(groups)) => groups
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(groups)) => groups.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        Ok(Verified { sub, name, groups })
     }
 
     /// The audience rule of the module's doc comment.

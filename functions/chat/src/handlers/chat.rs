@@ -9,6 +9,7 @@ use super::{display_name, status, App};
 use crate::delivery::management::{Connections, Payload};
 use crate::protocol::{self, Envelope, ErrorFrame};
 use crate::stores::admission::{self, Admission};
+use crate::stores::edits::author_key;
 use crate::stores::history::Claim;
 
 /// How keeping a message ended.
@@ -77,6 +78,7 @@ impl App {
             }),
             seq: 0,
             name: display_name(event, &record.name),
+            user: super::signed_in_user(event).or(record.user),
             room: record.room,
             from: id.to_owned(),
             sent_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -178,12 +180,17 @@ impl App {
             }
         };
         // Within the quota: its size was checked with the largest seq there can be.
+        let message_id = envelope.id.clone();
+        let author = author_key(envelope.user.as_deref(), id);
         let frame = protocol::chat_message_frame(Envelope { seq, ..envelope }, message);
         let json = frame.to_json();
-        let kept = self
-            .history
-            .put(&room, seq, &json, now.timestamp_millis(), expires)
-            .await;
+        // The message and its id (for edits), written at once.
+        let kept = tokio::try_join!(
+            self.history
+                .put(&room, seq, &json, now.timestamp_millis(), expires),
+            self.history
+                .index(&room, &message_id, seq, &author, expires),
+        );
         if let Err(error) = kept {
             tracing::error!(connection_id = id, seq, %error, "could not keep the message");
             release().await;

@@ -10,6 +10,7 @@ use crate::auth;
 use crate::auth::identity::{self, Identity};
 use crate::protocol::rooms;
 use crate::protocol::Presence;
+use crate::stores::connections::Who;
 
 impl App {
     /// `$connect`: remember the connection, its room and its name (the signed-in user's,
@@ -27,7 +28,9 @@ impl App {
             tracing::info!(connection_id = id, reason = %rooms::rule(), "refused a room name");
             return status(400);
         }
-        let name = match Identity::from_authorizer(&event.request_context.authorizer.fields) {
+        let signed_in = Identity::from_authorizer(&event.request_context.authorizer.fields);
+        let user = signed_in.as_ref().map(|identity| identity.user_id.clone());
+        let name = match signed_in {
             Some(identity) => identity.name,
             None => query
                 .first("name")
@@ -36,9 +39,13 @@ impl App {
         };
         let connected_at = event.request_context.connected_at;
         let now = Utc::now().timestamp();
+        let who = Who {
+            name: &name,
+            user: user.as_deref(),
+        };
         let stored = async {
-            self.store.add(id, room, &name, connected_at, now).await?;
-            self.members.add(room, id, &name, connected_at, now).await
+            self.store.add(id, room, who, connected_at, now).await?;
+            self.members.add(room, id, who, connected_at, now).await
         };
         if let Err(error) = stored.await {
             tracing::error!(connection_id = id, %error, "could not store the connection");
@@ -49,6 +56,7 @@ impl App {
             let presence = Presence {
                 room: room.to_owned(),
                 from: id.to_owned(),
+                user,
                 name,
             };
             self.presence(&client, true, presence, Some(id)).await;
@@ -103,6 +111,7 @@ impl App {
                 name: super::display_name(event, &record.name),
                 room: record.room,
                 from: id.to_owned(),
+                user: record.user,
             };
             self.presence(&client, false, presence, Some(id)).await;
         }

@@ -1,11 +1,13 @@
 //! One function per WebSocket route, each a plain async function over an [`App`]:
-//! [`connection`] (`$connect`, `$disconnect`), [`chat`] (`onMessage`, `$default`) and
+//! [`connection`] (`$connect`, `$disconnect`), [`chat`] (`onMessage`, `$default`),
+//! [`changes`] (`edit`, `delete`, `typing`, with `onMessage`) and
 //! [`rooms`] (`join`, `who`, `history`), and [`fanout`] (a chunk of a large room's
 //! broadcast, in `FanoutFunction`).
 //!
 //! Every handler answers; none panics on input. A missing connection id (which API
 //! Gateway always sends) is treated as a bad request rather than trusted.
 
+mod changes;
 mod chat;
 mod connection;
 mod fanout;
@@ -23,7 +25,7 @@ use crate::config::Config;
 use crate::delivery::broadcast::{self, Audience, Deadlines};
 use crate::delivery::fanout::Workers;
 use crate::delivery::management::{Connections, Delivery, Endpoint, Payload, Signer};
-use crate::protocol::{ErrorFrame, Frame, Presence};
+use crate::protocol::{self, ErrorFrame, Frame, Presence};
 use crate::stores::connections::{ConnectionRecord, ConnectionStore};
 use crate::stores::history::MessageStore;
 use crate::stores::members::MemberStore;
@@ -115,7 +117,13 @@ impl App {
         match route {
             Route::Connect => self.connect(&connection_id, &event).await,
             Route::Disconnect => self.disconnect(&connection_id, &event).await,
-            Route::OnMessage => self.on_message(&connection_id, &event).await,
+            Route::OnMessage => match event.request_context.route_key.as_deref() {
+                Some(protocol::EDIT_ACTION) => self.change(&connection_id, &event, false).await,
+                Some(protocol::DELETE_ACTION) => self.change(&connection_id, &event, true).await,
+                Some(protocol::TYPING_ACTION) => self.typing(&connection_id, &event).await,
+                // `onMessage`, and events that name no route (a direct invoke).
+                _ => self.on_message(&connection_id, &event).await,
+            },
             Route::Default => self.default_route(&connection_id, &event).await,
             Route::Rooms => self.rooms(&connection_id, &event).await,
         }
@@ -144,7 +152,10 @@ impl App {
     ) -> Result<(), crate::stores::connections::StoreError> {
         // A chat message's throttled posts are retried for a while; a presence notice's
         // hardly (a handshake or a join waits for it).
-        let retry = if matches!(frame, Frame::Message { .. }) {
+        let retry = if matches!(
+            frame,
+            Frame::Message { .. } | Frame::Edited { .. } | Frame::Deleted { .. }
+        ) {
             MESSAGE_RETRY_WINDOW
         } else {
             PRESENCE_RETRY_WINDOW
@@ -327,10 +338,26 @@ fn display_name(event: &ApiGatewayWebsocketProxyRequest, stored: &str) -> String
         .unwrap_or_else(|| stored.to_owned())
 }
 
+/// Whether the authorizer found the caller in the moderators' group (`moderator` in
+/// `requestContext.authorizer`: true, or "true" as some integrations pass it).
+fn is_moderator(event: &ApiGatewayWebsocketProxyRequest) -> bool {
+    match event.request_context.authorizer.fields.get("moderator") {
+        Some(serde_json::Value::Bool(moderator)) => *moderator,
+        Some(serde_json::Value::String(moderator)) => moderator == "true",
+        _ => false,
+    }
+}
+
+/// The signed-in user the authorizer vouched for; none in open mode.
+fn signed_in_user(event: &ApiGatewayWebsocketProxyRequest) -> Option<String> {
+    Identity::from_authorizer(&event.request_context.authorizer.fields).map(|id| id.user_id)
+}
+
 fn guest_record(id: &str) -> ConnectionRecord {
     ConnectionRecord {
         room: crate::protocol::rooms::DEFAULT_ROOM.to_owned(),
         name: identity::guest_name(id),
+        user: None,
         connected_at_ms: 0,
         bucket: None,
     }

@@ -56,9 +56,11 @@ impl App {
             return status(500);
         };
         let name = display_name(event, &record.name);
+        let user = super::signed_in_user(event).or(record.user);
         let presence = |room: &str| Presence {
             room: room.to_owned(),
             from: id.to_owned(),
+            user: user.clone(),
             name: name.clone(),
         };
         if record.room == room {
@@ -70,7 +72,11 @@ impl App {
         // DynamoDB Local emulators lack transactions, so the three writes are ordered so that
         // a failure never leaves the connection in two rooms: the new membership is undone
         // unless the record moved.
-        if let Err(error) = self.members.add(&room, id, &name, connected_at, now).await {
+        let who = crate::stores::connections::Who {
+            name: &name,
+            user: user.as_deref(),
+        };
+        if let Err(error) = self.members.add(&room, id, who, connected_at, now).await {
             tracing::error!(connection_id = id, %error, "could not enter the room");
             self.reply(client, id, ErrorFrame::unavailable()).await;
             return status(500);
@@ -288,6 +294,7 @@ mod tests {
     fn members_are_paged_under_the_quota() {
         let member = |n: usize| Member {
             from: format!("R1kmxc2VNj{n:05}="),
+            user: Some(format!("{n:036}")),
             name: "é".repeat(32),
             connected_at_ms: None,
         };

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+pub mod changes;
 pub mod rooms;
 
 /// API Gateway's WebSocket message quota: 128 KB per message, in either direction.
@@ -29,6 +30,11 @@ pub const ON_MESSAGE_ACTION: &str = "onMessage";
 pub const JOIN_ACTION: &str = "join";
 pub const WHO_ACTION: &str = "who";
 pub const HISTORY_ACTION: &str = "history";
+
+/// The actions on what was said, each its own route (served with `onMessage`).
+pub const TYPING_ACTION: &str = "typing";
+pub const EDIT_ACTION: &str = "edit";
+pub const DELETE_ACTION: &str = "delete";
 
 /// A request a person can copy to get it right.
 pub const EXAMPLE_REQUEST: &str = r#"{"action":"onMessage","message":"Hello everyone"}"#;
@@ -54,12 +60,28 @@ pub enum Frame {
         from: String,
         /// The sender's display name (see [`crate::auth::identity`]).
         name: String,
+        /// The signed-in sender's user id (the token's `sub`); none in open mode.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
         message: String,
         sent_at: String,
         /// The sender's own id for this message, when it gave one (idempotent resends).
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
+    /// A message of the room was edited by its author (or a moderator).
+    #[serde(rename_all = "camelCase")]
+    Edited {
+        room: String,
+        id: String,
+        seq: u64,
+        message: String,
+        edited_at: String,
+    },
+    /// A message of the room was deleted; `history` keeps a tombstone in its place.
+    Deleted { room: String, id: String, seq: u64 },
+    /// Someone in the room is typing (never kept; at most one per connection every 2 s).
+    Typing(Presence),
     /// Someone entered the room.
     Joined(Presence),
     /// Someone left the room (moved on, or disconnected).
@@ -92,11 +114,14 @@ pub enum Frame {
     Error(ErrorFrame),
 }
 
-/// Who entered or left a room.
+/// Who entered or left a room, or is typing in it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Presence {
     pub room: String,
     pub from: String,
+    /// The signed-in user's id; none in open mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub name: String,
 }
 
@@ -104,6 +129,9 @@ pub struct Presence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Member {
     pub from: String,
+    /// The signed-in user's id, to address a person rather than a connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub name: String,
     /// When the connection was made (epoch ms), as the members table has it; not sent.
     #[serde(skip)]
@@ -143,6 +171,9 @@ pub enum ErrorCode {
     NotConnected,
     InvalidClientId,
     InvalidAfter,
+    InvalidId,
+    NotFound,
+    NotAllowed,
 }
 
 impl Frame {
@@ -150,6 +181,9 @@ impl Frame {
     pub fn kind(&self) -> &'static str {
         match self {
             Frame::Message { .. } => "message",
+            Frame::Edited { .. } => "edited",
+            Frame::Deleted { .. } => "deleted",
+            Frame::Typing(_) => "typing",
             Frame::Joined(_) => "joined",
             Frame::Left(_) => "left",
             Frame::Members { .. } => "members",
@@ -165,7 +199,7 @@ impl Frame {
 }
 
 impl ErrorFrame {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ErrorFrame {
             code,
             message: message.into(),
@@ -236,6 +270,7 @@ pub struct Envelope {
     pub room: String,
     pub from: String,
     pub name: String,
+    pub user: Option<String>,
     pub sent_at: String,
     pub client_id: Option<String>,
 }
@@ -297,7 +332,7 @@ pub fn chat_request(body: Option<&str>) -> Result<ChatRequest, ErrorFrame> {
 }
 
 /// The text of an `onMessage` request.
-fn chat_text(object: &serde_json::Map<String, Value>) -> Result<String, ErrorFrame> {
+pub(crate) fn chat_text(object: &serde_json::Map<String, Value>) -> Result<String, ErrorFrame> {
     let message = match object.get("message") {
         None | Some(Value::Null) => {
             return Err(ErrorFrame::new(
@@ -335,6 +370,7 @@ pub fn chat_message_frame(envelope: Envelope, message: String) -> Frame {
         room,
         from,
         name,
+        user,
         sent_at,
         client_id,
     } = envelope;
@@ -344,6 +380,7 @@ pub fn chat_message_frame(envelope: Envelope, message: String) -> Frame {
         room,
         from,
         name,
+        user,
         message,
         sent_at,
         client_id,
@@ -450,7 +487,7 @@ pub fn explain_unrouted(body: Option<&str>) -> ErrorFrame {
         Some(Value::String(action)) => ErrorFrame::new(
             ErrorCode::UnknownAction,
             format!(
-                "Unknown action \"{}\"; the actions are \"{ON_MESSAGE_ACTION}\", \"{JOIN_ACTION}\", \"{WHO_ACTION}\" and \"{HISTORY_ACTION}\", for example {EXAMPLE_REQUEST}.",
+                "Unknown action \"{}\"; the actions are \"{ON_MESSAGE_ACTION}\", \"{EDIT_ACTION}\", \"{DELETE_ACTION}\", \"{TYPING_ACTION}\", \"{JOIN_ACTION}\", \"{WHO_ACTION}\" and \"{HISTORY_ACTION}\", for example {EXAMPLE_REQUEST}.",
                 shorten(action, 64)
             ),
         ),
@@ -464,7 +501,9 @@ pub fn explain_unrouted(body: Option<&str>) -> ErrorFrame {
     }
 }
 
-fn parse_object(body: Option<&str>) -> Result<serde_json::Map<String, Value>, ErrorFrame> {
+pub(crate) fn parse_object(
+    body: Option<&str>,
+) -> Result<serde_json::Map<String, Value>, ErrorFrame> {
     let body = body.unwrap_or_default();
     match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(object)) => Ok(object),
@@ -494,7 +533,7 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 /// Cuts `text` to at most `max` characters so an echoed value cannot bloat a frame.
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
@@ -512,6 +551,7 @@ mod tests {
             room: "lobby".into(),
             from: "R1kmxc2VNjMCFIA=".into(),
             name: "alice".into(),
+            user: None,
             sent_at: "2026-01-01T00:00:00Z".into(),
             client_id: None,
         }
@@ -703,25 +743,65 @@ mod tests {
         let joined = Frame::Joined(Presence {
             room: "r".into(),
             from: "id".into(),
+            user: None,
             name: "n".into(),
         });
         assert_eq!(
             joined.to_json(),
             r#"{"type":"joined","room":"r","from":"id","name":"n"}"#
         );
+        let typing = Frame::Typing(Presence {
+            room: "r".into(),
+            from: "id".into(),
+            user: Some("sub-1".into()),
+            name: "n".into(),
+        });
+        assert_eq!(
+            typing.to_json(),
+            r#"{"type":"typing","room":"r","from":"id","user":"sub-1","name":"n"}"#
+        );
+        let edited = Frame::Edited {
+            room: "r".into(),
+            id: "m".into(),
+            seq: 3,
+            message: "x".into(),
+            edited_at: "t".into(),
+        };
+        assert_eq!(
+            edited.to_json(),
+            r#"{"type":"edited","room":"r","id":"m","seq":3,"message":"x","editedAt":"t"}"#
+        );
+        let deleted = Frame::Deleted {
+            room: "r".into(),
+            id: "m".into(),
+            seq: 3,
+        };
+        assert_eq!(
+            deleted.to_json(),
+            r#"{"type":"deleted","room":"r","id":"m","seq":3}"#
+        );
         let members = Frame::Members {
             room: "r".into(),
             you: "me".into(),
-            members: vec![Member {
-                from: "id".into(),
-                name: "n".into(),
-                connected_at_ms: Some(1),
-            }],
+            members: vec![
+                Member {
+                    from: "id".into(),
+                    user: None,
+                    name: "n".into(),
+                    connected_at_ms: Some(1),
+                },
+                Member {
+                    from: "id2".into(),
+                    user: Some("sub-2".into()),
+                    name: "m".into(),
+                    connected_at_ms: None,
+                },
+            ],
             more: false,
         };
         assert_eq!(
             members.to_json(),
-            r#"{"type":"members","room":"r","you":"me","members":[{"from":"id","name":"n"}],"more":false}"#
+            r#"{"type":"members","room":"r","you":"me","members":[{"from":"id","name":"n"},{"from":"id2","user":"sub-2","name":"m"}],"more":false}"#
         );
         let stored = r#"{"type":"message","z":1,"a":2}"#;
         let history = Frame::History {

@@ -58,14 +58,44 @@ where
 /// The attribute holding the connection's display name.
 pub const NAME: &str = "name";
 
+/// The attribute holding the signed-in user's id.
+pub const USER: &str = "user";
+
 /// The attribute holding the connection's room.
 pub const ROOM: &str = "room";
+
+/// Who a connection is: its display name, and its user when signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who<'a> {
+    pub name: &'a str,
+    pub user: Option<&'a str>,
+}
+
+impl Who<'_> {
+    /// An item of `fields` with `name` and, when signed in, `user`.
+    pub(crate) fn item<const N: usize>(
+        &self,
+        fields: [(&str, AttributeValue); N],
+    ) -> HashMap<String, AttributeValue> {
+        let mut item: HashMap<String, AttributeValue> = fields
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect();
+        item.insert(NAME.into(), AttributeValue::S(self.name.to_owned()));
+        if let Some(user) = self.user {
+            item.insert(USER.into(), AttributeValue::S(user.to_owned()));
+        }
+        item
+    }
+}
 
 /// What the table knows of one connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionRecord {
     pub room: String,
     pub name: String,
+    /// The signed-in user's id (`user`); none in open mode.
+    pub user: Option<String>,
     pub connected_at_ms: i64,
     pub bucket: Option<Bucket>,
 }
@@ -84,6 +114,7 @@ impl ConnectionRecord {
         Some(ConnectionRecord {
             room: text(ROOM).unwrap_or_else(|| crate::protocol::rooms::DEFAULT_ROOM.to_owned()),
             name: text(NAME)?,
+            user: text(USER),
             connected_at_ms: number("connectedAt").unwrap_or_default() as i64,
             bucket,
         })
@@ -205,34 +236,68 @@ impl ConnectionStore {
         &self.table
     }
 
-    /// Records a new connection, its room and display name. `connected_at_ms` comes from
-    /// the event, `now_secs` sets the expiry.
+    /// Records a new connection, its room, display name and signed-in user.
+    /// `connected_at_ms` comes from the event, `now_secs` sets the expiry.
     pub async fn add(
         &self,
         id: &str,
         room: &str,
-        name: &str,
+        who: Who<'_>,
         connected_at_ms: i64,
         now_secs: i64,
     ) -> Result<(), StoreError> {
+        let item = who.item([
+            (KEY, AttributeValue::S(id.to_owned())),
+            (ROOM, AttributeValue::S(room.to_owned())),
+            (
+                "connectedAt",
+                AttributeValue::N(connected_at_ms.to_string()),
+            ),
+            (
+                "expiresAt",
+                AttributeValue::N(expires_at(now_secs).to_string()),
+            ),
+        ]);
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(KEY, AttributeValue::S(id.to_owned()))
-            .item(ROOM, AttributeValue::S(room.to_owned()))
-            .item(NAME, AttributeValue::S(name.to_owned()))
-            .item(
-                "connectedAt",
-                AttributeValue::N(connected_at_ms.to_string()),
-            )
-            .item(
-                "expiresAt",
-                AttributeValue::N(expires_at(now_secs).to_string()),
-            )
+            .set_item(Some(item))
             .send()
             .await
             .map_err(store_error("PutItem"))?;
         Ok(())
+    }
+
+    /// Notes that the connection is typing at `now_ms`, unless it did less than `gap_ms`
+    /// before: its record when noted, `None` when too soon (or the connection is unknown).
+    pub async fn mark_typing(
+        &self,
+        id: &str,
+        now_ms: i64,
+        gap_ms: i64,
+    ) -> Result<Option<ConnectionRecord>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .update_expression("SET typedAt = :now")
+            .condition_expression(
+                "attribute_exists(#id) AND (attribute_not_exists(typedAt) OR typedAt <= :before)",
+            )
+            .expression_attribute_names("#id", KEY)
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(
+                ":before",
+                AttributeValue::N((now_ms - gap_ms).to_string()),
+            )
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        Ok(conditional("UpdateItem", result)?
+            .and_then(|output| output.attributes)
+            .as_ref()
+            .and_then(ConnectionRecord::from_item))
     }
 
     /// What the table knows of a connection (a strongly consistent read).

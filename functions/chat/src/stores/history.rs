@@ -6,6 +6,7 @@
 //! - `s#<seq>` (20 digits, so text order is number order), a kept message: `frame`, the
 //!   chat frame exactly as broadcast, `keptAt` (epoch ms) and `expiresAt` (the table's
 //!   TTL, `HISTORY_HOURS`).
+//! - `i#<id>`, a kept message's `id`: its `seq` and `author` (see [`super::edits`]).
 //! - `c#<clientId>`, a `clientId` the room has kept: `claimedAt` (epoch ms), then `seq`
 //!   and `frame` once the message is kept, `unsent` while its broadcast failed, and
 //!   `expiresAt` as the message's. A claim left without a frame for [`STALE_CLAIM_MS`] (its
@@ -97,15 +98,15 @@ impl Kept {
     }
 }
 
-fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
+pub(super) fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
     item.get(key)?.as_n().ok()?.parse().ok()
 }
 
 /// The messages of every room.
 #[derive(Clone, Debug)]
 pub struct MessageStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 impl MessageStore {

@@ -1,5 +1,5 @@
 //! Each room's members, kept in DynamoDB (`MEMBERS_TABLE`): partition key `room`, sort key
-//! `connectionid`, with the member's `name`, `connectedAt` and `expiresAt` (TTL, as on the
+//! `connectionid`, with the member's `name`, `user` (signed in), `connectedAt` and `expiresAt` (TTL, as on the
 //! connection table).
 //!
 //! A broadcast reads its own room only, with strongly consistent `Query` pages, so a member
@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::Client;
 
 use crate::protocol::Member;
 use crate::stores::connections::{
-    batch_delete, conditional, expires_at, store_error, StoreError, GONE_GRACE_MS, KEY, NAME, ROOM,
+    batch_delete, conditional, expires_at, store_error, StoreError, Who, GONE_GRACE_MS, KEY, NAME,
+    ROOM, USER,
 };
 
 /// One page of a room's members, and how many items DynamoDB read for it.
@@ -40,27 +41,31 @@ impl MemberStore {
         }
     }
 
-    /// Adds a connection to a room.
+    /// Adds a connection to a room, under its name and user.
     pub async fn add(
         &self,
         room: &str,
         id: &str,
-        name: &str,
+        who: Who<'_>,
         connected_at_ms: i64,
         now_secs: i64,
     ) -> Result<(), StoreError> {
-        let expires = expires_at(now_secs);
+        let item = who.item([
+            (ROOM, AttributeValue::S(room.to_owned())),
+            (KEY, AttributeValue::S(id.to_owned())),
+            (
+                "connectedAt",
+                AttributeValue::N(connected_at_ms.to_string()),
+            ),
+            (
+                "expiresAt",
+                AttributeValue::N(expires_at(now_secs).to_string()),
+            ),
+        ]);
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(ROOM, AttributeValue::S(room.to_owned()))
-            .item(KEY, AttributeValue::S(id.to_owned()))
-            .item(NAME, AttributeValue::S(name.to_owned()))
-            .item(
-                "connectedAt",
-                AttributeValue::N(connected_at_ms.to_string()),
-            )
-            .item("expiresAt", AttributeValue::N(expires.to_string()))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(store_error("PutItem"))?;
@@ -151,8 +156,9 @@ impl MemberStore {
             .expression_attribute_names("#room", ROOM)
             .expression_attribute_names("#id", KEY)
             .expression_attribute_names("#name", NAME)
+            .expression_attribute_names("#user", USER)
             .expression_attribute_values(":room", AttributeValue::S(room.to_owned()))
-            .projection_expression("#id, #name, connectedAt")
+            .projection_expression("#id, #name, #user, connectedAt")
             .consistent_read(true)
             .set_limit(limit)
             .set_exclusive_start_key(start)
@@ -165,6 +171,7 @@ impl MemberStore {
             .filter_map(|item| {
                 Some(Member {
                     from: item.get(KEY)?.as_s().ok()?.clone(),
+                    user: item.get(USER).and_then(|user| user.as_s().ok()).cloned(),
                     name: item
                         .get(NAME)
                         .and_then(|name| name.as_s().ok())

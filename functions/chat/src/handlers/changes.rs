@@ -1,0 +1,232 @@
+//! `edit`, `delete` and `typing`, served by the `onMessage` function: changing a message
+//! of one's room (its author edits or deletes it, a moderator may delete it; within the
+//! sender's rate) and telling the
+//! room (`edited`, `deleted`), and telling the room that someone is typing (never kept, at
+//! most one per connection every [`TYPING_GAP_MS`], none in rooms above `PresenceLimit`).
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::{SecondsFormat, Utc};
+
+use super::{display_name, is_moderator, signed_in_user, status, App};
+use crate::delivery::broadcast::Audience;
+use crate::delivery::management::Connections;
+use crate::protocol::changes::{self, ChangeRequest};
+use crate::protocol::{ErrorFrame, Frame, Presence};
+use crate::stores::admission::{self, Admission};
+use crate::stores::connections::ConnectionRecord;
+use crate::stores::edits::{author_key, Found};
+
+/// A connection's typing notices are at least this far apart; more are dropped.
+pub const TYPING_GAP_MS: i64 = 2_000;
+
+/// How often an edit that lost a race with another change of the same message is tried
+/// again on the frame that change wrote.
+const ATTEMPTS: usize = 3;
+
+impl App {
+    /// `edit` or `delete` (`deleting`): find the message in the sender's room, check who
+    /// may change it, rewrite it where it is kept and tell the room.
+    pub(super) async fn change(
+        &self,
+        id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+        deleting: bool,
+    ) -> ApiGatewayProxyResponse {
+        let Some(client) = self.management_client(event) else {
+            return status(500);
+        };
+        let body = event.body.as_deref();
+        let request = if deleting {
+            changes::delete_request(body)
+        } else {
+            changes::edit_request(body)
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return self.refuse(&client, id, error, 400).await,
+        };
+        let record = match self.admit(&client, id).await {
+            Ok(record) => record,
+            Err(code) => return status(code),
+        };
+        let user = signed_in_user(event).or(record.user.clone());
+        let moderator = is_moderator(event);
+        let changed = match self
+            .rewrite(
+                &record.room,
+                &request,
+                &author_key(user.as_deref(), id),
+                moderator,
+            )
+            .await
+        {
+            Ok(changed) => changed,
+            Err((error, code)) => return self.refuse(&client, id, error, code).await,
+        };
+        tracing::info!(
+            connection_id = id,
+            user,
+            room = record.room,
+            message_id = request.id,
+            action = if deleting { "delete" } else { "edit" },
+            author = changed.author,
+            by_moderator = changed.by_moderator,
+            "changed a message"
+        );
+        let frame = match request.message {
+            Some(message) => Frame::Edited {
+                room: record.room.clone(),
+                id: request.id,
+                seq: changed.seq,
+                message,
+                edited_at: changed.at,
+            },
+            None => Frame::Deleted {
+                room: record.room.clone(),
+                id: request.id,
+                seq: changed.seq,
+            },
+        };
+        let endpoint = self
+            .config
+            .callback_endpoint(&event.request_context)
+            .unwrap_or_default();
+        let audience = self.audience(&record.room, None);
+        let announced = Box::pin(self.announce(&client, audience, &frame, Some(&endpoint)));
+        match announced.await {
+            Ok(()) => status(200),
+            Err(_) => status(500),
+        }
+    }
+
+    /// Rewrites message `request.id` of `room` as `author` (or a moderator) asks: the new
+    /// frame's `seq` and time, or the error to answer and its status.
+    async fn rewrite(
+        &self,
+        room: &str,
+        request: &ChangeRequest,
+        author: &str,
+        moderator: bool,
+    ) -> Result<Changed, (ErrorFrame, i64)> {
+        for _ in 0..ATTEMPTS {
+            let now = Utc::now();
+            let found = self.history.find(room, &request.id, now.timestamp()).await;
+            let Found {
+                seq,
+                author: by,
+                frame,
+            } = match found {
+                Ok(Some(found)) if !changes::is_deleted(&found.frame) => found,
+                Ok(_) => return Err((changes::not_found(&request.id), 404)),
+                Err(error) => {
+                    tracing::error!(room, message_id = request.id, %error, "could not read the message");
+                    return Err((ErrorFrame::unavailable(), 500));
+                }
+            };
+            // A moderator may take anyone's message down, never put words in it.
+            let by_moderator = by != author;
+            if by_moderator && (!moderator || request.message.is_some()) {
+                return Err((changes::not_allowed(&request.id), 403));
+            }
+            let at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let next = match &request.message {
+                Some(message) => changes::edited(&frame, message, &at),
+                None => changes::tombstone(&frame, &at),
+            }
+            .map_err(|error| (error, 400))?;
+            match self.history.rewrite(room, seq, &frame, &next).await {
+                Ok(true) => {
+                    return Ok(Changed {
+                        seq,
+                        at,
+                        author: by,
+                        by_moderator,
+                    })
+                }
+                // Changed meanwhile: read it again.
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::error!(room, message_id = request.id, %error, "could not change the message");
+                    return Err((ErrorFrame::unavailable(), 500));
+                }
+            }
+        }
+        Err((ErrorFrame::unavailable(), 409))
+    }
+
+    /// Spends from the sender's rate: its record, or the status answered (the sender has
+    /// been told why).
+    async fn admit(&self, client: &Connections, id: &str) -> Result<ConnectionRecord, i64> {
+        let now_ms = || Utc::now().timestamp_millis();
+        match admission::admit(&self.store, id, self.config.rate, now_ms).await {
+            Ok(Admission::Allowed(record)) => Ok(record),
+            Ok(Admission::Unknown) => {
+                self.reply(client, id, ErrorFrame::not_connected()).await;
+                Err(403)
+            }
+            Ok(Admission::Limited { retry_after_ms }) => {
+                self.reply(client, id, ErrorFrame::rate_limited(retry_after_ms))
+                    .await;
+                Err(429)
+            }
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not read the sender");
+                self.reply(client, id, ErrorFrame::unavailable()).await;
+                Err(500)
+            }
+        }
+    }
+
+    async fn refuse(
+        &self,
+        client: &Connections,
+        id: &str,
+        error: ErrorFrame,
+        code: i64,
+    ) -> ApiGatewayProxyResponse {
+        self.reply(client, id, error).await;
+        status(code)
+    }
+
+    /// `typing`: tell the others in the sender's room, at most once every
+    /// [`TYPING_GAP_MS`]; more are dropped without an answer.
+    pub(super) async fn typing(
+        &self,
+        id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let now_ms = Utc::now().timestamp_millis();
+        let record = match self.store.mark_typing(id, now_ms, TYPING_GAP_MS).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return status(200),
+            Err(error) => {
+                tracing::warn!(connection_id = id, %error, "could not note the typing");
+                return status(500);
+            }
+        };
+        let Some(client) = self.management_client(event) else {
+            return status(500);
+        };
+        let frame = Frame::Typing(Presence {
+            room: record.room.clone(),
+            from: id.to_owned(),
+            user: signed_in_user(event).or(record.user),
+            name: display_name(event, &record.name),
+        });
+        let audience = Audience {
+            limit: Some(self.config.presence_limit),
+            ..self.audience(&record.room, Some(id))
+        };
+        let _ = self.announce(&client, audience, &frame, None).await;
+        status(200)
+    }
+}
+
+/// A message rewritten: its `seq`, when, its author, and whether a moderator (not its
+/// author) changed it.
+struct Changed {
+    seq: u64,
+    at: String,
+    author: String,
+    by_moderator: bool,
+}

@@ -1,0 +1,234 @@
+//! What a conversation needs beyond sending, through the real local stack: signed-in
+//! users named in frames and member lists (`user`), editing and deleting one's own
+//! messages (and a moderator deleting anyone's), with `history` showing the edit or a
+//! tombstone, and typing notices — to the others only, at most one per 2 s, never kept.
+
+mod common;
+
+use std::time::Duration;
+
+use chat_local::signing::SigningKey;
+use common::*;
+use e2e::issuer::TestIssuer;
+use serde_json::{json, Value};
+
+const AUDIENCE: &str = "chat-test-client";
+const FRAME: Duration = Duration::from_secs(10);
+
+fn jwt_stack(issuer: &TestIssuer) -> Options {
+    let mut options = Options::project();
+    options.overrides.extend([
+        "AuthMode=jwt".to_owned(),
+        format!("JwtIssuer={}", issuer.url),
+        format!("JwtAudience={AUDIENCE}"),
+    ]);
+    options
+}
+
+/// A client signed in as `sub` in `room`, with `groups` in `cognito:groups`.
+async fn signed_in(
+    stack: &Stack,
+    issuer: &TestIssuer,
+    key: &SigningKey,
+    sub: &str,
+    groups: &[&str],
+    room: &str,
+) -> Client {
+    let mut claims = issuer.claims(AUDIENCE, sub, sub);
+    claims["cognito:groups"] = json!(groups);
+    let url = format!(
+        "{}/Test?room={room}&token={}",
+        stack.ws_url,
+        key.token(&claims)
+    );
+    Client::connect(&url).await.expect("signed-in handshake")
+}
+
+/// The error frame answering the last request.
+async fn error(client: &mut Client) -> Value {
+    client.frame_of("error", FRAME).await
+}
+
+/// The room's history as the asker gets it.
+async fn history(client: &mut Client) -> Vec<Value> {
+    client.send_json(json!({"action": "history"})).await;
+    let frame = client.frame_of("history", FRAME).await;
+    frame["messages"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_authors_edit_and_delete_their_messages_and_moderators_anyones() {
+    let key = SigningKey::rs256("rsa-conv").unwrap();
+    let issuer = TestIssuer::start(&[&key], true).await;
+    let stack = Stack::start(jwt_stack(&issuer)).await;
+    let room = unique("conv");
+    let mut alice = signed_in(&stack, &issuer, &key, "sub-alice", &[], &room).await;
+    let mut bob = signed_in(&stack, &issuer, &key, "sub-bob", &["readers"], &room).await;
+    let mut moderator = signed_in(&stack, &issuer, &key, "sub-mod", &["moderators"], &room).await;
+    // Alice's second device.
+    let mut alice2 = signed_in(&stack, &issuer, &key, "sub-alice", &[], &room).await;
+
+    // Frames and members name the user.
+    alice.say("first draft").await;
+    let mut said = Value::Null;
+    for client in [&mut alice, &mut bob, &mut moderator, &mut alice2] {
+        said = client.message_within(FRAME).await;
+        assert_eq!(said["user"], "sub-alice", "{said}");
+    }
+    let id = said["id"].as_str().unwrap().to_owned();
+    bob.send_json(json!({"action": "who"})).await;
+    let members = bob.frame_of("members", FRAME).await;
+    let mut users: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user"].as_str().unwrap())
+        .collect();
+    users.sort();
+    assert_eq!(users, ["sub-alice", "sub-alice", "sub-bob", "sub-mod"]);
+
+    // Someone else's message: refused, for an edit and for a delete by a non-moderator.
+    bob.send_json(json!({"action": "edit", "id": id, "message": "bob was here"}))
+        .await;
+    assert_eq!(error(&mut bob).await["code"], "not_allowed");
+    bob.send_json(json!({"action": "delete", "id": id})).await;
+    assert_eq!(error(&mut bob).await["code"], "not_allowed");
+    moderator
+        .send_json(json!({"action": "edit", "id": id, "message": "mod words"}))
+        .await;
+    assert_eq!(
+        error(&mut moderator).await["code"],
+        "not_allowed",
+        "a moderator deletes, but never puts words in someone's mouth"
+    );
+    bob.send_json(json!({"action": "edit", "id": "no-such-id", "message": "x"}))
+        .await;
+    assert_eq!(error(&mut bob).await["code"], "not_found");
+    bob.send_json(json!({"action": "edit", "message": "x"}))
+        .await;
+    assert_eq!(error(&mut bob).await["code"], "invalid_id");
+
+    // The author edits from her other device: the room sees it.
+    alice2
+        .send_json(json!({"action": "edit", "id": id, "message": "final words"}))
+        .await;
+    for client in [&mut alice, &mut bob, &mut moderator, &mut alice2] {
+        let edited = client.frame_of("edited", FRAME).await;
+        assert_eq!(
+            (edited["id"].as_str(), edited["message"].as_str()),
+            (Some(id.as_str()), Some("final words"))
+        );
+        assert_eq!(edited["seq"], said["seq"]);
+        assert!(edited["editedAt"].is_string());
+    }
+    let kept = history(&mut bob).await;
+    let entry = kept.iter().find(|m| m["id"] == id.as_str()).unwrap();
+    assert_eq!(entry["message"], "final words");
+    assert!(entry["editedAt"].is_string());
+
+    // A moderator deletes it: a tombstone in its place.
+    moderator
+        .send_json(json!({"action": "delete", "id": id}))
+        .await;
+    for client in [&mut alice, &mut bob, &mut moderator, &mut alice2] {
+        let deleted = client.frame_of("deleted", FRAME).await;
+        assert_eq!(deleted["id"], id.as_str());
+        assert_eq!(deleted["room"], room.as_str());
+    }
+    let kept = history(&mut alice).await;
+    let entry = kept.iter().find(|m| m["id"] == id.as_str()).unwrap();
+    assert_eq!(
+        (entry["deleted"].clone(), entry["message"].clone()),
+        (json!(true), json!(""))
+    );
+    assert_eq!(entry["seq"], said["seq"], "it keeps its place");
+    alice
+        .send_json(json!({"action": "edit", "id": id, "message": "back"}))
+        .await;
+    assert_eq!(error(&mut alice).await["code"], "not_found");
+    let logged: Vec<Value> = stack
+        .output()
+        .iter()
+        .filter(|line| line.contains("changed a message"))
+        .filter_map(|line| serde_json::from_str::<Value>(&line[line.find('{')?..]).ok())
+        .map(|line| line["fields"].clone())
+        .collect();
+    assert!(
+        logged.iter().any(|fields| fields["user"] == "sub-mod"
+            && fields["by_moderator"] == true
+            && fields["author"] == "u#sub-alice"
+            && fields["action"] == "delete"),
+        "the moderator's action is logged, who did what to whom: {logged:?}"
+    );
+
+    // An author deletes her own.
+    bob.say("oops").await;
+    let oops = bob.message_within(FRAME).await;
+    bob.send_json(json!({"action": "delete", "id": oops["id"]}))
+        .await;
+    assert_eq!(alice.frame_of("deleted", FRAME).await["id"], oops["id"]);
+    for client in [alice, alice2, bob, moderator] {
+        client.close().await;
+    }
+    let _ = stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_reaches_the_others_at_most_every_two_seconds_and_open_mode_edits_are_the_connections(
+) {
+    let stack = Stack::start(Options::project()).await;
+    let room = unique("typing");
+    let mut a = stack.join(&room).await;
+    let mut b = stack.join(&room).await;
+    let mut c = stack.join(&room).await;
+
+    a.send_json(json!({"action": "typing"})).await;
+    let mut from = String::new();
+    for client in [&mut b, &mut c] {
+        let typing = client.frame_of("typing", FRAME).await;
+        assert_eq!(typing["room"], room.as_str());
+        assert!(typing.get("user").is_none(), "open mode: no user");
+        from = typing["from"].as_str().unwrap().to_owned();
+    }
+    assert!(
+        a.frames_until_quiet("typing", Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "not to the one typing"
+    );
+
+    // A burst of ten, after the first's 2 s have passed: one goes out.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..10 {
+        a.send_json(json!({"action": "typing"})).await;
+    }
+    let seen = b
+        .frames_until_quiet("typing", Duration::from_millis(1500))
+        .await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(history(&mut c).await.is_empty(), "typing is never kept");
+
+    // Open mode: a message is its connection's to change.
+    a.say("typo").await;
+    let typo = a.message_within(FRAME).await;
+    assert_eq!(typo["from"], from.as_str());
+    b.send_json(json!({"action": "edit", "id": typo["id"], "message": "b's"}))
+        .await;
+    assert_eq!(error(&mut b).await["code"], "not_allowed");
+    a.send_json(json!({"action": "edit", "id": typo["id"], "message": "fixed"}))
+        .await;
+    assert_eq!(c.frame_of("edited", FRAME).await["message"], "fixed");
+    let mut again = stack.join(&room).await;
+    again
+        .send_json(json!({"action": "delete", "id": typo["id"]}))
+        .await;
+    assert_eq!(
+        error(&mut again).await["code"],
+        "not_allowed",
+        "another connection of the same person is another author in open mode"
+    );
+    for client in [a, b, c, again] {
+        client.close().await;
+    }
+    let _ = stack.stop().await;
+}
