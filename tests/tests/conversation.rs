@@ -1,7 +1,8 @@
 //! What a conversation needs beyond sending, through the real local stack: signed-in
 //! users named in frames and member lists (`user`), editing and deleting one's own
 //! messages (and a moderator deleting anyone's), with `history` showing the edit or a
-//! tombstone, and typing notices — to the others only, at most one per 2 s, never kept.
+//! tombstone, and typing notices — to the others only, at most one per 2 s, never kept;
+//! direct messages to every device of a user, and moderators' kick and ban.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use chat_local::signing::SigningKey;
 use common::*;
 use e2e::issuer::TestIssuer;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 const AUDIENCE: &str = "chat-test-client";
@@ -228,6 +230,250 @@ async fn typing_reaches_the_others_at_most_every_two_seconds_and_open_mode_edits
         "another connection of the same person is another author in open mode"
     );
     for client in [a, b, c, again] {
+        client.close().await;
+    }
+    let _ = stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_messages_reach_every_device_of_both_users_and_no_one_else() {
+    let key = SigningKey::rs256("rsa-dm").unwrap();
+    let issuer = TestIssuer::start(&[&key], true).await;
+    let stack = Stack::start(jwt_stack(&issuer)).await;
+    let room = unique("dm");
+    let mut alice = signed_in(&stack, &issuer, &key, "sub-alice", &[], &room).await;
+    // Her phone is in another room: direct messages follow the user, not the room.
+    let mut phone = signed_in(
+        &stack,
+        &issuer,
+        &key,
+        "sub-alice",
+        &[],
+        &unique("elsewhere"),
+    )
+    .await;
+    let mut bob = signed_in(&stack, &issuer, &key, "sub-bob", &[], &room).await;
+    let mut carol = signed_in(&stack, &issuer, &key, "sub-carol", &[], &room).await;
+
+    let dm = json!({"action": "dm", "to": "sub-alice", "message": "psst", "clientId": "dm-1"});
+    bob.send_json(dm.clone()).await;
+    for client in [&mut alice, &mut phone] {
+        let frame = client.frame_of("dm", FRAME).await;
+        assert_eq!(
+            (
+                &frame["with"],
+                &frame["user"],
+                &frame["to"],
+                &frame["message"]
+            ),
+            (
+                &json!("sub-bob"),
+                &json!("sub-bob"),
+                &json!("sub-alice"),
+                &json!("psst")
+            )
+        );
+        assert_eq!(frame["seq"], 1, "the conversation's first message");
+    }
+    let own = bob.frame_of("dm", FRAME).await;
+    assert_eq!(
+        own["with"], "sub-alice",
+        "the sender sees the other side as with"
+    );
+    assert_eq!(own["clientId"], "dm-1");
+    assert!(
+        carol
+            .frames_until_quiet("dm", Duration::from_secs(1))
+            .await
+            .is_empty(),
+        "nobody else"
+    );
+
+    // A repeat of the clientId: the sender alone is answered, with the original.
+    bob.send_json(dm).await;
+    let again = bob.frame_of("dm", FRAME).await;
+    assert_eq!((&again["id"], &again["seq"]), (&own["id"], &own["seq"]));
+    assert!(alice
+        .frames_until_quiet("dm", Duration::from_secs(1))
+        .await
+        .is_empty());
+
+    // Errors: a user never seen, a malformed one.
+    bob.send_json(json!({"action": "dm", "to": "sub-nobody", "message": "hi"}))
+        .await;
+    assert_eq!(error(&mut bob).await["code"], "unknown_user");
+    bob.send_json(json!({"action": "dm", "to": 7, "message": "hi"}))
+        .await;
+    assert_eq!(error(&mut bob).await["code"], "invalid_user");
+
+    // The conversation's history, paged as a room's; each side sees the other as with.
+    for n in 0..3 {
+        alice
+            .send_json(json!({"action": "dm", "to": "sub-bob", "message": format!("re {n}")}))
+            .await;
+        alice.frame_of("dm", FRAME).await;
+    }
+    alice
+        .send_json(json!({"action": "history", "with": "sub-bob", "after": 0, "limit": 2}))
+        .await;
+    let page = alice.frame_of("history", FRAME).await;
+    assert_eq!(page["with"], "sub-bob");
+    assert!(page.get("room").is_none(), "a conversation, not a room");
+    assert_eq!(page["more"], true);
+    let messages = page["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        (&messages[0]["message"], &messages[0]["with"]),
+        (&json!("psst"), &json!("sub-bob"))
+    );
+    bob.send_json(json!({"action": "history", "with": "sub-alice", "after": 2}))
+        .await;
+    let rest = bob.frame_of("history", FRAME).await;
+    let texts: Vec<&str> = rest["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["re 1", "re 2"]);
+    assert!(rest["messages"][0]["with"] == "sub-alice");
+    // Carol asking about Bob reads her own conversation with him: empty.
+    carol
+        .send_json(json!({"action": "history", "with": "sub-bob"}))
+        .await;
+    let hers = carol.frame_of("history", FRAME).await;
+    assert_eq!(hers["messages"], json!([]));
+    for client in [alice, phone, bob, carol] {
+        client.close().await;
+    }
+    let _ = stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderators_kick_and_ban_in_their_room_and_nobody_else_may() {
+    let key = SigningKey::rs256("rsa-mod").unwrap();
+    let issuer = TestIssuer::start(&[&key], true).await;
+    let stack = Stack::start(jwt_stack(&issuer)).await;
+    let room = unique("modroom");
+    let url = |sub: &str| {
+        let claims = issuer.claims(AUDIENCE, sub, sub);
+        format!(
+            "{}/Test?room={room}&token={}",
+            stack.ws_url,
+            key.token(&claims)
+        )
+    };
+    let mut moderator = signed_in(&stack, &issuer, &key, "sub-mod", &["moderators"], &room).await;
+    let mut bob = signed_in(&stack, &issuer, &key, "sub-bob", &[], &room).await;
+    let mut alice = signed_in(&stack, &issuer, &key, "sub-alice", &[], &room).await;
+
+    // Not a moderator: refused.
+    bob.send_json(json!({"action": "kick", "user": "sub-alice"}))
+        .await;
+    assert_eq!(error(&mut bob).await["code"], "not_allowed");
+    bob.send_json(json!({"action": "ban", "user": "sub-alice", "minutes": 5}))
+        .await;
+    assert_eq!(error(&mut bob).await["code"], "not_allowed");
+
+    // A kick closes her connection; her $disconnect tells the room; she may come back.
+    moderator
+        .send_json(json!({"action": "kick", "user": "sub-alice"}))
+        .await;
+    let done = moderator.frame_of("moderated", FRAME).await;
+    assert_eq!(
+        (&done["action"], &done["connections"]),
+        (&json!("kick"), &json!(1))
+    );
+    let closed = tokio::time::timeout(FRAME, async {
+        loop {
+            match alice.socket.next().await {
+                None
+                | Some(Err(_))
+                | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the kicked connection is closed");
+    let left = bob.frame_of("left", FRAME).await;
+    assert_eq!(left["user"], "sub-alice");
+    let mut alice = Client::connect(&url("sub-alice"))
+        .await
+        .expect("back after a kick");
+
+    // A ban: her messages, a new connection and a join to the room are refused.
+    moderator
+        .send_json(json!({"action": "ban", "user": "sub-alice", "minutes": 10}))
+        .await;
+    let done = moderator.frame_of("moderated", FRAME).await;
+    assert_eq!(
+        (&done["action"], &done["connections"]),
+        (&json!("ban"), &json!(1))
+    );
+    assert!(done["until"].is_string());
+    alice.say("let me in").await;
+    let refused = error(&mut alice).await;
+    assert_eq!(refused["code"], "banned");
+    assert_eq!(refused["until"], done["until"]);
+    assert!(
+        bob.frames_until_quiet("message", Duration::from_secs(1))
+            .await
+            .is_empty(),
+        "nothing of hers reached the room"
+    );
+    assert_eq!(handshake_status(&url("sub-alice")).await, 403);
+    let mut elsewhere = signed_in(&stack, &issuer, &key, "sub-alice", &[], &unique("other")).await;
+    elsewhere
+        .send_json(json!({"action": "join", "room": room}))
+        .await;
+    assert_eq!(error(&mut elsewhere).await["code"], "banned");
+
+    // Lifted: everything works again.
+    moderator
+        .send_json(json!({"action": "unban", "user": "sub-alice"}))
+        .await;
+    assert_eq!(
+        moderator.frame_of("moderated", FRAME).await["action"],
+        "unban"
+    );
+    alice.say("thanks").await;
+    assert_eq!(bob.message_within(FRAME).await["message"], "thanks");
+    elsewhere
+        .send_json(json!({"action": "join", "room": room}))
+        .await;
+    assert_eq!(
+        elsewhere.frame_of("joined", FRAME).await["room"],
+        room.as_str()
+    );
+    assert_eq!(handshake_status(&url("sub-alice")).await, 101);
+
+    let logged: Vec<Value> = stack
+        .output()
+        .iter()
+        .filter(|line| line.contains("moderator action"))
+        .filter_map(|line| serde_json::from_str::<Value>(&line[line.find('{')?..]).ok())
+        .map(|line| line["fields"].clone())
+        .collect();
+    let actions: Vec<(&str, &str, &str)> = logged
+        .iter()
+        .map(|f| {
+            (
+                f["moderator"].as_str().unwrap(),
+                f["action"].as_str().unwrap(),
+                f["user"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("sub-mod", "kick", "sub-alice"),
+            ("sub-mod", "ban", "sub-alice"),
+            ("sub-mod", "unban", "sub-alice")
+        ]
+    );
+    for client in [moderator, bob, alice, elsewhere] {
         client.close().await;
     }
     let _ = stack.stop().await;

@@ -24,12 +24,17 @@ fn list(value: &Value) -> Vec<Value> {
 
 #[test]
 fn every_statement_is_scoped_to_this_stack() {
-    let tables: Vec<Value> = ["ChatTable", "MembersTable", "MessagesTable"]
+    let tables: Vec<Value> = ["ChatTable", "MembersTable", "MessagesTable", "UsersTable"]
         .iter()
         .map(|table| json!({"Fn::GetAtt": [table, "Arn"]}))
         .collect();
     let connections = json!({"Fn::Sub":
         "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/${StageName}/POST/@connections/*"});
+    // A kick closes connections: DELETE on the same path, and only there.
+    let closes = json!({"Fn::Sub":
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ChatApi}/${StageName}/DELETE/@connections/*"});
+    // A user's connections: the connections table's user index, nothing else of it.
+    let user_index = json!({"Fn::Sub": "${ChatTable.Arn}/index/user-index"});
     let fanout = json!({"Fn::GetAtt": ["FanoutFunction", "Arn"]});
     // The worker names itself by its FunctionName (GetAtt on itself would be a cycle).
     let fanout_by_name = json!({"Fn::Sub":
@@ -72,7 +77,8 @@ fn every_statement_is_scoped_to_this_stack() {
                     let s3 = actions.iter().all(|a| a.starts_with("s3:"));
                     assert!(
                         (dynamodb && tables.contains(&resource))
-                            || (execute_api && resource == connections)
+                            || (dynamodb && resource == user_index && actions == ["dynamodb:Query"])
+                            || (execute_api && (resource == connections || resource == closes))
                             || (invoke && (resource == fanout || resource == fanout_by_name))
                             || (s3 && (resource == site_objects || resource == site_bucket)),
                         "{id} grants {actions:?} on {resource}, beyond this stack's tables, @connections path and fan-out worker"
@@ -81,6 +87,8 @@ fn every_statement_is_scoped_to_this_stack() {
                         .as_str()
                         .or((resource == site_objects).then_some("SiteBucketObjects"))
                         .or((resource == fanout_by_name).then_some("FanoutFunction"))
+                        .or((resource == user_index).then_some("ChatUserIndex"))
+                        .or((resource == closes).then_some("ApiDelete"))
                     {
                         Some(table) => table
                             .trim_end_matches("Table")
@@ -116,6 +124,9 @@ fn every_statement_is_scoped_to_this_stack() {
             "Members dynamodb:Query",
             "Members dynamodb:DeleteItem",
             "Members dynamodb:BatchWriteItem",
+            // A signed-in user's ban from the room, and the record that they were here.
+            "Users dynamodb:GetItem",
+            "Users dynamodb:PutItem",
             "Api execute-api:ManageConnections",
         ])
     );
@@ -146,6 +157,9 @@ fn every_statement_is_scoped_to_this_stack() {
             "Messages dynamodb:UpdateItem",
             "Messages dynamodb:GetItem",
             "Messages dynamodb:DeleteItem",
+            // A direct message: both users' connections, and whether the recipient exists.
+            "ChatUserIndex dynamodb:Query",
+            "Users dynamodb:GetItem",
             "Api execute-api:ManageConnections",
             "Fanout lambda:InvokeFunction",
         ])
@@ -176,7 +190,13 @@ fn every_statement_is_scoped_to_this_stack() {
             "Members dynamodb:BatchWriteItem",
             "Messages dynamodb:Query",
             "Messages dynamodb:GetItem",
+            // A moderator's kick and ban: the user's connections, the ban, the closing.
+            "ChatUserIndex dynamodb:Query",
+            "Users dynamodb:GetItem",
+            "Users dynamodb:PutItem",
+            "Users dynamodb:DeleteItem",
             "Api execute-api:ManageConnections",
+            "ApiDelete execute-api:ManageConnections",
         ])
     );
     assert_eq!(
@@ -236,9 +256,12 @@ fn only_this_api_may_invoke_the_functions() {
         ("DisconnectFunction", routes(&["$disconnect"])),
         (
             "OnMessageFunction",
-            routes(&["onMessage", "edit", "delete", "typing"]),
+            routes(&["onMessage", "dm", "edit", "delete", "typing"]),
         ),
-        ("RoomsFunction", routes(&["join", "who", "history"])),
+        (
+            "RoomsFunction",
+            routes(&["join", "who", "history", "kick", "ban", "unban"]),
+        ),
     ]
     .into_iter()
     .map(|(f, r)| (f.to_owned(), r))

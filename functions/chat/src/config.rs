@@ -23,6 +23,9 @@ pub struct Config {
     pub members_table: String,
     /// Table of each room's messages (`MESSAGES_TABLE`, default `<TABLE_NAME>-messages`).
     pub messages_table: String,
+    /// Table of the users who have signed in and of rooms' bans (`USERS_TABLE`, default
+    /// `<TABLE_NAME>-users`).
+    pub users_table: String,
     /// Rooms with more members than this get no `joined`/`left` notices
     /// (`PRESENCE_LIMIT`, default 200): each would cost a post per member.
     pub presence_limit: usize,
@@ -83,6 +86,7 @@ impl Config {
         Ok(Config {
             members_table: table("MEMBERS_TABLE", "members"),
             messages_table: table("MESSAGES_TABLE", "messages"),
+            users_table: table("USERS_TABLE", "users"),
             history_hours: positive("HISTORY_HOURS", 24.0)?.ceil() as u32,
             presence_limit: match var("PRESENCE_LIMIT") {
                 None => DEFAULT_PRESENCE_LIMIT,
@@ -235,6 +239,7 @@ mod tests {
             ),
             ("M", "T-messages")
         );
+        assert_eq!(tables.users_table, "T-users");
     }
 
     #[test]

@@ -197,6 +197,10 @@ impl App {
     ) -> ApiGatewayProxyResponse {
         let now_ms = Utc::now().timestamp_millis();
         let record = match self.store.mark_typing(id, now_ms, TYPING_GAP_MS).await {
+            // A banned user's typing is nobody's business.
+            Ok(Some(record)) if record.banned_until.is_some_and(|until| until > now_ms) => {
+                return status(200)
+            }
             Ok(Some(record)) => record,
             Ok(None) => return status(200),
             Err(error) => {

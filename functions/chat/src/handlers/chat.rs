@@ -12,8 +12,19 @@ use crate::stores::admission::{self, Admission};
 use crate::stores::edits::author_key;
 use crate::stores::history::Claim;
 
+/// A message to keep: where, under which ids, by whom, and its frame once it has a `seq`.
+pub(super) struct Draft<F> {
+    /// The room (or conversation) it is kept in.
+    pub room: String,
+    pub message_id: String,
+    pub client_id: Option<String>,
+    /// Who may change it (see [`author_key`]).
+    pub author: String,
+    pub frame: F,
+}
+
 /// How keeping a message ended.
-enum Kept {
+pub(super) enum Kept {
     /// Kept under a new `seq`: the frame to broadcast, serialised once (as it was kept).
     New(String),
     /// A `clientId` kept before: the sender has been sent the original.
@@ -72,6 +83,9 @@ impl App {
             }
         };
         let now = Utc::now();
+        if let Some(until_ms) = record.banned_until.filter(|&u| u > now.timestamp_millis()) {
+            return refuse(protocol::moderation::banned(&record.room, until_ms), 403).await;
+        }
         let envelope = Envelope {
             id: event.request_context.message_id.clone().unwrap_or_else(|| {
                 format!("{id}-{}", now.timestamp_nanos_opt().unwrap_or_default())
@@ -89,8 +103,19 @@ impl App {
             return refuse(error, 400).await;
         }
         let room = envelope.room.clone();
+        let draft = Draft {
+            room: room.clone(),
+            message_id: envelope.id.clone(),
+            client_id: envelope.client_id.clone(),
+            author: author_key(envelope.user.as_deref(), id),
+            // Within the quota: its size was checked with the largest seq there can be.
+            frame: move |seq| {
+                protocol::chat_message_frame(Envelope { seq, ..envelope }, request.message)
+                    .to_json()
+            },
+        };
         // Boxed: the whole handler's future would otherwise nest too deep for the compiler.
-        let kept = Box::pin(self.keep(&client, id, envelope, request.message));
+        let kept = Box::pin(self.keep(&client, id, draft));
         let (data, was_unsent) = match kept.await {
             Kept::New(data) => (data, false),
             // A repeat of a message kept before whose broadcast failed: broadcast now.
@@ -129,18 +154,22 @@ impl App {
 
     /// Keeps a message under the room's next `seq`: claims its `clientId` first (a repeat
     /// is answered here with the original frame), then takes the number, writes the
-    /// message and settles the claim.
-    async fn keep(
+    /// message and its id (for edits) and settles the claim.
+    pub(super) async fn keep(
         &self,
         client: &Connections,
         id: &str,
-        envelope: Envelope,
-        message: String,
+        draft: Draft<impl FnOnce(u64) -> String>,
     ) -> Kept {
         let now = Utc::now();
         let expires = now.timestamp() + i64::from(self.config.history_hours) * 3600;
-        let room = envelope.room.clone();
-        let client_id = envelope.client_id.clone();
+        let Draft {
+            room,
+            message_id,
+            client_id,
+            author,
+            frame,
+        } = draft;
         if let Some(client_id) = &client_id {
             match self.claim(&room, client_id, expires).await {
                 Ok(None) => {}
@@ -179,11 +208,7 @@ impl App {
                 return Kept::Failed(500);
             }
         };
-        // Within the quota: its size was checked with the largest seq there can be.
-        let message_id = envelope.id.clone();
-        let author = author_key(envelope.user.as_deref(), id);
-        let frame = protocol::chat_message_frame(Envelope { seq, ..envelope }, message);
-        let json = frame.to_json();
+        let json = frame(seq);
         // The message and its id (for edits), written at once.
         let kept = tokio::try_join!(
             self.history

@@ -14,7 +14,9 @@ use crate::stores::connections::Who;
 
 impl App {
     /// `$connect`: remember the connection, its room and its name (the signed-in user's,
-    /// else the cleaned `?name=`, else `guest-…`), then tell the room's other members (the
+    /// else the cleaned `?name=`, else `guest-…`) — a signed-in user banned from the room
+    /// is refused (403), one who is not is recorded as seen — then tell the room's other
+    /// members (the
     /// new connection cannot be posted to before its handshake completes). A room name
     /// that is not one answers 400 and a store failure 500, both refusing the handshake.
     pub(super) async fn connect(
@@ -39,13 +41,45 @@ impl App {
         };
         let connected_at = event.request_context.connected_at;
         let now = Utc::now().timestamp();
+        if let Some(user) = &user {
+            match self
+                .users
+                .banned_until(room, user, Utc::now().timestamp_millis())
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(until_ms)) => {
+                    // The handshake is refused; the page learns why from the status.
+                    tracing::info!(connection_id = id, user, room, until_ms, "refused: banned");
+                    return status(403);
+                }
+                Err(error) => {
+                    tracing::error!(connection_id = id, %error, "could not read the user's bans");
+                    return status(500);
+                }
+            }
+        }
         let who = Who {
             name: &name,
             user: user.as_deref(),
         };
         let stored = async {
-            self.store.add(id, room, who, connected_at, now).await?;
-            self.members.add(room, id, who, connected_at, now).await
+            let seen = async {
+                match &user {
+                    // A direct message can then tell this user from one never seen.
+                    Some(user) => {
+                        self.users
+                            .seen(user, &name, Utc::now().timestamp_millis())
+                            .await
+                    }
+                    None => Ok(()),
+                }
+            };
+            let added = async {
+                self.store.add(id, room, who, connected_at, now).await?;
+                self.members.add(room, id, who, connected_at, now).await
+            };
+            tokio::try_join!(seen, added).map(|_| ())
         };
         if let Err(error) = stored.await {
             tracing::error!(connection_id = id, %error, "could not store the connection");

@@ -10,7 +10,9 @@
 mod changes;
 mod chat;
 mod connection;
+mod direct;
 mod fanout;
+mod moderation;
 mod rooms;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use crate::protocol::{self, ErrorFrame, Frame, Presence};
 use crate::stores::connections::{ConnectionRecord, ConnectionStore};
 use crate::stores::history::MessageStore;
 use crate::stores::members::MemberStore;
+use crate::stores::users::UserStore;
 
 /// A broadcast starts no post later than this before the invocation ends …
 const POST_MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
@@ -56,6 +59,7 @@ pub struct App {
     store: ConnectionStore,
     members: MemberStore,
     history: MessageStore,
+    users: UserStore,
     /// Template for management clients; each callback endpoint gets one client, cached.
     management_base: ManagementClient,
     management: Mutex<HashMap<String, Connections>>,
@@ -71,7 +75,8 @@ impl App {
         App {
             store: ConnectionStore::new(dynamo.clone(), config.table_name.clone()),
             members: MemberStore::new(dynamo.clone(), config.members_table.clone()),
-            history: MessageStore::new(dynamo, config.messages_table.clone()),
+            history: MessageStore::new(dynamo.clone(), config.messages_table.clone()),
+            users: UserStore::new(dynamo, config.users_table.clone()),
             config,
             management_base,
             management: Mutex::new(HashMap::new()),
@@ -121,6 +126,7 @@ impl App {
                 Some(protocol::EDIT_ACTION) => self.change(&connection_id, &event, false).await,
                 Some(protocol::DELETE_ACTION) => self.change(&connection_id, &event, true).await,
                 Some(protocol::TYPING_ACTION) => self.typing(&connection_id, &event).await,
+                Some(protocol::direct::DM_ACTION) => self.direct(&connection_id, &event).await,
                 // `onMessage`, and events that name no route (a direct invoke).
                 _ => self.on_message(&connection_id, &event).await,
             },
@@ -243,20 +249,22 @@ impl App {
 
     /// Sends one frame to one connection; a failure is logged, never raised.
     async fn send(&self, client: &Connections, id: &str, frame: &Frame) {
-        self.send_payload(client, id, &Payload::new(frame.to_json()))
+        let _ = self
+            .send_payload(client, id, &Payload::new(frame.to_json()))
             .await;
     }
 
     /// Sends one payload to one connection, a throttled (429) post tried again up to
     /// three times (250 ms, 500 ms, 1 s, with jitter); a failure is logged, never raised.
-    async fn send_payload(&self, client: &Connections, id: &str, payload: &Payload) {
+    /// Whether it was delivered.
+    async fn send_payload(&self, client: &Connections, id: &str, payload: &Payload) -> bool {
         let mut wait = std::time::Duration::from_millis(250);
         for attempt in 0..4 {
             match client.post(id, payload).await {
-                Delivery::Delivered => return,
+                Delivery::Delivered => return true,
                 Delivery::Gone => {
                     tracing::info!(connection_id = id, "the connection left before its answer");
-                    return;
+                    return false;
                 }
                 Delivery::Throttled(_) if attempt < 3 => {
                     tokio::time::sleep(crate::delivery::management::jittered(wait)).await;
@@ -264,14 +272,15 @@ impl App {
                 }
                 Delivery::Throttled(error) | Delivery::Failed(error) => {
                     tracing::warn!(connection_id = id, %error, "could not send to the connection");
-                    return;
+                    return false;
                 }
                 Delivery::OutOfTime => {
                     tracing::warn!(connection_id = id, "no time left to send to the connection");
-                    return;
+                    return false;
                 }
             }
         }
+        false
     }
 
     /// Sends an error frame to one connection.
@@ -319,15 +328,21 @@ impl App {
             if let Some(signed) = signed {
                 return Connections::Signed(Arc::new(signed));
             }
-            let config = self
-                .management_base
-                .config()
-                .to_builder()
-                .endpoint_url(endpoint.clone())
-                .build();
-            Connections::Sdk(ManagementClient::from_conf(config))
+            Connections::Sdk(self.sdk_client_for(endpoint))
         });
         client.clone()
+    }
+
+    /// The SDK's management client for one callback endpoint (what posts use when there
+    /// is no signer, and what closes connections).
+    fn sdk_client_for(&self, endpoint: &str) -> ManagementClient {
+        let config = self
+            .management_base
+            .config()
+            .to_builder()
+            .endpoint_url(endpoint)
+            .build();
+        ManagementClient::from_conf(config)
     }
 }
 
@@ -358,6 +373,7 @@ fn guest_record(id: &str) -> ConnectionRecord {
         room: crate::protocol::rooms::DEFAULT_ROOM.to_owned(),
         name: identity::guest_name(id),
         user: None,
+        banned_until: None,
         connected_at_ms: 0,
         bucket: None,
     }

@@ -8,7 +8,8 @@ use chrono::Utc;
 use serde_json::value::RawValue;
 
 use super::{display_name, status, App};
-use crate::protocol::{self, ErrorFrame, Frame, Member, Presence, MAX_MESSAGE_BYTES};
+use crate::protocol::moderation::{self, BAN_ACTION, KICK_ACTION, UNBAN_ACTION};
+use crate::protocol::{self, direct, ErrorFrame, Frame, Member, Presence, MAX_MESSAGE_BYTES};
 use crate::stores::connections::ConnectionRecord;
 use crate::stores::history::After;
 
@@ -28,7 +29,10 @@ impl App {
         match event.request_context.route_key.as_deref() {
             Some(protocol::JOIN_ACTION) => self.join(&client, id, event).await,
             Some(protocol::WHO_ACTION) => self.who(&client, id).await,
-            Some(protocol::HISTORY_ACTION) => self.history(&client, id, body).await,
+            Some(protocol::HISTORY_ACTION) => self.history(&client, id, event).await,
+            Some(action @ (KICK_ACTION | BAN_ACTION | UNBAN_ACTION)) => {
+                self.moderate(&client, id, event, action).await
+            }
             _ => {
                 self.reply(&client, id, protocol::explain_unrouted(body))
                     .await;
@@ -57,6 +61,23 @@ impl App {
         };
         let name = display_name(event, &record.name);
         let user = super::signed_in_user(event).or(record.user);
+        if let Some(user) = &user {
+            let now_ms = Utc::now().timestamp_millis();
+            match self.users.banned_until(&room, user, now_ms).await {
+                Ok(None) => {}
+                Ok(Some(until_ms)) => {
+                    tracing::info!(connection_id = id, user, room, "join refused: banned");
+                    self.reply(client, id, moderation::banned(&room, until_ms))
+                        .await;
+                    return status(403);
+                }
+                Err(error) => {
+                    tracing::error!(connection_id = id, %error, "could not read the user's bans");
+                    self.reply(client, id, ErrorFrame::unavailable()).await;
+                    return status(500);
+                }
+            }
+        }
         let presence = |room: &str| Presence {
             room: room.to_owned(),
             from: id.to_owned(),
@@ -140,42 +161,59 @@ impl App {
         status(200)
     }
 
-    /// `history`: the room's most recent messages, or those after a `seq`, oldest first,
-    /// as many as fit a frame.
+    /// `history`: the room's (or, with `with`, a direct conversation's) most recent
+    /// messages, or those after a `seq`, oldest first, as many as fit a frame.
     async fn history(
         &self,
         client: &Connections,
         id: &str,
-        body: Option<&str>,
+        event: &ApiGatewayWebsocketProxyRequest,
     ) -> ApiGatewayProxyResponse {
-        let request = match protocol::history_request(body) {
+        let request = match protocol::history_request(event.body.as_deref()) {
             Ok(request) => request,
             Err(error) => {
                 self.reply(client, id, error).await;
                 return status(400);
             }
         };
-        let Some(ConnectionRecord { room, .. }) = self.record(client, id).await else {
-            return status(500);
+        // A direct conversation (signed in only), or the sender's room.
+        let (key, room, viewer) = match &request.with {
+            Some(with) => match super::signed_in_user(event) {
+                Some(me) => (direct::conversation(&me, with), String::new(), Some(me)),
+                None => {
+                    self.reply(client, id, direct::not_signed_in()).await;
+                    return status(403);
+                }
+            },
+            None => {
+                let Some(ConnectionRecord { room, .. }) = self.record(client, id).await else {
+                    return status(500);
+                };
+                (room.clone(), room, None)
+            }
         };
         let now_ms = Utc::now().timestamp_millis();
         let read = match request.after {
             None => self
                 .history
-                .recent(&room, request.limit, now_ms / 1000)
+                .recent(&key, request.limit, now_ms / 1000)
                 .await
                 .map(|frames| After {
                     frames,
                     ..After::default()
                 }),
-            Some(after) => {
-                self.history
-                    .after(&room, after, request.limit, now_ms)
-                    .await
-            }
+            Some(after) => self.history.after(&key, after, request.limit, now_ms).await,
         };
         let found = match read {
-            Ok(found) => found,
+            // Each direct message as this side sees it (`with`: the other user).
+            Ok(mut found) => {
+                if let Some(viewer) = &viewer {
+                    for frame in &mut found.frames {
+                        *frame = direct::view(frame, viewer);
+                    }
+                }
+                found
+            }
             Err(error) => {
                 tracing::error!(connection_id = id, %error, "could not read the history");
                 self.reply(client, id, ErrorFrame::unavailable()).await;
@@ -188,6 +226,7 @@ impl App {
                 let (messages, truncated) = newest_that_fit(found.frames);
                 Frame::History {
                     room,
+                    with: request.with,
                     messages,
                     truncated,
                     more: false,
@@ -200,6 +239,7 @@ impl App {
                 let (messages, cut) = oldest_that_fit(found.frames);
                 Frame::History {
                     room,
+                    with: request.with,
                     messages,
                     truncated: false,
                     more: found.more || cut,
@@ -220,7 +260,8 @@ fn members_pages(members: Vec<Member>) -> Vec<Vec<Member>> {
     let mut size = 0;
     for member in members {
         // {"from":"…","name":"…"}, plus a comma; names are short and cleaned, ids are ids.
-        let bytes = member.from.len() + member.name.len() * 6 + 24;
+        let user = member.user.as_ref().map_or(0, |user| user.len() * 6 + 10);
+        let bytes = member.from.len() + member.name.len() * 6 + user + 24;
         if size + bytes > budget {
             pages.push(Vec::new());
             size = 0;
@@ -327,6 +368,7 @@ mod tests {
         let (kept, truncated) = newest_that_fit(vec![largest.clone(), largest]);
         assert_eq!((kept.len(), truncated), (1, true));
         let answer = Frame::History {
+            with: None,
             room: "r".repeat(64),
             messages: kept,
             truncated: true,

@@ -14,6 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub mod changes;
+pub mod direct;
+pub mod moderation;
 pub mod rooms;
 
 /// API Gateway's WebSocket message quota: 128 KB per message, in either direction.
@@ -80,6 +82,16 @@ pub enum Frame {
     },
     /// A message of the room was deleted; `history` keeps a tombstone in its place.
     Deleted { room: String, id: String, seq: u64 },
+    /// A moderator's action done, to the moderator: how many of the user's connections
+    /// in the room it closed (`kick`) or marked (`ban`, `unban`), and until when a ban is.
+    Moderated {
+        action: String,
+        room: String,
+        user: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        connections: usize,
+    },
     /// Someone in the room is typing (never kept; at most one per connection every 2 s).
     Typing(Presence),
     /// Someone entered the room.
@@ -98,7 +110,12 @@ pub enum Frame {
     /// The room's chat frames, oldest first, exactly as they were broadcast: the most
     /// recent ones, or those after a `seq` the client names.
     History {
+        /// The room asked about; empty (and left out) for a direct conversation …
+        #[serde(skip_serializing_if = "String::is_empty")]
         room: String,
+        /// … which names the other user instead.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         messages: Vec<Box<RawValue>>,
         /// Older messages were left out to keep the frame under the quota.
         truncated: bool,
@@ -149,6 +166,9 @@ pub struct ErrorFrame {
     /// The `clientId` of the message this error answers, when it had one.
     #[serde(rename = "clientId", skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// With `banned`: when the ban ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// Machine-readable error codes, serialised in snake_case.
@@ -174,6 +194,11 @@ pub enum ErrorCode {
     InvalidId,
     NotFound,
     NotAllowed,
+    InvalidUser,
+    NotSignedIn,
+    UnknownUser,
+    InvalidMinutes,
+    Banned,
 }
 
 impl Frame {
@@ -184,6 +209,7 @@ impl Frame {
             Frame::Edited { .. } => "edited",
             Frame::Deleted { .. } => "deleted",
             Frame::Typing(_) => "typing",
+            Frame::Moderated { .. } => "moderated",
             Frame::Joined(_) => "joined",
             Frame::Left(_) => "left",
             Frame::Members { .. } => "members",
@@ -205,6 +231,7 @@ impl ErrorFrame {
             message: message.into(),
             retry_after_ms: None,
             client_id: None,
+            until: None,
         }
     }
 
@@ -430,10 +457,12 @@ pub fn join_room(body: Option<&str>) -> Result<String, ErrorFrame> {
 
 /// What a `history` request asks: at most `limit` messages, the most recent ones, or
 /// those with a `seq` larger than `after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRequest {
     pub limit: u32,
     pub after: Option<u64>,
+    /// The other user of a direct conversation, rather than the sender's room.
+    pub with: Option<String>,
 }
 
 /// Parses a `history` request (`limit` [`DEFAULT_HISTORY`] if none).
@@ -449,9 +478,18 @@ pub fn history_request(body: Option<&str>) -> Result<HistoryRequest, ErrorFrame>
             ))
         }
     };
+    let with = match object.get("with") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(direct::user_field(
+            &object,
+            "with",
+            r#"{"action":"history","with":"<their user id>","after":0}"#,
+        )?),
+    };
     Ok(HistoryRequest {
         limit: history_limit(&object)?,
         after,
+        with,
     })
 }
 
@@ -487,7 +525,7 @@ pub fn explain_unrouted(body: Option<&str>) -> ErrorFrame {
         Some(Value::String(action)) => ErrorFrame::new(
             ErrorCode::UnknownAction,
             format!(
-                "Unknown action \"{}\"; the actions are \"{ON_MESSAGE_ACTION}\", \"{EDIT_ACTION}\", \"{DELETE_ACTION}\", \"{TYPING_ACTION}\", \"{JOIN_ACTION}\", \"{WHO_ACTION}\" and \"{HISTORY_ACTION}\", for example {EXAMPLE_REQUEST}.",
+                "Unknown action \"{}\"; the actions are \"{ON_MESSAGE_ACTION}\", \"dm\", \"{EDIT_ACTION}\", \"{DELETE_ACTION}\", \"{TYPING_ACTION}\", \"{JOIN_ACTION}\", \"{WHO_ACTION}\", \"{HISTORY_ACTION}\", \"kick\", \"ban\" and \"unban\", for example {EXAMPLE_REQUEST}.",
                 shorten(action, 64)
             ),
         ),
@@ -706,8 +744,22 @@ mod tests {
             history(r#"{"action":"history"}"#).unwrap(),
             HistoryRequest {
                 limit: DEFAULT_HISTORY,
-                after: None
+                after: None,
+                with: None,
             }
+        );
+        assert_eq!(
+            history(r#"{"action":"history","with":"sub-bob"}"#)
+                .unwrap()
+                .with
+                .as_deref(),
+            Some("sub-bob")
+        );
+        assert_eq!(
+            history(r#"{"action":"history","with":""}"#)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidUser
         );
         assert_eq!(
             history(r#"{"action":"history","limit":1}"#).unwrap().limit,
@@ -717,7 +769,8 @@ mod tests {
             history(r#"{"action":"history","limit":100,"after":0}"#).unwrap(),
             HistoryRequest {
                 limit: 100,
-                after: Some(0)
+                after: Some(0),
+                with: None,
             }
         );
         for bad in ["0", "101", "2.5", "-1", "\"10\"", "true"] {
@@ -806,6 +859,7 @@ mod tests {
         let stored = r#"{"type":"message","z":1,"a":2}"#;
         let history = Frame::History {
             room: "r".into(),
+            with: None,
             messages: vec![RawValue::from_string(stored.into()).unwrap()],
             truncated: false,
             more: true,

@@ -61,6 +61,16 @@ pub const NAME: &str = "name";
 /// The attribute holding the signed-in user's id.
 pub const USER: &str = "user";
 
+/// The table's index by `user` (keys and `room`), for a user's connections.
+pub const USER_INDEX: &str = "user-index";
+
+/// One open connection of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConnection {
+    pub id: String,
+    pub room: String,
+}
+
 /// The attribute holding the connection's room.
 pub const ROOM: &str = "room";
 
@@ -96,6 +106,9 @@ pub struct ConnectionRecord {
     pub name: String,
     /// The signed-in user's id (`user`); none in open mode.
     pub user: Option<String>,
+    /// Until when (epoch ms) a moderator banned the user from this connection's room
+    /// (`bannedUntil`), as marked when the ban was made.
+    pub banned_until: Option<i64>,
     pub connected_at_ms: i64,
     pub bucket: Option<Bucket>,
 }
@@ -115,6 +128,7 @@ impl ConnectionRecord {
             room: text(ROOM).unwrap_or_else(|| crate::protocol::rooms::DEFAULT_ROOM.to_owned()),
             name: text(NAME)?,
             user: text(USER),
+            banned_until: number("bannedUntil").map(|until| until as i64),
             connected_at_ms: number("connectedAt").unwrap_or_default() as i64,
             bucket,
         })
@@ -300,6 +314,64 @@ impl ConnectionStore {
             .and_then(ConnectionRecord::from_item))
     }
 
+    /// Marks connection `id` banned from its room until `until_ms` (`None` lifts it), if
+    /// the connection is still there and still in `room`.
+    pub async fn set_ban(
+        &self,
+        id: &str,
+        room: &str,
+        until_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(id.to_owned()))
+            .condition_expression("#room = :room")
+            .expression_attribute_names("#room", ROOM)
+            .expression_attribute_values(":room", AttributeValue::S(room.to_owned()));
+        let update = match until_ms {
+            Some(until) => update
+                .update_expression("SET bannedUntil = :until")
+                .expression_attribute_values(":until", AttributeValue::N(until.to_string())),
+            None => update.update_expression("REMOVE bannedUntil"),
+        };
+        let result = update.send().await;
+        Ok(conditional("UpdateItem", result)?.is_some())
+    }
+
+    /// Every open connection of `user`, with its room: a Query of the table's
+    /// [`USER_INDEX`], which holds the items of that user only. The index is eventually
+    /// consistent: a connection made a moment ago may not be there yet.
+    pub async fn of_user(&self, user: &str) -> Result<Vec<UserConnection>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(USER_INDEX)
+                .key_condition_expression("#user = :user")
+                .expression_attribute_names("#user", USER)
+                .expression_attribute_values(":user", AttributeValue::S(user.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error("Query"))?;
+            found.extend(output.items().iter().filter_map(|item| {
+                Some(UserConnection {
+                    id: item.get(KEY)?.as_s().ok()?.clone(),
+                    room: item.get(ROOM)?.as_s().ok()?.clone(),
+                })
+            }));
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(next) => start = Some(next),
+                None => return Ok(found),
+            }
+        }
+    }
+
     /// What the table knows of a connection (a strongly consistent read).
     pub async fn get(&self, id: &str) -> Result<Option<ConnectionRecord>, StoreError> {
         let item = self
@@ -353,7 +425,7 @@ impl ConnectionStore {
             .update_item()
             .table_name(&self.table)
             .key(KEY, AttributeValue::S(id.to_owned()))
-            .update_expression("SET #room = :room")
+            .update_expression("SET #room = :room REMOVE bannedUntil")
             .condition_expression("attribute_exists(connectionid)")
             .expression_attribute_names("#room", ROOM)
             .expression_attribute_values(":room", AttributeValue::S(room.to_owned()))

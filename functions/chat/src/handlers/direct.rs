@@ -1,0 +1,152 @@
+//! `dm`, served by the `onMessage` function: a direct message from one signed-in user to
+//! another, kept in their conversation (numbered, `clientId` honoured, as in rooms) and
+//! posted to every open connection of both users — the recipient's devices, and the
+//! sender's own, the sending one included (its answer) — found through the connections
+//! table's user index, which reads those two users' items only.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::{SecondsFormat, Utc};
+use futures::future::join_all;
+
+use super::chat::{Draft, Kept};
+use super::{display_name, signed_in_user, status, App};
+use crate::delivery::management::{Connections, Payload};
+use crate::protocol::direct::{self, DmEnvelope};
+use crate::protocol::{self, ErrorFrame};
+use crate::stores::admission::{self, Admission};
+use crate::stores::edits::author_key;
+
+impl App {
+    /// `dm`: check the sender (signed in, within its rate) and the recipient (known), keep
+    /// the message, then post it to both users' connections.
+    pub(super) async fn direct(
+        &self,
+        id: &str,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        let Some(client) = self.management_client(event) else {
+            return status(500);
+        };
+        let body = event.body.as_deref();
+        let echo = protocol::client_id_of(body);
+        let refuse = |error: ErrorFrame, code: i64| {
+            let client = &client;
+            let error = error.for_client_id(echo.as_deref());
+            async move {
+                self.reply(client, id, error).await;
+                status(code)
+            }
+        };
+        let Some(me) = signed_in_user(event) else {
+            return refuse(direct::not_signed_in(), 403).await;
+        };
+        let request = match direct::dm_request(body) {
+            Ok(request) => request,
+            Err(error) => return refuse(error, 400).await,
+        };
+        let now_ms = || Utc::now().timestamp_millis();
+        let (known, admitted) = tokio::join!(
+            self.users.known(&request.to),
+            admission::admit(&self.store, id, self.config.rate, now_ms),
+        );
+        let record = match admitted {
+            Ok(Admission::Allowed(record)) => record,
+            Ok(Admission::Unknown) => return refuse(ErrorFrame::not_connected(), 403).await,
+            Ok(Admission::Limited { retry_after_ms }) => {
+                return refuse(ErrorFrame::rate_limited(retry_after_ms), 429).await
+            }
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not read the sender");
+                return refuse(ErrorFrame::unavailable(), 500).await;
+            }
+        };
+        match known {
+            Ok(true) => {}
+            Ok(false) => return refuse(direct::unknown_user(&request.to), 404).await,
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not look the recipient up");
+                return refuse(ErrorFrame::unavailable(), 500).await;
+            }
+        }
+        let now = Utc::now();
+        let envelope = DmEnvelope {
+            id: event.request_context.message_id.clone().unwrap_or_else(|| {
+                format!("{id}-{}", now.timestamp_nanos_opt().unwrap_or_default())
+            }),
+            from: id.to_owned(),
+            user: me.clone(),
+            name: display_name(event, &record.name),
+            to: request.to.clone(),
+            sent_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            client_id: request.client_id.clone(),
+        };
+        if let Err(error) = direct::check_size(&envelope, &request.message) {
+            return refuse(error, 400).await;
+        }
+        let draft = Draft {
+            room: direct::conversation(&me, &request.to),
+            message_id: envelope.id.clone(),
+            client_id: request.client_id.clone(),
+            author: author_key(Some(&me), id),
+            frame: |seq| direct::dm_frame(&envelope, seq, &request.message),
+        };
+        let kept = match Box::pin(self.keep(&client, id, draft)).await {
+            Kept::New(kept) | Kept::Unsent(kept) => kept,
+            Kept::Repeat => return status(200),
+            Kept::Failed(code) => return refuse(ErrorFrame::unavailable(), code).await,
+        };
+        match self
+            .deliver_direct(&client, id, &me, &request.to, &kept)
+            .await
+        {
+            Ok(()) => status(200),
+            Err(()) => refuse(ErrorFrame::unavailable(), 500).await,
+        }
+    }
+
+    /// Posts the kept direct message to every connection of `me` (`sender` among them,
+    /// even when the index does not list it yet) and of `to`, each side's view.
+    async fn deliver_direct(
+        &self,
+        client: &Connections,
+        sender: &str,
+        me: &str,
+        to: &str,
+        kept: &str,
+    ) -> Result<(), ()> {
+        let (mine, theirs) = if me == to {
+            (self.store.of_user(me).await, Ok(Vec::new()))
+        } else {
+            tokio::join!(self.store.of_user(me), self.store.of_user(to))
+        };
+        let (Ok(mine), Ok(theirs)) = (mine, theirs) else {
+            tracing::error!(
+                connection_id = sender,
+                "could not list the users' connections"
+            );
+            return Err(());
+        };
+        let mut mine: Vec<String> = mine.into_iter().map(|c| c.id).collect();
+        if !mine.iter().any(|id| id == sender) {
+            mine.push(sender.to_owned());
+        }
+        let for_me = Payload::new(direct::view(kept, me));
+        let for_them = Payload::new(direct::view(kept, to));
+        let posts = mine
+            .iter()
+            .map(|id| (id, &for_me))
+            .chain(theirs.iter().map(|c| (&c.id, &for_them)))
+            .map(|(id, payload)| self.send_payload(client, id, payload));
+        let delivered = join_all(posts).await;
+        tracing::info!(
+            connection_id = sender,
+            user = me,
+            to,
+            sender_connections = mine.len(),
+            recipient_connections = theirs.len(),
+            delivered = delivered.iter().filter(|&&d| d).count(),
+            "direct message"
+        );
+        Ok(())
+    }
+}
