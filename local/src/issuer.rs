@@ -1,7 +1,8 @@
 //! The development issuer: an OpenID Connect issuer on loopback so `AuthMode=jwt` works
 //! with no identity provider. It serves a discovery document, its JWKS (one RSA key made
 //! at start), a token endpoint minting RS256 tokens for a name
-//! (`GET /token?name=alice` → `{"token", "name", "expiresIn"}`), which
+//! (`GET /token?name=alice[&groups=moderators]` → `{"token", "name", "expiresIn"}`;
+//! groups go in `cognito:groups`), which
 //! `chat-local token --name alice` and the web page call, and the authorization-code flow
 //! with PKCE of a Cognito-like managed login ([`crate::oauth`]) for one public client
 //! whose id is the audience. Cross-origin reads are allowed to the stack's page only.
@@ -183,23 +184,31 @@ async fn logout(
 #[derive(Deserialize)]
 struct TokenRequest {
     name: Option<String>,
+    /// Space- or comma-separated groups for `cognito:groups` (`groups=moderators`).
+    groups: Option<String>,
 }
 
 async fn token(
     State(issuer): State<Arc<Issuer>>,
     request: Result<Query<TokenRequest>, QueryRejection>,
 ) -> Response {
-    let name = request
-        .ok()
-        .and_then(|Query(request)| request.name)
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_default();
+    let (name, groups) = match request {
+        Ok(Query(request)) => (request.name, request.groups),
+        Err(_) => (None, None),
+    };
+    let name = name.map(|name| name.trim().to_owned()).unwrap_or_default();
+    let groups: Vec<&str> = groups
+        .as_deref()
+        .unwrap_or_default()
+        .split([' ', ','])
+        .filter(|group| !group.is_empty())
+        .collect();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         let error = format!("give a name of 1 to {MAX_NAME_CHARS} characters: /token?name=alice");
         return (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
     }
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({
+    let mut claims = json!({
         "iss": issuer.url,
         "sub": oauth::subject(&name),
         "aud": issuer.audience,
@@ -208,6 +217,10 @@ async fn token(
         "nbf": now,
         "exp": now + issuer.oauth.token_seconds,
     });
+    // As Cognito lists a user's groups (a moderator: groups=moderators).
+    if !groups.is_empty() {
+        claims["cognito:groups"] = json!(groups);
+    }
     let token = issuer.key.token(&claims);
     Json(json!({"token": token, "name": name, "expiresIn": issuer.oauth.token_seconds}))
         .into_response()
@@ -239,12 +252,17 @@ fn origin_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| format!("{scheme}://{host}"))
 }
 
-/// Asks the issuer at `url` for a token for `name` (what `chat-local token` does).
-pub async fn fetch_token(url: &str, name: &str) -> Result<String> {
+/// Asks the issuer at `url` for a token for `name` in `groups` (comma-separated; what
+/// `chat-local token` does).
+pub async fn fetch_token(url: &str, name: &str, groups: &str) -> Result<String> {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
-    let query = serde_urlencoded::to_string([("name", name)])?;
+    let query = if groups.is_empty() {
+        serde_urlencoded::to_string([("name", name)])?
+    } else {
+        serde_urlencoded::to_string([("name", name), ("groups", groups)])?
+    };
     let uri: hyper::Uri = format!("{}/token?{query}", url.trim_end_matches('/')).parse()?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
     let no_issuer = || {

@@ -42,6 +42,9 @@ struct TokenArgs {
     /// The display name the token carries.
     #[arg(long)]
     name: String,
+    /// Groups the token lists in `cognito:groups`, comma-separated (e.g. `moderators`).
+    #[arg(long, default_value = "")]
+    groups: String,
     /// The development issuer (printed by `chat-local start` as "Dev issuer").
     #[arg(long, default_value = "http://127.0.0.1:3003")]
     issuer: String,
@@ -155,9 +158,11 @@ async fn main() {
     let result = match cli.command {
         Some(Command::Invoke(args)) => invoke(args).await,
         Some(Command::Start(args)) => start(args).await,
-        Some(Command::Token(args)) => chat_local::issuer::fetch_token(&args.issuer, &args.name)
-            .await
-            .map(|token| println!("{token}")),
+        Some(Command::Token(args)) => {
+            chat_local::issuer::fetch_token(&args.issuer, &args.name, &args.groups)
+                .await
+                .map(|token| println!("{token}"))
+        }
         None => start(cli.start).await,
     };
     if let Err(error) = result {

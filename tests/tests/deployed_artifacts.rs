@@ -129,7 +129,7 @@ async fn the_arm64_authorizer_signs_users_in() {
     options.overrides.push("AuthMode=jwt".into());
     let stack = Stack::start(options).await;
     let issuer = stack.dev_issuer.clone().expect("a development issuer");
-    let token = chat_local::issuer::fetch_token(&issuer, "Ada")
+    let token = chat_local::issuer::fetch_token(&issuer, "Ada", "")
         .await
         .unwrap();
 
