@@ -503,3 +503,94 @@ async fn a_client_id_is_claimed_once_and_answers_with_what_it_was_kept_as() {
         .is_empty());
     drop_table(&client, &table).await;
 }
+
+#[tokio::test]
+async fn a_message_is_found_by_its_id_and_rewritten_only_as_it_was_read() {
+    let client = client().await;
+    let table = fresh_table(&client, "edits", "room", Some("sk")).await;
+    let history = MessageStore::new(client.clone(), &table);
+    history
+        .put("r", 1, r#"{"v":1}"#, NOW_MS, NOW_SECS + 3600)
+        .await
+        .unwrap();
+    history
+        .index("r", "m1", 1, "u#alice", NOW_SECS + 3600)
+        .await
+        .unwrap();
+    let found = history.find("r", "m1", NOW_SECS).await.unwrap().unwrap();
+    assert_eq!((found.seq, found.author.as_str()), (1, "u#alice"));
+    assert_eq!(found.frame, r#"{"v":1}"#);
+    assert_eq!(
+        history.find("other", "m1", NOW_SECS).await.unwrap(),
+        None,
+        "another room's"
+    );
+    assert_eq!(history.find("r", "m2", NOW_SECS).await.unwrap(), None);
+    // Two edits from the same reading: the second finds the frame changed.
+    assert!(history
+        .rewrite("r", 1, r#"{"v":1}"#, r#"{"v":2}"#)
+        .await
+        .unwrap());
+    assert!(!history
+        .rewrite("r", 1, r#"{"v":1}"#, r#"{"v":3}"#)
+        .await
+        .unwrap());
+    assert_eq!(
+        history
+            .find("r", "m1", NOW_SECS)
+            .await
+            .unwrap()
+            .unwrap()
+            .frame,
+        r#"{"v":2}"#
+    );
+    // Expired (TTL deletes late): not found.
+    assert_eq!(
+        history.find("r", "m1", NOW_SECS + 3601).await.unwrap(),
+        None
+    );
+    drop_table(&client, &table).await;
+}
+
+#[tokio::test]
+async fn users_are_known_once_seen_and_bans_end_when_they_say() {
+    use chat::stores::users::UserStore;
+    let client = client().await;
+    let table = fresh_table(&client, "users", "user", Some("sk")).await;
+    let users = UserStore::new(client.clone(), &table);
+    assert!(!users.known("sub-a").await.unwrap());
+    users.seen("sub-a", "Ada", NOW_MS).await.unwrap();
+    assert!(users.known("sub-a").await.unwrap());
+
+    users
+        .ban("lobby", "sub-a", NOW_MS + 60_000, "sub-mod")
+        .await
+        .unwrap();
+    assert_eq!(
+        users.banned_until("lobby", "sub-a", NOW_MS).await.unwrap(),
+        Some(NOW_MS + 60_000)
+    );
+    assert_eq!(
+        users.banned_until("rust", "sub-a", NOW_MS).await.unwrap(),
+        None,
+        "one room's"
+    );
+    assert_eq!(
+        users
+            .banned_until("lobby", "sub-a", NOW_MS + 60_000)
+            .await
+            .unwrap(),
+        None,
+        "over when it says, whether or not TTL has removed it"
+    );
+    assert!(users.unban("lobby", "sub-a").await.unwrap());
+    assert!(
+        !users.unban("lobby", "sub-a").await.unwrap(),
+        "nothing left to lift"
+    );
+    assert_eq!(
+        users.banned_until("lobby", "sub-a", NOW_MS).await.unwrap(),
+        None
+    );
+    drop_table(&client, &table).await;
+}
