@@ -876,6 +876,95 @@ fn machine() -> String {
     )
 }
 
+/// One direct-message measurement: to a user with `connections` open, among `population`
+/// signed-in users.
+struct DmCost {
+    population: usize,
+    connections: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    /// Items the user index returned per message (both users' connections), as logged.
+    index_items: f64,
+}
+
+/// Signs `name` in at the stack's development issuer and connects to `room`.
+async fn signed_in_client(stack: &Stack, name: &str, room: &str) -> Client {
+    let issuer = stack
+        .dev_issuer
+        .as_deref()
+        .expect("AuthMode=jwt has a dev issuer");
+    let token = chat_local::issuer::fetch_token(issuer, name, "")
+        .await
+        .expect("a development token");
+    Client::connect_within(
+        &format!("{}/Test?room={room}&token={token}", stack.ws_url),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("signed-in handshake")
+}
+
+/// `messages` direct messages, one at a time, from a user with one connection to a user
+/// with `connections`, while `population` users in all are signed in: the time from the
+/// send until every recipient connection and the sender's own have it.
+async fn dm_cost(stack: &Stack, population: usize, connections: usize, messages: usize) -> DmCost {
+    let run = harness::unique("dm");
+    let bystanders: Vec<Client> = stream::iter(0..population.saturating_sub(2))
+        .map(|n| {
+            let name = format!("{run}-u{n}");
+            async move { signed_in_client(stack, &name, "dm-bench").await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let (sender_name, recipient_name) = (format!("{run}-sender"), format!("{run}-recipient"));
+    let mut sender = signed_in_client(stack, &sender_name, "dm-bench").await;
+    let mut recipient = Vec::new();
+    for _ in 0..connections {
+        recipient.push(signed_in_client(stack, &recipient_name, "dm-bench").await);
+    }
+    let to = chat_local::oauth::subject(&recipient_name);
+    let logged_before = stack.output().len();
+    let mut samples = Vec::new();
+    for n in 0..messages {
+        let text = format!("{run} {n}");
+        let started = Instant::now();
+        sender
+            .send_json(serde_json::json!({"action": "dm", "to": to, "message": text}))
+            .await;
+        for client in recipient.iter_mut().chain(std::iter::once(&mut sender)) {
+            loop {
+                let frame = client.frame_of("dm", Duration::from_secs(30)).await;
+                if frame["message"] == text.as_str() {
+                    break;
+                }
+            }
+        }
+        samples.push(started.elapsed());
+    }
+    let logged: Vec<f64> = stack.output()[logged_before..]
+        .iter()
+        .filter(|line| line.contains("\"direct message\""))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line[line.find('{')?..]).ok())
+        .map(|line| {
+            let fields = &line["fields"];
+            fields["sender_connections"].as_f64().unwrap_or_default()
+                + fields["recipient_connections"].as_f64().unwrap_or_default()
+        })
+        .collect();
+    let (p50_ms, p95_ms) = percentiles(&samples);
+    for client in bystanders.into_iter().chain(recipient).chain([sender]) {
+        client.close().await;
+    }
+    DmCost {
+        population,
+        connections,
+        p50_ms,
+        p95_ms,
+        index_items: logged.iter().sum::<f64>() / logged.len().max(1) as f64,
+    }
+}
+
 /// Waits until every client of the last section has disconnected, so the next starts clean.
 async fn all_disconnected(stack: &Stack, limit: Duration) {
     harness::eventually_within(limit, "every client has disconnected", || async {
@@ -1157,6 +1246,44 @@ async fn main() {
         out(&mut report, String::new());
     }
 
+    if wanted("dm") {
+        out(
+            &mut report,
+            "## Direct messages: latency, and what one reads".into(),
+        );
+        out(&mut report, String::new());
+        let (populations, messages) = if settings.sizes.iter().max().copied().unwrap_or(0) < 100 {
+            (vec![10, 50], 20)
+        } else {
+            (vec![10, 500], 100)
+        };
+        out(&mut report, format!("A stack in `AuthMode=jwt` (its development issuer). {messages} direct messages one at a time from a user with one connection to a user with 1 or 3, among a population of signed-in users: time from the send until every connection of the recipient and the sender's own have it. Index items = the user index's items read per message (both users' connections, from onMessage's log): a Query per user, so it follows the two users' connections, not the population."));
+        out(&mut report, String::new());
+        out(&mut report, "| signed-in users | recipient's connections | p50 ms | p95 ms | index items read per message |".into());
+        out(&mut report, "|---|---|---|---|---|".into());
+        let (dm_stack, _) = bench_stack_with(false, &["AuthMode=jwt"], None).await;
+        for &population in &populations {
+            for connections in [1, 3] {
+                let cost = dm_cost(&dm_stack, population, connections, messages).await;
+                out(
+                    &mut report,
+                    format!(
+                        "| {} | {} | {:.1} | {:.1} | {:.1} |",
+                        cost.population,
+                        cost.connections,
+                        cost.p50_ms,
+                        cost.p95_ms,
+                        cost.index_items
+                    ),
+                );
+                dm_costs.push(cost);
+                all_disconnected(&dm_stack, Duration::from_secs(60)).await;
+            }
+        }
+        dm_stack.stop().await;
+        out(&mut report, String::new());
+    }
+
     out(
         &mut report,
         format!(
@@ -1396,6 +1523,19 @@ async fn main() {
             );
         }
     };
+    // What a direct message reads follows its two users, not the population.
+    let dm_items = |population: Option<&DmCost>| population.map(|cost| cost.index_items);
+    let smallest = dm_costs.iter().find(|c| c.connections == 3);
+    let largest = dm_costs.iter().rev().find(|c| c.connections == 3);
+    if let (Some(small), Some(large)) = (dm_items(smallest), dm_items(largest)) {
+        let ratio = large / small.max(f64::MIN_POSITIVE);
+        target(
+            &mut report,
+            "a direct message reads no more items among the most users than among the fewest (ratio)",
+            Some((ratio, ratio <= 1.0)),
+            "×",
+        );
+    }
     let rust_init = colds
         .iter()
         .filter(|c| c.name.contains("(Rust)"))
