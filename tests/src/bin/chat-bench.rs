@@ -1246,6 +1246,7 @@ async fn main() {
         out(&mut report, String::new());
     }
 
+    let mut dm_costs: Vec<DmCost> = Vec::new();
     if wanted("dm") {
         out(
             &mut report,
