@@ -36,16 +36,29 @@
 // mode) have Edit and Delete buttons; the server's `edited` and `deleted` frames change the
 // message in the timeline, wherever it is. Typing in the box tells the room (at most every 2 s),
 // and a line under the messages says who else is typing in it.
+//
+// Signed in, the page also has direct messages: each other signed-in member has a Message button,
+// and the Direct messages list holds the conversations seen this session (name, last message,
+// unread marked). Opening one shows its own log instead of the room's; the box then sends `dm`
+// to that user (no typing notices), through an outbox of its own, acknowledged by clientId as in
+// rooms; each conversation is a timeline like a room's, caught up by seq from `history` with
+// `with`. A page whose token lists the moderators' group offers Kick and Ban next to members and
+// Delete on everyone's messages: the server decides, the page only shows the buttons. A socket
+// the server closes (a kick) is said in the log and reconnected with a growing backoff when it
+// keeps being closed soon after opening.
 
 import {
-  afterClose, applyChange, applyGap, backoff, catchUpRequest, changeOf, chatRequest, cleanName, clock, configFor,
-  connectProtocols, connectUrl, defaultUrl, deleteRequest, editedTitle, editRequest, fillHole, fragmentToken, frameBytes,
-  gapText, hasHole, historyRequest, initialRoom, interpret, joinRequest, mayChange, memberEntries, mergeHistory, messageKey,
-  newRoster, newTimeline, newTyping, nextHistoryPage, nextToSend, outboxFromJson, outboxJson, outgoing, ownMessage,
-  pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage, presenceText, rateLimitText, refusal,
-  roomRefusal, rosterSummary, sendRefused, senderLabel, sizeHint, socketKey, startTimeline, tokenExpired, tokenMayGoTo,
-  tokenName, tokenRequestUrl, typingDone, typingDue, typingRequest, typingSeen, typingText, typingWakeIn, updateRoster,
-  whoRequest, CATCH_UP_LIMIT,
+  addConversation, afterClose, applyChange, applyGap, attemptAfterClose, backoff, banMinutes, banRequest, catchUpRequest,
+  changeOf, chatRequest, cleanName, closedText, clock, configFor, connectProtocols, connectUrl, conversationKey,
+  conversationLabel, conversationPreview, defaultUrl, deleteRequest, dmRequest, dmSeen, editedTitle, editRequest, fillHole,
+  fragmentToken, frameBytes, gapText, hasHole, historyRequest, initialRoom, interpret, isModerator, joinRequest, jwtClaims,
+  kickRequest, mayChange, mayDelete, memberActions, memberEntries, mergeHistory, messageKey, moderatedText,
+  newConversationTimeline, newRoster, newTimeline, newTyping, nextHistoryPage, nextToSend, outboxFromJson, outboxJson,
+  outgoing, ownDm, ownMessage, pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage,
+  presenceText, rateLimitText, readConversation, refusal, roomRefusal, rosterSummary, sendRefused, senderLabel, shortId,
+  sizeHint, socketKey, startTimeline, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, typingDone, typingDue,
+  typingRequest, typingSeen, typingText, typingWakeIn, unreadCount, updateRoster, whoRequest, CATCH_UP_LIMIT,
+  DEFAULT_BAN_MINUTES, MAX_BAN_MINUTES,
 } from './chat.js';
 import {
   authorizeUrl, callbackOf, challengeOf, codeRequest, discoveryUrl, endpoints, logoutUrl, randomString,
@@ -74,6 +87,15 @@ const roomNote = $('#room-note');
 const memberCount = $('#member-count');
 const memberList = $('#members');
 const typingLine = $('#typing');
+const modNote = $('#mod-note');
+const direct = $('#direct');
+const directHeading = $('#direct-heading');
+const conversationList = $('#conversations');
+const dmView = $('#dm-view');
+const dmTitle = $('#dm-title');
+const dmLog = $('#dm-log');
+const backToRoom = $('#back-to-room');
+const roomPlaceholder = input.placeholder;
 
 const NAME_KEY = 'chat.name';
 const TOKEN_KEY = 'chat.token';
@@ -157,6 +179,37 @@ let typing = newTyping(null);
 let typingTimer = null;
 /** When (ms) the page last told the room the user is typing, or null. */
 let typingSentAt = null;
+/** When (ms) the current socket opened: one closed soon after does not start the backoff over. */
+let openedAt = 0;
+/** Whether the open connection was let in with a token: direct messages are for signed-in users only. */
+let signedIn = false;
+/**
+ * Whether the page's token lists the moderators' group (isModerator): it then shows Kick, Ban and
+ * Delete on others' messages. The server decides who may do what; this only shows buttons.
+ */
+let moderator = false;
+/** The user the direct conversations below are of: another user signing in starts them afresh. */
+let directUser = null;
+/** The direct conversations seen this session (see addConversation in chat.js). */
+let conversations = [];
+/** Each conversation's messages (see newConversationTimeline), by the other user's id. */
+const dmTimelines = new Map();
+/** The user whose conversation is shown instead of the room, or null for the room. */
+let openWith = null;
+/** The conversations asked for history on this connection (by user id). */
+const dmAsked = new Set();
+/** The log item of each message of the open conversation, by messageKey, and of each pending one, by clientId. */
+const dmItems = new Map();
+const dmPendingItems = new Map();
+/**
+ * Direct messages written and not seen coming back, oldest first: outgoing() entries whose room
+ * is the conversationKey, with `to` (the user) and `ws` (the socket they last went out on).
+ */
+const dmOutbox = [];
+/** The next send from the direct outbox, once a wait is over. */
+let dmFlushTimer = null;
+/** Who a moderator's buttons were pressed on, by user id: their name for the answer, and whether to kick once banned. */
+const moderating = new Map();
 
 function setStatus(state, text) {
   status.dataset.state = state;
@@ -179,7 +232,7 @@ function showRoomNote(text) {
 }
 
 function showSize() {
-  const hint = sizeHint(input.value);
+  const hint = sizeHint(input.value, openWith);
   size.textContent = hint?.text ?? '';
   size.hidden = !hint;
   if (hint?.over) size.dataset.over = '';
@@ -323,8 +376,8 @@ function messageItem(message) {
 
 /**
  * Shows `message` in its log `item`: who and when (and "(edited)"), its text or a tombstone, and
- * Edit and Delete for the user's own. An edit under way stays, unless the message may no longer
- * be changed; focus in what goes away moves to the log.
+ * Edit and Delete for the user's own (Delete on any for a moderator). An edit under way stays,
+ * unless the message may no longer be edited; focus in what goes away moves to the log.
  */
 function fillMessage(item, message) {
   const own = isOwn(message);
@@ -345,14 +398,20 @@ function fillMessage(item, message) {
   const focused = item.contains(document.activeElement) ? document.activeElement : null;
   const actions = item.querySelector('.actions');
   const editor = item.querySelector('.editor');
-  if (!mayChange(message, self())) {
-    actions?.remove();
-    editor?.remove();
+  const edit = mayChange(message, self());
+  const buttons = [edit && 'edit', mayDelete(message, self(), moderator) && 'delete'].filter(Boolean).join(' ');
+  if (editor && !edit) {
+    editor.remove();
     body.hidden = false;
-  } else if (actions) {
+  }
+  if (!buttons) {
+    actions?.remove();
+  } else if (actions?.dataset.buttons === buttons) {
     labelActions(actions, message);
-  } else if (!editor) {
-    item.append(messageActions(message));
+  } else if (!(editor && edit)) {
+    const fresh = messageActions(message, buttons);
+    if (actions) actions.replaceWith(fresh);
+    else item.append(fresh);
   }
   if (focused && !item.contains(focused)) log.focus({ preventScroll: true });
 }
@@ -366,21 +425,23 @@ function actionButton(text, onClick) {
   return button;
 }
 
-/** Edit and Delete for the user's own `message`. */
-function messageActions(message) {
+/** The buttons `buttons` ('edit', 'delete', space-separated) for `message`. */
+function messageActions(message, buttons) {
   const actions = document.createElement('div');
   actions.className = 'actions';
-  actions.append(actionButton('Edit', () => startEdit(message.id)), actionButton('Delete', () => deleteMessage(message.id)));
+  actions.dataset.buttons = buttons;
+  const wanted = buttons.split(' ');
+  if (wanted.includes('edit')) actions.append(actionButton('Edit', () => startEdit(message.id)));
+  if (wanted.includes('delete')) actions.append(actionButton('Delete', () => deleteMessage(message.id)));
   labelActions(actions, message);
   return actions;
 }
 
-/** Names the message's buttons for assistive technology by the start of its (current) text. */
+/** Names the message's buttons for assistive technology by whose it is and the start of its (current) text. */
 function labelActions(actions, message) {
-  const about = `your message “${cleanName(message.text, 40)}”`;
-  const [edit, remove] = actions.querySelectorAll('button');
-  edit.setAttribute('aria-label', `Edit ${about}`);
-  remove.setAttribute('aria-label', `Delete ${about}`);
+  const whose = isOwn(message) ? 'your message' : `${senderLabel(message)}’s message`;
+  const about = `${whose} “${cleanName(message.text, 40)}”`;
+  for (const button of actions.querySelectorAll('button')) button.setAttribute('aria-label', `${button.textContent} ${about}`);
 }
 
 /** The current room's message with `id` as the timeline has it now, and its log item; null when it has none. */
@@ -488,10 +549,10 @@ function showTyping(state) {
   typingTimer = wait === null ? null : setTimeout(() => showTyping(typing), wait);
 }
 
-/** The user typed in the box: the room is told, at most every TYPING_EVERY_MS. */
+/** The user typed in the box: the room is told, at most every TYPING_EVERY_MS (not what is typed to one person). */
 function sendTyping() {
   const now = Date.now();
-  if (!typingDue(input.value, typingSentAt, now) || !socket || socket.readyState !== WebSocket.OPEN || joinFrom !== null) return;
+  if (openWith !== null || !typingDue(input.value, typingSentAt, now) || !socket || socket.readyState !== WebSocket.OPEN || joinFrom !== null) return;
   socket.send(typingRequest());
   typingSentAt = now;
 }
@@ -512,7 +573,11 @@ function learnOwnId(id) {
 function learnOwnUser(user) {
   if (user === ownUser) return;
   ownUser = user;
+  // The conversations the page has are another user's: not this one's to see.
+  if (directUser !== null && user !== directUser) resetDirect();
+  directUser = user;
   refreshMessages();
+  showMembers();
 }
 
 /** Puts `item` before the log item of the `index`-th placed message of the timeline, or at the end. */
@@ -559,8 +624,14 @@ function receive(data) {
     if (!item) return;
     if (follow || isOwn(frame)) item.scrollIntoView({ block: 'end' });
     if (hasHole(timeline)) watchHole();
+  } else if (frame.kind === 'dm') {
+    receiveDm(frame, { live: true, news: true });
+  } else if (frame.kind === 'history' && frame.with !== null) {
+    receiveDmHistory(frame);
   } else if (frame.kind === 'history') {
     receiveHistory(frame);
+  } else if (frame.kind === 'moderated') {
+    receiveModerated(frame);
   } else if (frame.kind === 'members') {
     if (frame.you) learnOwnId(frame.you);
     roster = updateRoster(roster, frame);
@@ -582,6 +653,9 @@ function receive(data) {
     rateLimited(frame);
   } else if (frame.kind === 'error') {
     if (frame.code === 'invalid_room') roomRefused(frame.text);
+    // A ban, or a moderator action refused: the server's words say what happened.
+    if (frame.code === 'banned') showNote(frame.text);
+    else if (frame.code === 'not_allowed') showModNote(frame.text);
     append('error', { meta: `Error · ${frame.code}`, text: frame.text });
   } else {
     append('notice', { text: frame.text });
@@ -679,8 +753,259 @@ function showMembers() {
       mark.textContent = ' (you)';
       item.append(mark);
     }
+    const offers = memberActions(entry, { signedIn, ownUser, moderator });
+    if (offers.message) {
+      item.append(memberButton('Message', `Message ${entry.label} directly`, () => openConversation(entry.user, entry.label)));
+    }
+    if (offers.moderate) {
+      item.append(
+        memberButton('Kick', `Kick ${entry.label} out of ${roster.room}`, () => kick(entry.user, entry.label)),
+        memberButton('Ban', `Ban ${entry.label} from ${roster.room}`, () => ban(entry.user, entry.label)),
+      );
+    }
     return item;
   }));
+}
+
+/** A small button next to a member, named for assistive technology by `label`. */
+function memberButton(text, label, onClick) {
+  const button = actionButton(text, onClick);
+  button.className = 'member-action';
+  button.setAttribute('aria-label', label);
+  return button;
+}
+
+/** The note under the member list on what a moderator's action did (or why it was refused). */
+function showModNote(text) {
+  modNote.textContent = text ?? '';
+  modNote.hidden = !text;
+}
+
+/** A moderator's Kick: the user's connections in this room are closed (they may come back). */
+function kick(user, label) {
+  if (!online('the kick')) return;
+  moderating.set(user, { label, kick: false });
+  socket.send(kickRequest(user));
+}
+
+/** A moderator's Ban: for how many minutes is asked, then the user is banned from this room and, once that is done, kicked. */
+function ban(user, label) {
+  const answer = window.prompt(`Ban ${label} from ${currentRoom} for how many minutes (1 to ${MAX_BAN_MINUTES})?`,
+    String(DEFAULT_BAN_MINUTES));
+  if (answer === null) return;
+  const minutes = banMinutes(answer);
+  if (minutes === null) {
+    showModNote(`Not banned: give the minutes as a whole number from 1 to ${MAX_BAN_MINUTES}.`);
+    return;
+  }
+  if (!online('the ban')) return;
+  moderating.set(user, { label, kick: true });
+  socket.send(banRequest(user, minutes));
+}
+
+/** The server did a moderator's action: the note says so; a ban asked with Ban is followed by the kick. */
+function receiveModerated(frame) {
+  const asked = moderating.get(frame.user);
+  const label = asked?.label ?? `User ${shortId(frame.user)}`;
+  showModNote(moderatedText(frame, label));
+  if (frame.action === 'ban' && asked?.kick && socket && socket.readyState === WebSocket.OPEN) {
+    moderating.set(frame.user, { label, kick: false });
+    socket.send(kickRequest(frame.user));
+  }
+}
+
+/** Shows the Direct messages list (signed in only): each conversation as a button, the open one marked, unread ones too. */
+function showConversations() {
+  direct.hidden = !signedIn;
+  const unread = unreadCount(conversations);
+  directHeading.textContent = unread ? `Direct messages (${unread} unread)` : 'Direct messages';
+  conversationList.replaceChildren(...conversations.map((conversation) => {
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'conversation';
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = conversationLabel(conversation);
+    const preview = document.createElement('span');
+    preview.className = 'preview';
+    preview.textContent = conversationPreview(conversation);
+    button.append(name, preview);
+    if (conversation.unread) {
+      item.className = 'unread';
+      const mark = document.createElement('span');
+      mark.className = 'unread-mark';
+      mark.textContent = 'unread';
+      button.append(mark);
+    }
+    if (conversation.user === openWith) button.setAttribute('aria-current', 'true');
+    button.addEventListener('click', () => openConversation(conversation.user));
+    item.append(button);
+    return item;
+  }));
+}
+
+/** The timeline of the conversation with `user`, made when first needed. */
+function dmTimeline(user) {
+  if (!dmTimelines.has(user)) dmTimelines.set(user, newConversationTimeline(user));
+  return dmTimelines.get(user);
+}
+
+/** Forgets every direct conversation (another user signed in, or signed out). */
+function resetDirect() {
+  showRoomView();
+  conversations = [];
+  dmTimelines.clear();
+  dmAsked.clear();
+  for (const entry of dmOutbox.splice(0)) ownClientIds.delete(entry.clientId);
+  showConversations();
+}
+
+/** Shows the conversation with `user` (`name` from the member list) instead of the room, read, and asks what was said. */
+function openConversation(user, name = null) {
+  conversations = readConversation(addConversation(conversations, user, name), user);
+  openWith = user;
+  const target = dmTimeline(user);
+  const label = conversationLabel(conversations.find((conversation) => conversation.user === user));
+  dmTitle.textContent = `Direct messages with ${label}`;
+  backToRoom.textContent = `Back to ${currentRoom}`;
+  dmItems.clear();
+  dmPendingItems.clear();
+  dmLog.replaceChildren();
+  for (const { key, message } of target.placed) {
+    const item = dmItem(message);
+    dmItems.set(key, item);
+    dmLog.append(item);
+  }
+  for (const entry of dmOutbox) if (entry.to === user) showDmPending(entry);
+  log.hidden = true;
+  typingLine.hidden = true;
+  dmView.hidden = false;
+  input.placeholder = `Message ${label} — Enter sends, Shift+Enter adds a line`;
+  dmLog.scrollTop = dmLog.scrollHeight;
+  showConversations();
+  showSize();
+  askDm(user);
+  input.focus();
+}
+
+/** Back to the room: its log, its typing line, the box sends to it. */
+function showRoomView() {
+  openWith = null;
+  dmView.hidden = true;
+  log.hidden = false;
+  typingLine.hidden = false;
+  input.placeholder = roomPlaceholder;
+  showConversations();
+  showSize();
+}
+
+/** Asks for the conversation with `user` once per connection: its recent messages, or what came after the last seq. */
+function askDm(user) {
+  if (dmAsked.has(user) || !socket || socket.readyState !== WebSocket.OPEN) return;
+  dmAsked.add(user);
+  socket.send(catchUpRequest(dmTimeline(user)));
+}
+
+/** The log item of a direct message. */
+function dmItem(message) {
+  const own = ownDm(message);
+  const item = logItem(own ? 'own' : 'message', { meta: `${own ? 'You' : senderLabel(message)} · ${clock(message.sentAt)}`, text: message.text });
+  item.querySelector('.meta').title = `Connection ${message.from}`;
+  return item;
+}
+
+/**
+ * A direct message, live or from history: the pending one it answers is done, its conversation
+ * is listed (unread when it is `news` from the other person and not open), and it goes in its
+ * place by seq, shown when its conversation is open.
+ */
+function receiveDm(message, { live, news }) {
+  if (message.clientId !== null && ownClientIds.has(message.clientId)) dmDelivered(message.clientId);
+  const user = message.with;
+  const open = user === openWith;
+  conversations = dmSeen(conversations, message, { open, news });
+  showConversations();
+  const target = dmTimeline(user);
+  const index = placeMessage(target, message, { live });
+  if (index === -1 || !open) return;
+  const follow = dmLog.scrollHeight - dmLog.scrollTop - dmLog.clientHeight < 40;
+  const item = dmItem(message);
+  dmItems.set(messageKey(message), item);
+  const next = target.placed[index + 1];
+  const before = next ? dmItems.get(next.key) : dmLog.querySelector(':scope > li.outgoing');
+  if (before) before.before(item);
+  else dmLog.append(item);
+  if (follow || ownDm(message)) item.scrollIntoView({ block: 'end' });
+}
+
+/**
+ * A conversation's `history` answer: what the page has not shown goes in its place (news when
+ * it catches up a conversation the page had, not its first look back); the next page is asked
+ * while there is more.
+ */
+function receiveDmHistory(frame) {
+  const user = frame.with;
+  const target = dmTimeline(user);
+  const first = !target.started;
+  if (frame.gap) applyGap(target, frame.oldest);
+  for (const message of mergeHistory(target.keys, frame.messages, null)) receiveDm(message, { live: false, news: !first });
+  if (first) startTimeline(target, true);
+  const after = nextHistoryPage(frame);
+  if (after !== null && socket && socket.readyState === WebSocket.OPEN) socket.send(historyRequest(CATCH_UP_LIMIT, after, user));
+}
+
+/** The log item of a pending direct message in the open conversation: marked "sending…" (or why it failed). */
+function showDmPending(entry) {
+  if (entry.to !== openWith) return null;
+  return showPendingIn(entry, dmPendingItems, dmLog, forgetDm);
+}
+
+/** Takes the direct message with `clientId` out of the direct outbox and its pending item out of the log. */
+function forgetDm(clientId) {
+  const index = dmOutbox.findIndex((entry) => entry.clientId === clientId);
+  if (index !== -1) dmOutbox.splice(index, 1);
+  dmPendingItems.get(clientId)?.remove();
+  dmPendingItems.delete(clientId);
+}
+
+/** The server's frame for a pending direct message came: it is done, and the next one may go. */
+function dmDelivered(clientId) {
+  if (!dmOutbox.some((entry) => entry.clientId === clientId)) return;
+  forgetDm(clientId);
+  flushDms();
+}
+
+/**
+ * Sends the next pending direct message of each conversation, if the socket is open and the
+ * server takes messages from us now; one at a time per conversation, in the order written.
+ */
+function flushDms() {
+  clearTimeout(dmFlushTimer);
+  dmFlushTimer = null;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  const now = Date.now();
+  let wait = quietUntil - now;
+  if (wait <= 0) {
+    wait = null;
+    for (const key of new Set(dmOutbox.map((entry) => entry.room))) {
+      const next = nextToSend(dmOutbox, key, now);
+      if (next?.entry) sendEntry(next.entry, dmRequest(next.entry.to, next.entry.text, next.entry.clientId), flushDms);
+      else if (next) wait = Math.min(wait ?? Infinity, next.waitMs);
+    }
+  }
+  if (wait !== null) dmFlushTimer = setTimeout(flushDms, wait);
+}
+
+/** Writes `text` to the open conversation's user: pending until the server's frame for it comes back. */
+function sendDm(text) {
+  const entry = { ...outgoing(text, conversationKey(openWith)), to: openWith };
+  dmOutbox.push(entry);
+  ownClientIds.add(entry.clientId);
+  const wait = quietUntil - Date.now();
+  showNote(wait > 0 ? `${rateLimitText(wait)} Your message will be sent then.` : null);
+  showDmPending(entry)?.scrollIntoView({ block: 'end' });
+  flushDms();
 }
 
 /**
@@ -713,11 +1038,19 @@ function notCaughtUp() {
 
 /** The log item of a pending message: set apart, marked "sending…" (or why it failed). */
 function showPending(entry) {
-  let item = pendingItems.get(entry.clientId);
+  return showPendingIn(entry, pendingItems, log, forgetOutgoing);
+}
+
+/**
+ * The item of pending `entry` in log `into` (kept in `items` by clientId); a failed one offers to
+ * put its text back in the box, `forget` taking it out of its outbox.
+ */
+function showPendingIn(entry, items, into, forget) {
+  let item = items.get(entry.clientId);
   if (!item) {
     item = logItem('outgoing pending', { meta: `You · ${pendingLabel(entry)}`, text: entry.text });
-    pendingItems.set(entry.clientId, item);
-    log.append(item);
+    items.set(entry.clientId, item);
+    into.append(item);
   }
   item.className = `outgoing ${entry.state === 'failed' ? 'failed' : 'pending'}`;
   item.querySelector('.meta').textContent = `You · ${pendingLabel(entry)}`;
@@ -727,7 +1060,7 @@ function showPending(entry) {
     edit.className = 'edit';
     edit.textContent = 'Back to the box';
     edit.addEventListener('click', () => {
-      forgetOutgoing(entry.clientId);
+      forget(entry.clientId);
       putBack(entry.text);
       input.focus();
     });
@@ -776,33 +1109,46 @@ function flush() {
     return;
   }
   const { entry } = next;
+  sendEntry(entry, chatRequest(entry.text, entry.clientId), flush);
+}
+
+/**
+ * Sends outbox `entry` as `request` on the open socket. No answer in time (a lost frame): it
+ * waits to go again, and `again` sends it; the server keeps each clientId once.
+ */
+function sendEntry(entry, request, again) {
   const ws = socket;
-  ws.send(chatRequest(entry.text, entry.clientId));
+  ws.send(request);
   entry.state = 'sent';
   entry.ws = ws;
   entry.tries += 1;
   const tries = entry.tries;
-  // No answer in time (a lost frame): the same request again; the server keeps it once.
   setTimeout(() => {
     if (entry.state !== 'sent' || entry.tries !== tries || entry.ws !== socket) return;
     entry.state = 'waiting';
-    flush();
+    again();
   }, ANSWER_WAIT_MS);
 }
 
-/** An error frame answering one of our messages (by its clientId). */
+/** An error frame answering one of our messages (by its clientId), to the room or direct. */
 function sendAnswered(frame) {
-  const entry = outbox.find((sent) => sent.clientId === frame.clientId);
+  const toRoom = outbox.find((sent) => sent.clientId === frame.clientId);
+  const entry = toRoom ?? dmOutbox.find((sent) => sent.clientId === frame.clientId);
   // Answers a message already delivered (a repeat sent meanwhile): nothing to do.
   if (!entry) return;
   if (frame.code === 'rate_limited') quietUntil = Date.now() + (frame.retryAfterMs ?? 1_000);
   const outcome = sendRefused(entry, frame);
   if (frame.code === 'rate_limited') showNote(`${rateLimitText(frame.retryAfterMs)} Your message will be sent then.`);
-  if (outcome === 'failed') {
+  // A banned user's message: the server's words say until when.
+  if (frame.code === 'banned') showNote(frame.text);
+  if (outcome === 'failed' && toRoom) {
     if (entry.room === currentRoom) showPending(entry);
     saveOutbox();
+  } else if (outcome === 'failed') {
+    showDmPending(entry);
   }
   flush();
+  flushDms();
 }
 
 /**
@@ -841,6 +1187,7 @@ function switchRoom(typed) {
   }
   showRoomNote(null);
   roomInput.value = room;
+  if (openWith !== null) showRoomView();
   if (room === currentRoom) return;
   const from = currentRoom;
   enterRoom(room);
@@ -898,7 +1245,7 @@ function drop() {
   generation += 1;
   notCaughtUp();
   // What went out on it and was not answered goes again on the next connection.
-  for (const entry of outbox) if (entry.state === 'sent') entry.state = 'waiting';
+  for (const entry of [...outbox, ...dmOutbox]) if (entry.state === 'sent') entry.state = 'waiting';
   if (socket) {
     const old = socket;
     socket = null;
@@ -971,10 +1318,17 @@ function connect() {
   ws.addEventListener('open', () => {
     if (socket !== ws) return;
     opened = true;
-    attempt = 0;
+    // The backoff starts over once this connection proves good (see attemptAfterClose).
+    openedAt = Date.now();
     ownId = null;
     ownUser = null;
     typingSentAt = null;
+    const wasModerator = moderator;
+    signedIn = withToken;
+    moderator = withToken && isModerator(jwtClaims(token));
+    if (moderator !== wasModerator) refreshMessages();
+    showConversations();
+    if (!signedIn && openWith !== null) showRoomView();
     setStatus('online', `Connected to ${url}`);
     // In the room of the URL it connected with: ask who is there and what was said since the
     // last message the page has (a reconnect keeps the log, and shows what was missed in place).
@@ -982,6 +1336,10 @@ function connect() {
     roster = newRoster(currentRoom);
     showMembers();
     askRoom();
+    // The conversations the page had are caught up (the open one asked now if it never was), and what was written goes.
+    dmAsked.clear();
+    for (const [user, conversation] of dmTimelines) if (conversation.started || user === openWith) askDm(user);
+    flushDms();
     whoPrefix = withToken ? 'Signed in as' : 'You are';
     if (withToken) showWho(tokenLabel ? `Signed in as ${tokenLabel}` : 'Signed in');
     else showWho(name ? `You are ${cleanName(name)}` : 'You are a guest (the server picks your name)');
@@ -997,7 +1355,11 @@ function connect() {
     // server keeps each clientId once), unless the server closed on it for being too big.
     const unanswered = outbox.filter((sent) => sent.state === 'sent' && sent.ws === ws);
     for (const entry of unanswered) entry.state = 'waiting';
+    for (const entry of dmOutbox) if (entry.state === 'sent' && entry.ws === ws) entry.state = 'waiting';
     if (event.code === 1009) restoreTooBig(unanswered);
+    const closed = opened ? closedText(event.code) : null;
+    if (closed) append('notice', { text: closed });
+    attempt = attemptAfterClose(attempt, opened ? Date.now() - openedAt : null);
     const action = afterClose({
       opened, attempt, authMode: mode.authMode, withToken, expired: withToken && tokenExpired(token),
     });
@@ -1013,7 +1375,7 @@ function connect() {
       attempt += 1;
       const delay = backoff(attempt);
       const why = event.code === 1009 ? 'the message was too big' : `code ${event.code}`;
-      const what = opened ? 'Connection lost' : 'Could not connect';
+      const what = closed ? 'Disconnected by the server' : opened ? 'Connection lost' : 'Could not connect';
       setStatus('offline', `${what} (${why}). Reconnecting in ${(delay / 1000).toFixed(1)} s…`);
       retryTimer = setTimeout(connect, delay);
     }
@@ -1219,9 +1581,16 @@ function restoreTooBig(unanswered) {
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = input.value;
-  const problem = refusal(text);
+  const problem = refusal(text, openWith);
   if (problem) {
     showNote(problem);
+    return;
+  }
+  if (openWith !== null) {
+    sendDm(text);
+    input.value = '';
+    showSize();
+    input.focus();
     return;
   }
   // Kept in the page and shown as pending until the server's frame for it comes back: sent
@@ -1248,8 +1617,13 @@ input.addEventListener('keydown', (event) => {
 
 input.addEventListener('input', () => {
   showSize();
-  if (!note.hidden) showNote(refusal(input.value) === null ? null : note.textContent);
+  if (!note.hidden) showNote(refusal(input.value, openWith) === null ? null : note.textContent);
   sendTyping();
+});
+
+backToRoom.addEventListener('click', () => {
+  showRoomView();
+  input.focus();
 });
 
 roomForm.addEventListener('submit', (event) => {
@@ -1295,8 +1669,15 @@ signOutButton.addEventListener('click', async () => {
   const mode = currentMode();
   drop();
   forgetToken();
-  // What was written and not delivered goes nowhere now, not even as whoever signs in next.
+  // What was written and not delivered goes nowhere now, not even as whoever signs in next;
+  // nor are the direct conversations theirs to see.
   for (const entry of [...outbox]) forgetOutgoing(entry.clientId);
+  signedIn = false;
+  moderator = false;
+  directUser = null;
+  resetDirect();
+  showMembers();
+  refreshMessages();
   if (mode.issuer) {
     // Signed out here; then at the issuer too, which sends the browser back to this page.
     try {

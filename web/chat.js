@@ -5,7 +5,8 @@
 // history messages are new, where each message goes in its room's order (`seq`) and what to
 // ask to fill a hole, which messages the page still has to (re)send (its outbox), which
 // messages are the user's own to edit or delete (and what an edit or a deletion does to the
-// timeline), and who is shown typing.
+// timeline), who is shown typing, the direct conversations (with whom, their last message, which
+// are unread), and what a moderator's page offers and is told.
 
 /**
  * API Gateway's limit on one WebSocket frame: a bigger frame closes the connection with 1009.
@@ -53,15 +54,25 @@ export function chatRequest(text, clientId = null) {
     : { action: 'onMessage', message: text });
 }
 
+/**
+ * The request that sends `text` directly to the user with id `to` (signed in only), with its
+ * `clientId` when it has a valid one, kept once per clientId as in rooms.
+ */
+export function dmRequest(to, text, clientId = null) {
+  return JSON.stringify(validClientId(clientId)
+    ? { action: 'dm', to, message: text, clientId }
+    : { action: 'dm', to, message: text });
+}
+
 /** A clientId as long as the page's, for measuring. */
 const SAMPLE_CLIENT_ID = 'x'.repeat(CLIENT_ID_CHARS);
 
 /**
  * The bytes on the wire for `text`: its request as UTF-8, JSON escapes included, with a clientId
- * as long as the ones the page makes (or `clientId`).
+ * as long as the ones the page makes (or `clientId`); a direct message to `to` when given.
  */
-export function frameBytes(text, clientId = SAMPLE_CLIENT_ID) {
-  return encoder.encode(chatRequest(text, clientId)).length;
+export function frameBytes(text, clientId = SAMPLE_CLIENT_ID, to = null) {
+  return encoder.encode(to === null ? chatRequest(text, clientId) : dmRequest(to, text, clientId)).length;
 }
 
 /** `bytes` in KB with one decimal, rounded up so that anything over the limit never reads as 32.0. */
@@ -69,19 +80,19 @@ export function kb(bytes) {
   return (Math.ceil((bytes * 10) / 1024) / 10).toFixed(1);
 }
 
-/** Why `text` cannot be sent, or null when it can. */
-export function refusal(text) {
+/** Why `text` cannot be sent (to the room, or directly to user `to`), or null when it can. */
+export function refusal(text, to = null) {
   if (text.trim() === '') return 'Write something first.';
-  const bytes = frameBytes(text);
+  const bytes = frameBytes(text, SAMPLE_CLIENT_ID, to);
   if (bytes > MAX_FRAME_BYTES) {
     return `This message is ${kb(bytes)} KB; API Gateway takes at most ${MAX_FRAME_BYTES / 1024} KB in one frame. Shorten it.`;
   }
   return null;
 }
 
-/** The composer's size indicator for `text`: null while it is small, else {text, over}. */
-export function sizeHint(text) {
-  const bytes = frameBytes(text);
+/** The composer's size indicator for `text` (to the room, or to user `to`): null while it is small, else {text, over}. */
+export function sizeHint(text, to = null) {
+  const bytes = frameBytes(text, SAMPLE_CLIENT_ID, to);
   if (bytes < HINT_FROM_BYTES) return null;
   return { text: `${kb(bytes)} of ${MAX_FRAME_BYTES / 1024} KB`, over: bytes > MAX_FRAME_BYTES };
 }
@@ -117,7 +128,12 @@ export function shortId(id) {
  * 'history', room, messages: [message…], truncated, more, gap, oldest} (oldest null unless
  * gap), {kind: 'error', code, text, retryAfterMs, clientId} (retryAfterMs null unless the
  * server said how long to wait, clientId null unless it answers a message that had one), or
- * {kind: 'notice', text} for API Gateway's own frames and anything unexpected.
+ * {kind: 'dm', id, seq, with, from, user, name, to, text, sentAt, clientId, room: null} (a direct
+ * message: `with` the other user of the conversation, `user` the sender's user id), {kind:
+ * 'moderated', action, room, user, until, connections} (a moderator's action done), or
+ * {kind: 'notice', text} for API Gateway's own frames and anything unexpected. A `history`
+ * answer for a direct conversation has `with` (and room null) and dm messages; errors have
+ * `until` (when a ban ends), null without one. Joined and left name the `user` too.
  */
 export function interpret(data) {
   let frame;
@@ -162,8 +178,25 @@ function interpretFrame(frame) {
       name: stringOrNull(frame.name),
     };
   }
+  if (frame.type === 'dm' && typeof frame.message === 'string' && stringOrNull(frame.with)) {
+    return {
+      kind: 'dm', id: stringOrNull(frame.id) || null, seq: seqOrNull(frame.seq), with: frame.with, from: String(frame.from ?? ''),
+      user: stringOrNull(frame.user) || null, name: stringOrNull(frame.name), to: stringOrNull(frame.to) || null,
+      text: frame.message, sentAt: frame.sentAt, clientId: clientIdOrNull(frame.clientId), room: null,
+    };
+  }
+  if (frame.type === 'moderated' && stringOrNull(frame.action) && stringOrNull(frame.user)) {
+    const count = frame.connections;
+    return {
+      kind: 'moderated', action: frame.action, room: stringOrNull(frame.room), user: frame.user,
+      until: stringOrNull(frame.until) || null, connections: Number.isSafeInteger(count) && count >= 0 ? count : null,
+    };
+  }
   if (frame.type === 'joined' || frame.type === 'left') {
-    return { kind: frame.type, room: stringOrNull(frame.room), from: String(frame.from ?? ''), name: stringOrNull(frame.name) };
+    return {
+      kind: frame.type, room: stringOrNull(frame.room), from: String(frame.from ?? ''), name: stringOrNull(frame.name),
+      user: stringOrNull(frame.user) || null,
+    };
   }
   if (frame.type === 'members' && Array.isArray(frame.members)) {
     const members = frame.members
@@ -174,11 +207,14 @@ function interpretFrame(frame) {
     return { kind: 'members', room: stringOrNull(frame.room), you: stringOrNull(frame.you), members, more: frame.more === true };
   }
   if (frame.type === 'history' && Array.isArray(frame.messages)) {
-    const messages = frame.messages.map(interpretFrame).filter((message) => message?.kind === 'message');
+    // A direct conversation's (`with`) holds direct messages; a room's, chat messages.
+    const withUser = stringOrNull(frame.with) || null;
+    const kind = withUser ? 'dm' : 'message';
+    const messages = frame.messages.map(interpretFrame).filter((message) => message?.kind === kind);
     const gap = frame.gap === true;
     return {
-      kind: 'history', room: stringOrNull(frame.room), messages, truncated: frame.truncated === true,
-      more: frame.more === true, gap, oldest: gap ? seqOrNull(frame.oldest) : null,
+      kind: 'history', room: withUser ? null : stringOrNull(frame.room), with: withUser, messages,
+      truncated: frame.truncated === true, more: frame.more === true, gap, oldest: gap ? seqOrNull(frame.oldest) : null,
     };
   }
   if (frame.type === 'error') {
@@ -186,10 +222,13 @@ function interpretFrame(frame) {
     return {
       kind: 'error', code: String(frame.code ?? 'error'), text: String(frame.message ?? ''),
       retryAfterMs: Number.isFinite(wait) && wait >= 0 ? wait : null, clientId: clientIdOrNull(frame.clientId),
+      until: stringOrNull(frame.until) || null,
     };
   }
   if (typeof frame.message === 'string') {
-    return { kind: 'error', code: 'gateway', text: `The API answered: ${frame.message}`, retryAfterMs: null, clientId: null };
+    return {
+      kind: 'error', code: 'gateway', text: `The API answered: ${frame.message}`, retryAfterMs: null, clientId: null, until: null,
+    };
   }
   return null;
 }
@@ -416,6 +455,30 @@ export function afterClose({ opened, attempt, authMode, withToken, expired }) {
   return 'reconnect';
 }
 
+/** A connection open at least this long was a good one: the reconnect backoff starts over after it. */
+export const STABLE_OPEN_MS = 10_000;
+
+/**
+ * The count of reconnect attempts to go on from when a socket closes (the page adds one and
+ * waits backoff() of it): after a connection that stayed open STABLE_OPEN_MS or more, 0 (the
+ * first wait is short again); after one closed sooner (`openForMs`), or one that never opened
+ * (null), `attempt` as it was. So a server that lets the page in and closes it at once, again
+ * and again (a moderator's kicks, a broken deployment), is retried ever more slowly, never in
+ * a loop.
+ */
+export function attemptAfterClose(attempt, openForMs) {
+  return openForMs !== null && openForMs >= STABLE_OPEN_MS ? 0 : attempt;
+}
+
+/**
+ * The line the room's log keeps when an open connection closes with `code`, or null for a drop
+ * the status line says enough about. 1000 is the server closing it on purpose (API Gateway's
+ * own idle and lifetime limits close with 1001): a moderator's kick, here.
+ */
+export function closedText(code) {
+  return code === 1000 ? 'Disconnected: the server closed the connection (code 1000); a moderator may have removed you from the room.' : null;
+}
+
 /** The room a connection is in unless it asks for another, as the server has it. */
 export const DEFAULT_ROOM = 'lobby';
 
@@ -487,12 +550,14 @@ export const CATCH_UP_LIMIT = 100;
 
 /**
  * The request for the current room's `limit` most recent messages, or, with `after` (a `seq`,
- * 0 for the room's first), for up to `limit` of those after it, oldest first.
+ * 0 for the room's first), for up to `limit` of those after it, oldest first; with `withUser`,
+ * the same of the direct conversation with that user instead.
  */
-export function historyRequest(limit = HISTORY_LIMIT, after = null) {
-  return JSON.stringify(Number.isSafeInteger(after) && after >= 0
-    ? { action: 'history', after, limit }
-    : { action: 'history', limit });
+export function historyRequest(limit = HISTORY_LIMIT, after = null, withUser = null) {
+  const request = withUser ? { action: 'history', with: withUser } : { action: 'history' };
+  if (Number.isSafeInteger(after) && after >= 0) request.after = after;
+  request.limit = limit;
+  return JSON.stringify(request);
 }
 
 /**
@@ -503,10 +568,10 @@ export function newRoster(room) {
   return { room, you: null, members: [], known: false, incoming: null, changes: [] };
 }
 
-/** `members` with `event` ({kind: 'joined' | 'left', from, name}) applied: each connection once. */
+/** `members` with `event` ({kind: 'joined' | 'left', from, name, user}) applied: each connection once. */
 function applyPresence(members, event) {
   const others = members.filter((member) => member.from !== event.from);
-  return event.kind === 'joined' ? [...others, { from: event.from, name: event.name }] : others;
+  return event.kind === 'joined' ? [...others, { from: event.from, name: event.name, user: event.user ?? null }] : others;
 }
 
 /** `members` with each connection once (its last entry wins). */
@@ -540,10 +605,14 @@ export function updateRoster(roster, event) {
   return roster;
 }
 
-/** The roster as the page lists it: {from, label, own}, the page's own entry first, then by name. */
+/**
+ * The roster as the page lists it: {from, label, own, user}, the page's own entry first, then by
+ * name; `user` the signed-in member's user id, null in open mode.
+ */
 export function memberEntries(roster) {
   const entries = roster.members.map((member) => ({
     from: member.from, label: senderLabel(member), own: roster.you !== null && member.from === roster.you,
+    user: member.user ?? null,
   }));
   return entries.sort((a, b) => (b.own - a.own)
     || a.label.localeCompare(b.label, undefined, { sensitivity: 'base' }) || a.from.localeCompare(b.from));
@@ -681,11 +750,15 @@ export function hasHole(timeline) {
 }
 
 /**
- * The `history` request the page sends on entering a room or reconnecting: with nothing seen
- * there, its HISTORY_LIMIT most recent messages; else up to CATCH_UP_LIMIT after lastSeq.
+ * The `history` request the page sends on entering a room (or opening a direct conversation,
+ * whose timeline has `with`) or reconnecting: with nothing seen there, its HISTORY_LIMIT most
+ * recent messages; else up to CATCH_UP_LIMIT after lastSeq.
  */
 export function catchUpRequest(timeline) {
-  return timeline.lastSeq === null ? historyRequest() : historyRequest(CATCH_UP_LIMIT, timeline.lastSeq);
+  const withUser = timeline.with ?? null;
+  return timeline.lastSeq === null
+    ? historyRequest(HISTORY_LIMIT, null, withUser)
+    : historyRequest(CATCH_UP_LIMIT, timeline.lastSeq, withUser);
 }
 
 /** The `after` to ask for the next page of a `history` answer with more to come (its last seq), or null. */
@@ -770,6 +843,15 @@ export function ownMessage(message, me) {
 /** Whether the page offers to edit and delete `message`: the user's own, with an id, not deleted. */
 export function mayChange(message, me) {
   return Boolean(message.id) && !message.deleted && ownMessage(message, me);
+}
+
+/**
+ * Whether the page offers to delete `message`: one it may change, or, for a `moderator`, any
+ * with an id, not deleted (the server lets moderators delete any message of their room, and
+ * edit only their own).
+ */
+export function mayDelete(message, me, moderator = false) {
+  return Boolean(message.id) && !message.deleted && (moderator || ownMessage(message, me));
 }
 
 /**
@@ -957,4 +1039,149 @@ export function typingText(typing, now = Date.now()) {
 export function typingWakeIn(typing, now = Date.now()) {
   const ends = typing.typists.map((typist) => typist.until).filter((until) => until > now);
   return ends.length ? Math.min(...ends) - now : null;
+}
+
+/** The key of a direct conversation's timeline and of its pending messages (as a room's name is a room's). */
+export function conversationKey(user) {
+  return `dm:${user}`;
+}
+
+/** The timeline of the direct conversation with user `user`: a room's (see newTimeline), with `with`. */
+export function newConversationTimeline(user) {
+  return { ...newTimeline(conversationKey(user)), with: user };
+}
+
+/** Whether direct message `dm` (as interpret() gives it) was sent by the page's user: `with` names the other one. */
+export function ownDm(dm) {
+  return dm.user !== dm.with;
+}
+
+/**
+ * The conversations the page saw this session, most recently active first: {user, name, last,
+ * lastMine, lastSeq, unread}, `user` the other person's user id, `name` their name as last seen
+ * (null until known), `last` the text of the latest message seen (null before any), `lastMine`
+ * whether the user wrote it, `unread` whether one of theirs came while the conversation was not
+ * open. Each function returns a new list.
+ */
+export function addConversation(conversations, user, name = null) {
+  const clean = cleanName(name ?? '') || null;
+  const known = conversations.find((conversation) => conversation.user === user);
+  if (!known) return [{ user, name: clean, last: null, lastMine: false, lastSeq: null, unread: false }, ...conversations];
+  if (!clean || clean === known.name) return conversations;
+  return conversations.map((conversation) => (conversation === known ? { ...conversation, name: clean } : conversation));
+}
+
+/**
+ * The conversations once direct message `dm` is in: its conversation (with dm.with) takes the
+ * sender's name when the other person sent it, and the text when it is the latest seen (then it
+ * moves first); it is unread when it is `news` (it came live, or in a catch-up after a
+ * reconnect) from the other person while it is not `open`.
+ */
+export function dmSeen(conversations, dm, { open = false, news = true } = {}) {
+  const mine = ownDm(dm);
+  const list = addConversation(conversations, dm.with, mine ? null : dm.name);
+  const known = list.find((conversation) => conversation.user === dm.with);
+  const latest = known.lastSeq === null || dm.seq === null || dm.seq >= known.lastSeq;
+  const unread = known.unread || (news && !mine && !open);
+  if (!latest) return list.map((conversation) => (conversation === known ? { ...known, unread } : conversation));
+  const updated = { ...known, last: dm.text, lastMine: mine, lastSeq: dm.seq ?? known.lastSeq, unread };
+  return [updated, ...list.filter((conversation) => conversation !== known)];
+}
+
+/** The conversations with the one with `user` read (it is open). */
+export function readConversation(conversations, user) {
+  return conversations.map((conversation) => (conversation.user === user && conversation.unread
+    ? { ...conversation, unread: false } : conversation));
+}
+
+/** What the page shows of a conversation: its other person's name, or `User <short id>` before it is known. */
+export function conversationLabel(conversation) {
+  return conversation.name || `User ${shortId(conversation.user)}`;
+}
+
+/** The one-line preview of a conversation's last message: "You: …" for the user's own, '' before any. */
+export function conversationPreview(conversation, max = 60) {
+  if (conversation.last === null) return '';
+  const text = cleanName(conversation.last, max);
+  return conversation.lastMine ? `You: ${text}` : text;
+}
+
+/** How many conversations have unread messages. */
+export function unreadCount(conversations) {
+  return conversations.filter((conversation) => conversation.unread).length;
+}
+
+/**
+ * What the member list offers next to `entry` (see memberEntries): {message, moderate}, for
+ * another signed-in user (one with a `user` that is not the page's own `ownUser`) only: a direct
+ * message when `signedIn`, Kick and Ban for a `moderator`.
+ */
+export function memberActions(entry, { signedIn = false, ownUser = null, moderator = false } = {}) {
+  const other = signedIn && Boolean(entry.user) && Boolean(ownUser) && entry.user !== ownUser;
+  return { message: other, moderate: other && moderator };
+}
+
+/** The group whose members are moderators (the stack's ModeratorGroup, by default). */
+export const MODERATOR_GROUP = 'moderators';
+
+/** The token claim that lists the user's groups, as Cognito names it (the stack's GroupsClaim, by default). */
+export const GROUPS_CLAIM = 'cognito:groups';
+
+/** The groups JWT `claims` list: an array of strings, or one space-separated string. */
+export function tokenGroups(claims) {
+  const groups = claims?.[GROUPS_CLAIM];
+  if (typeof groups === 'string') return groups.split(/\s+/).filter(Boolean);
+  return Array.isArray(groups) ? groups.filter((group) => typeof group === 'string') : [];
+}
+
+/**
+ * Whether the page shows moderator buttons for a user with JWT `claims` (jwtClaims() of its own
+ * token): they list MODERATOR_GROUP. The server decides who may kick, ban and delete, from the
+ * token it verified; this only chooses which buttons to show.
+ */
+export function isModerator(claims) {
+  return tokenGroups(claims).includes(MODERATOR_GROUP);
+}
+
+/** A ban's length the page proposes, and the longest the server takes (a year and a day), in minutes. */
+export const DEFAULT_BAN_MINUTES = 60;
+export const MAX_BAN_MINUTES = 527_040;
+
+/** The whole number of minutes typed in `answer`, from 1 to MAX_BAN_MINUTES, or null for anything else. */
+export function banMinutes(answer) {
+  const text = typeof answer === 'string' ? answer.trim() : '';
+  if (!/^\d{1,6}$/.test(text)) return null;
+  const minutes = Number(text);
+  return minutes >= 1 && minutes <= MAX_BAN_MINUTES ? minutes : null;
+}
+
+/** The request that closes `user`'s connections in the moderator's room (they may come back). */
+export function kickRequest(user) {
+  return JSON.stringify({ action: 'kick', user });
+}
+
+/** The request that bans `user` from the moderator's room for `minutes`. */
+export function banRequest(user, minutes) {
+  return JSON.stringify({ action: 'ban', user, minutes });
+}
+
+/**
+ * The moderator's note for a `moderated` frame (as interpret() gives it), `label` naming its
+ * user: "bob was removed from lobby (2 connections closed).", "bob is banned from lobby until
+ * 14:05.", "bob may come back to lobby.".
+ */
+export function moderatedText(frame, label) {
+  const room = frame.room ?? 'the room';
+  if (frame.action === 'kick') {
+    const count = frame.connections;
+    const closed = count === null ? '' : ` (${count} ${count === 1 ? 'connection' : 'connections'} closed)`;
+    return `${label} was removed from ${room}${closed}.`;
+  }
+  if (frame.action === 'ban') {
+    const date = new Date(frame.until ?? '');
+    return Number.isNaN(date.getTime()) ? `${label} is banned from ${room}.`
+      : `${label} is banned from ${room} until ${date.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' })}.`;
+  }
+  if (frame.action === 'unban') return `${label} may come back to ${room}.`;
+  return `Done: ${frame.action} ${label} in ${room}.`;
 }

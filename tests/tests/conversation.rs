@@ -343,6 +343,41 @@ async fn direct_messages_reach_every_device_of_both_users_and_no_one_else() {
         .await;
     let hers = carol.frame_of("history", FRAME).await;
     assert_eq!(hers["messages"], json!([]));
+
+    // Changing a direct message: its author only, both sides told, each with the other.
+    let first = messages[0]["id"].clone();
+    let reply = rest["messages"][1]["id"].clone();
+    alice
+        .send_json(json!({"action": "delete", "id": first, "with": "sub-bob"}))
+        .await;
+    assert_eq!(
+        error(&mut alice).await["code"],
+        "not_allowed",
+        "bob's, not hers"
+    );
+    alice
+        .send_json(json!({"action": "edit", "id": reply, "with": "sub-bob", "message": "re 2!"}))
+        .await;
+    let seen = bob.frame_of("edited", FRAME).await;
+    assert_eq!(
+        (&seen["with"], &seen["message"]),
+        (&json!("sub-alice"), &json!("re 2!"))
+    );
+    assert!(seen.get("room").is_none());
+    assert_eq!(phone.frame_of("edited", FRAME).await["with"], "sub-bob");
+    bob.send_json(json!({"action": "delete", "id": first, "with": "sub-alice"}))
+        .await;
+    assert_eq!(alice.frame_of("deleted", FRAME).await["id"], first);
+    assert!(carol
+        .frames_until_quiet("deleted", Duration::from_millis(500))
+        .await
+        .is_empty());
+    bob.send_json(json!({"action": "history", "with": "sub-alice"}))
+        .await;
+    let kept = bob.frame_of("history", FRAME).await;
+    let kept = kept["messages"].as_array().unwrap();
+    assert_eq!(kept[0]["deleted"], true);
+    assert_eq!(kept.last().unwrap()["message"], "re 2!");
     for client in [alice, phone, bob, carol] {
         client.close().await;
     }

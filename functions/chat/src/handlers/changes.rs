@@ -9,8 +9,9 @@ use chrono::{SecondsFormat, Utc};
 
 use super::{display_name, is_moderator, signed_in_user, status, App};
 use crate::delivery::broadcast::Audience;
-use crate::delivery::management::Connections;
+use crate::delivery::management::{Connections, Payload};
 use crate::protocol::changes::{self, ChangeRequest};
+use crate::protocol::direct;
 use crate::protocol::{ErrorFrame, Frame, Presence};
 use crate::stores::admission::{self, Admission};
 use crate::stores::connections::ConnectionRecord;
@@ -24,8 +25,9 @@ pub const TYPING_GAP_MS: i64 = 2_000;
 const ATTEMPTS: usize = 3;
 
 impl App {
-    /// `edit` or `delete` (`deleting`): find the message in the sender's room, check who
-    /// may change it, rewrite it where it is kept and tell the room.
+    /// `edit` or `delete` (`deleting`): find the message in the sender's room (or, with
+    /// `with`, in a direct conversation), check who may change it, rewrite it where it is
+    /// kept and tell the room (or both users' connections).
     pub(super) async fn change(
         &self,
         id: &str,
@@ -50,16 +52,16 @@ impl App {
             Err(code) => return status(code),
         };
         let user = signed_in_user(event).or(record.user.clone());
-        let moderator = is_moderator(event);
-        let changed = match self
-            .rewrite(
-                &record.room,
-                &request,
-                &author_key(user.as_deref(), id),
-                moderator,
-            )
-            .await
-        {
+        // A direct conversation's message (signed in only), or one of the sender's room.
+        let (key, other) = match (&request.with, &user) {
+            (Some(with), Some(me)) => (direct::conversation(me, with), Some(with.clone())),
+            (Some(_), None) => return self.refuse(&client, id, direct::not_signed_in(), 403).await,
+            (None, _) => (record.room.clone(), None),
+        };
+        // In a conversation there is nobody to moderate: only its two users are in it.
+        let moderator = other.is_none() && is_moderator(event);
+        let author = author_key(user.as_deref(), id);
+        let changed = match self.rewrite(&key, &request, &author, moderator).await {
             Ok(changed) => changed,
             Err((error, code)) => return self.refuse(&client, id, error, code).await,
         };
@@ -67,35 +69,52 @@ impl App {
             connection_id = id,
             user,
             room = record.room,
+            with = other,
             message_id = request.id,
             action = if deleting { "delete" } else { "edit" },
             author = changed.author,
             by_moderator = changed.by_moderator,
             "changed a message"
         );
-        let frame = match request.message {
+        let frame = |room: &str, with: Option<String>| match &request.message {
             Some(message) => Frame::Edited {
-                room: record.room.clone(),
-                id: request.id,
+                room: room.to_owned(),
+                with,
+                id: request.id.clone(),
                 seq: changed.seq,
-                message,
-                edited_at: changed.at,
+                message: message.clone(),
+                edited_at: changed.at.clone(),
             },
             None => Frame::Deleted {
-                room: record.room.clone(),
-                id: request.id,
+                room: room.to_owned(),
+                with,
+                id: request.id.clone(),
                 seq: changed.seq,
             },
         };
-        let endpoint = self
-            .config
-            .callback_endpoint(&event.request_context)
-            .unwrap_or_default();
-        let audience = self.audience(&record.room, None);
-        let announced = Box::pin(self.announce(&client, audience, &frame, Some(&endpoint)));
-        match announced.await {
+        let told = match (&other, &user) {
+            (Some(other), Some(me)) => {
+                // Each side is told with `with` naming the other.
+                let for_me = Payload::new(frame("", Some(other.clone())).to_json());
+                let for_them = Payload::new(frame("", Some(me.clone())).to_json());
+                self.deliver_pair(&client, id, me, other, &for_me, &for_them)
+                    .await
+            }
+            _ => {
+                let endpoint = self
+                    .config
+                    .callback_endpoint(&event.request_context)
+                    .unwrap_or_default();
+                let audience = self.audience(&record.room, None);
+                let frame = frame(&record.room, None);
+                Box::pin(self.announce(&client, audience, &frame, Some(&endpoint)))
+                    .await
+                    .map_err(|_| ())
+            }
+        };
+        match told {
             Ok(()) => status(200),
-            Err(_) => status(500),
+            Err(()) => status(500),
         }
     }
 

@@ -104,8 +104,7 @@ impl App {
         }
     }
 
-    /// Posts the kept direct message to every connection of `me` (`sender` among them,
-    /// even when the index does not list it yet) and of `to`, each side's view.
+    /// Posts the kept direct message to every connection of both users, each side's view.
     async fn deliver_direct(
         &self,
         client: &Connections,
@@ -113,6 +112,23 @@ impl App {
         me: &str,
         to: &str,
         kept: &str,
+    ) -> Result<(), ()> {
+        let for_me = Payload::new(direct::view(kept, me));
+        let for_them = Payload::new(direct::view(kept, to));
+        self.deliver_pair(client, sender, me, to, &for_me, &for_them)
+            .await
+    }
+
+    /// Posts `for_me` to every connection of `me` (`sender` among them, even when the
+    /// index does not list it yet) and `for_them` to every connection of `to`.
+    pub(super) async fn deliver_pair(
+        &self,
+        client: &Connections,
+        sender: &str,
+        me: &str,
+        to: &str,
+        for_me: &Payload,
+        for_them: &Payload,
     ) -> Result<(), ()> {
         let (mine, theirs) = if me == to {
             (self.store.of_user(me).await, Ok(Vec::new()))
@@ -130,12 +146,10 @@ impl App {
         if !mine.iter().any(|id| id == sender) {
             mine.push(sender.to_owned());
         }
-        let for_me = Payload::new(direct::view(kept, me));
-        let for_them = Payload::new(direct::view(kept, to));
         let posts = mine
             .iter()
-            .map(|id| (id, &for_me))
-            .chain(theirs.iter().map(|c| (&c.id, &for_them)))
+            .map(|id| (id, for_me))
+            .chain(theirs.iter().map(|c| (&c.id, for_them)))
             .map(|(id, payload)| self.send_payload(client, id, payload));
         let delivered = join_all(posts).await;
         tracing::info!(

@@ -1,10 +1,12 @@
-//! Changing what was said: the `edit` and `delete` requests, and the kept chat frame as it
+//! Changing what was said: the `edit` and `delete` requests (of a room's message, or with
+//! `with` of a direct message), and the kept chat or `dm` frame as it
 //! reads after an edit (the new text, `editedAt`) or a deletion (a tombstone: the same
 //! `id`, `seq`, sender and time, `"message":""` and `"deleted":true`), which is what
 //! `history` answers from then on.
 
 use serde_json::{Map, Value};
 
+use super::direct::user_field;
 use super::{chat_text, parse_object, shorten, ErrorCode, ErrorFrame, MAX_CHAT_FRAME_BYTES};
 
 /// The longest message id accepted (API Gateway's are 16 characters).
@@ -15,6 +17,8 @@ pub const MAX_ID_CHARS: usize = 128;
 pub struct ChangeRequest {
     /// The message's `id`.
     pub id: String,
+    /// The other user of the direct conversation it is in; none: the sender's room.
+    pub with: Option<String>,
     /// The new text (`edit`), or none (`delete`).
     pub message: Option<String>,
 }
@@ -25,6 +29,7 @@ pub fn edit_request(body: Option<&str>) -> Result<ChangeRequest, ErrorFrame> {
     let example = r#"{"action":"edit","id":"<the message's id>","message":"Hello, everyone"}"#;
     Ok(ChangeRequest {
         id: message_id(&object, example)?,
+        with: with(&object, example)?,
         message: Some(chat_text(&object)?),
     })
 }
@@ -35,8 +40,17 @@ pub fn delete_request(body: Option<&str>) -> Result<ChangeRequest, ErrorFrame> {
     let example = r#"{"action":"delete","id":"<the message's id>"}"#;
     Ok(ChangeRequest {
         id: message_id(&object, example)?,
+        with: with(&object, example)?,
         message: None,
     })
+}
+
+/// The optional `with` of a change to a direct message.
+fn with(object: &Map<String, Value>, example: &str) -> Result<Option<String>, ErrorFrame> {
+    match object.get("with") {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => user_field(object, "with", example).map(Some),
+    }
 }
 
 fn message_id(object: &Map<String, Value>, example: &str) -> Result<String, ErrorFrame> {
@@ -93,7 +107,12 @@ pub fn is_deleted(kept: &str) -> bool {
 
 fn chat_object(kept: &str) -> Result<Map<String, Value>, ErrorFrame> {
     match serde_json::from_str::<Value>(kept) {
-        Ok(Value::Object(frame)) if frame.get("type") == Some(&Value::from("message")) => Ok(frame),
+        Ok(Value::Object(frame))
+            if frame.get("type") == Some(&Value::from("message"))
+                || frame.get("type") == Some(&Value::from("dm")) =>
+        {
+            Ok(frame)
+        }
         _ => Err(ErrorFrame::new(
             ErrorCode::NotFound,
             format!("No chat message is kept as \"{}\".", shorten(kept, 32)),
@@ -140,6 +159,16 @@ mod tests {
         );
         let delete = delete_request(Some(r#"{"action":"delete","id":"m1"}"#)).unwrap();
         assert_eq!((delete.id.as_str(), delete.message), ("m1", None));
+        let direct = r#"{"action":"delete","id":"m1","with":"sub-bob"}"#;
+        assert_eq!(
+            delete_request(Some(direct)).unwrap().with.as_deref(),
+            Some("sub-bob")
+        );
+        let nobody = r#"{"action":"edit","id":"m1","with":"","message":"x"}"#;
+        assert_eq!(
+            edit_request(Some(nobody)).unwrap_err().code,
+            ErrorCode::InvalidUser
+        );
         for body in [
             r#"{"action":"delete"}"#,
             r#"{"action":"delete","id":""}"#,

@@ -74,14 +74,26 @@ pub enum Frame {
     /// A message of the room was edited by its author (or a moderator).
     #[serde(rename_all = "camelCase")]
     Edited {
+        /// The room; empty (and left out) for a direct conversation …
+        #[serde(skip_serializing_if = "String::is_empty")]
         room: String,
+        /// … which names the other user instead.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
         id: String,
         seq: u64,
         message: String,
         edited_at: String,
     },
     /// A message of the room was deleted; `history` keeps a tombstone in its place.
-    Deleted { room: String, id: String, seq: u64 },
+    Deleted {
+        #[serde(skip_serializing_if = "String::is_empty")]
+        room: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        id: String,
+        seq: u64,
+    },
     /// A moderator's action done, to the moderator: how many of the user's connections
     /// in the room it closed (`kick`) or marked (`ban`, `unban`), and until when a ban is.
     Moderated {
@@ -815,6 +827,7 @@ mod tests {
         );
         let edited = Frame::Edited {
             room: "r".into(),
+            with: None,
             id: "m".into(),
             seq: 3,
             message: "x".into(),
@@ -826,6 +839,7 @@ mod tests {
         );
         let deleted = Frame::Deleted {
             room: "r".into(),
+            with: None,
             id: "m".into(),
             seq: 3,
         };
