@@ -378,8 +378,10 @@ test('room frames are interpreted, never trusted', () => {
   assert.equal(older.room, null, 'nor a room');
 
   assert.deepEqual(interpret('{"type":"joined","room":"rust","from":"B2","name":"bob"}'),
-    { kind: 'joined', room: 'rust', from: 'B2', name: 'bob' });
-  assert.deepEqual(interpret('{"type":"left","room":"lobby","from":"B2"}'), { kind: 'left', room: 'lobby', from: 'B2', name: null });
+    { kind: 'joined', room: 'rust', from: 'B2', name: 'bob', user: null });
+  assert.deepEqual(interpret('{"type":"left","room":"lobby","from":"B2"}'),
+    { kind: 'left', room: 'lobby', from: 'B2', name: null, user: null });
+  assert.equal(interpret('{"type":"joined","room":"rust","from":"B2","name":"bob","user":"u-b"}').user, 'u-b', 'signed in: the user');
 
   const members = interpret(JSON.stringify({
     type: 'members', room: 'lobby', you: 'A1', members: [{ from: 'A1', name: 'alice' }, null, 'x', { from: 'B2', name: 7 }], more: false,
@@ -399,7 +401,8 @@ test('room frames are interpreted, never trusted', () => {
   assert.equal(interpret('{"type":"history","room":"lobby","messages":"none"}').kind, 'notice');
 
   const limited = interpret('{"type":"error","code":"rate_limited","message":"slow down","retryAfterMs":1200}');
-  assert.deepEqual(limited, { kind: 'error', code: 'rate_limited', text: 'slow down', retryAfterMs: 1200, clientId: null });
+  assert.deepEqual(limited,
+    { kind: 'error', code: 'rate_limited', text: 'slow down', retryAfterMs: 1200, clientId: null, until: null });
   assert.equal(interpret('{"type":"error","code":"rate_limited","retryAfterMs":"soon"}').retryAfterMs, null);
   assert.equal(interpret('{"type":"error","code":"rate_limited","retryAfterMs":-5}').retryAfterMs, null);
   assert.equal(interpret('{"type":"error","code":"invalid_room","message":"m"}').code, 'invalid_room');
@@ -488,11 +491,11 @@ test('the member list shows names (the page\'s own entry first and marked), as t
       { from: 'A1', name: 'Alice' }, { from: 'X9', name: '<b>x</b>' }],
   };
   assert.deepEqual(memberEntries(roster), [
-    { from: 'C3', label: 'zoe', own: true },
-    { from: 'X9', label: '<b>x</b>', own: false },
-    { from: 'A1', label: 'Alice', own: false },
-    { from: 'B2', label: 'bob', own: false },
-    { from: 'R1kmxc2VNjMCFIA=', label: 'User jMCFIA', own: false },
+    { from: 'C3', label: 'zoe', own: true, user: null },
+    { from: 'X9', label: '<b>x</b>', own: false, user: null },
+    { from: 'A1', label: 'Alice', own: false, user: null },
+    { from: 'B2', label: 'bob', own: false, user: null },
+    { from: 'R1kmxc2VNjMCFIA=', label: 'User jMCFIA', own: false, user: null },
   ]);
   assert.equal(memberEntries({ ...roster, you: null }).some((entry) => entry.own), false, 'no own entry before the server says');
 });
