@@ -96,6 +96,17 @@ impl Options {
     }
 
     /// The project's own template, with a table of the test's own.
+    /// The project's template in `AuthMode=jwt`, trusting `issuer` for `audience`.
+    pub fn jwt(issuer: &str, audience: &str) -> Options {
+        let mut options = Options::project();
+        options.overrides.extend([
+            "AuthMode=jwt".to_owned(),
+            format!("JwtIssuer={issuer}"),
+            format!("JwtAudience={audience}"),
+        ]);
+        options
+    }
+
     pub fn project() -> Options {
         Options::with_template(
             "template.yaml",

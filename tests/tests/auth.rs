@@ -296,13 +296,7 @@ async fn the_answer_allows_the_method_arn_with_the_users_context() {
 }
 
 fn jwt_stack(issuer: &TestIssuer) -> Options {
-    let mut options = Options::project();
-    options.overrides.extend([
-        "AuthMode=jwt".to_owned(),
-        format!("JwtIssuer={}", issuer.url),
-        format!("JwtAudience={AUDIENCE}"),
-    ]);
-    options
+    Options::jwt(&issuer.url, AUDIENCE)
 }
 
 fn with_token(url: &str, token: &str) -> String {

@@ -18,13 +18,7 @@ const AUDIENCE: &str = "chat-test-client";
 const FRAME: Duration = Duration::from_secs(10);
 
 fn jwt_stack(issuer: &TestIssuer) -> Options {
-    let mut options = Options::project();
-    options.overrides.extend([
-        "AuthMode=jwt".to_owned(),
-        format!("JwtIssuer={}", issuer.url),
-        format!("JwtAudience={AUDIENCE}"),
-    ]);
-    options
+    Options::jwt(&issuer.url, AUDIENCE)
 }
 
 /// A client signed in as `sub` in `room`, with `groups` in `cognito:groups`.

@@ -269,6 +269,7 @@ test('in open mode a name chosen in the page labels its messages, and is remembe
   const carol = await openPage();
   const dave = await openPage();
   assert.equal(await carol.locator('#token-field').isHidden(), true, 'open mode has no token box');
+  assert.equal(await carol.locator('#direct').isHidden(), true, 'open mode has no direct messages');
   assert.equal(await carol.textContent('#join'), 'Join');
   // No name yet: the page connected at once and the server named a guest.
   await send(carol, 'before choosing a name');
@@ -509,6 +510,7 @@ describe('rooms, presence and history', () => {
       await page.locator('#log li.presence', { hasText: 'cat left' }).waitFor(soon);
     }
     assert.equal(await a.locator('#members li.own').textContent(), 'ann (you)');
+    assert.equal(await a.locator('#members button').count(), 0, 'open mode: no Message, Kick or Ban');
     await a.close();
     await b.close();
   });
@@ -600,6 +602,49 @@ describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
   /** A page on the jwt stack, signed in as `name` at its (development) issuer. */
   async function signedIn(name) {
     return signedInAtIssuer(name, pageUrl());
+  }
+
+  const soon = { timeout: 10_000 };
+  let rooms = 0;
+
+  /** A room name no other test (nor another run of this file) uses. */
+  function freshRoom(label) {
+    rooms += 1;
+    return `${label}-${process.pid}-${rooms}`;
+  }
+
+  /** A token of the development issuer's for `name`, in `groups` (comma-separated) when given. */
+  async function issuerToken(name, groups = null) {
+    const query = new URLSearchParams({ name, ...(groups ? { groups } : {}) });
+    const response = await fetch(`http://127.0.0.1:${issuerPort}/token?${query}`);
+    assert.equal(response.status, 200);
+    return (await response.json()).token;
+  }
+
+  /**
+   * A page on the jwt stack in `room`, signed in as `name` (in `groups`) with a token handed over
+   * as `#token=`: sent nowhere until Sign in binds it to the stack's socket; online, with its own
+   * member entry in.
+   */
+  async function handedOver(name, room, { groups = null, init } = {}) {
+    const token = await issuerToken(name, groups);
+    const page = await newPage(init, `${pageUrl()}?room=${room}#token=${token}`);
+    await page.locator('#status[data-state="signed-out"]', { hasText: 'Sign in to' }).waitFor(soon);
+    await page.click('#join');
+    await waitOnline(page);
+    await page.locator('#members li.own', { hasText: name }).waitFor(soon);
+    return page;
+  }
+
+  /** Lets `page` open dialogs (confirm, prompt), each answered by accepting with `value`; their messages, in order. */
+  function acceptDialogs(page, value) {
+    const seen = [];
+    page.removeAllListeners('dialog');
+    page.on('dialog', (dialog) => {
+      seen.push(dialog.message());
+      dialog.accept(value).catch(() => {});
+    });
+    return seen;
   }
 
   before(async () => {
@@ -704,6 +749,142 @@ describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
     assert.match(await metaOf(bob, 'frank pasted a token'), /^frank · /);
     await bob.close();
     await page.close();
+  });
+
+  test('alice writes to bob from the member list; bob sees it unread, opens it, and answers', async () => {
+    const room = freshRoom('dm');
+    const alice = await handedOver('alice', room);
+    const bob = await handedOver('bob', room);
+    await alice.locator('#members li', { hasText: 'bob' }).waitFor(soon);
+    assert.equal(await alice.locator('#direct').isVisible(), true, 'signed in: direct messages are offered');
+
+    await alice.getByRole('button', { name: 'Message bob directly' }).click();
+    await alice.locator('#dm-view').waitFor(soon);
+    assert.equal(await alice.textContent('#dm-title'), 'Direct messages with bob');
+    assert.equal(await alice.locator('#log').isHidden(), true, 'the room log makes way');
+    await send(alice, 'Psst, bob <b>only you</b>');
+    assert.match(await alice.locator('#dm-log li.own', { hasText: 'Psst, bob' }).locator('.meta').textContent(), /^You · \d\d:\d\d/);
+    await alice.waitForFunction(() => document.querySelector('#dm-log li.pending') === null, null, soon);
+
+    // bob, in the room: the conversation is listed, unread, with alice's name and her text.
+    const listed = bob.locator('#conversations li.unread', { hasText: 'alice' });
+    await listed.waitFor(soon);
+    assert.match(await listed.textContent(), /Psst, bob <b>only you<\/b>/);
+    assert.equal(await bob.textContent('#direct-heading'), 'Direct messages (1 unread)');
+    assert.equal(await bob.locator('#log li', { hasText: 'Psst' }).count(), 0, 'not said in the room');
+    assert.equal(await bob.locator('#log').isVisible(), true, 'bob stays in the room until he opens it');
+
+    await listed.getByRole('button').click();
+    const received = bob.locator('#dm-log li.message', { hasText: 'Psst, bob' });
+    await received.waitFor(soon);
+    assert.match(await received.locator('.meta').textContent(), /^alice · \d\d:\d\d/);
+    assert.equal(await received.locator('.body').textContent(), 'Psst, bob <b>only you</b>', 'as text');
+    assert.equal(await bob.locator('#dm-log b').count(), 0);
+    await bob.locator('#conversations li.unread').waitFor({ ...soon, state: 'detached' });
+    assert.equal(await bob.textContent('#direct-heading'), 'Direct messages');
+
+    await send(bob, 'Hi alice, got it');
+    assert.match(await alice.locator('#dm-log li.message', { hasText: 'got it' }).locator('.meta').textContent(), /^bob · /);
+    await bob.locator('#dm-log li.own', { hasText: 'got it' }).waitFor(soon);
+    assert.deepEqual(await bob.locator('#dm-log li .body').allTextContents(), ['Psst, bob <b>only you</b>', 'Hi alice, got it']);
+    // alice has the conversation open: nothing unread, and its last message listed.
+    assert.equal(await alice.locator('#conversations li.unread').count(), 0);
+    await alice.locator('#conversations li', { hasText: 'got it' }).waitFor(soon);
+
+    // Back in the room, the box speaks to the room again.
+    await bob.click('#back-to-room');
+    await bob.locator('#log').waitFor(soon);
+    await send(bob, 'bob in the room again');
+    await bob.locator('#log li.own', { hasText: 'bob in the room again' }).waitFor(soon);
+    await alice.locator('#log li.message', { hasText: 'bob in the room again' }).waitFor({ ...soon, state: 'attached' });
+    assert.equal(await alice.locator('#dm-log li', { hasText: 'bob in the room again' }).count(), 0);
+    await alice.close();
+    await bob.close();
+  });
+
+  test("bob typing in the room shows on alice's page, until his message comes", async () => {
+    const room = freshRoom('typing');
+    const alice = await handedOver('alice', room);
+    const bob = await handedOver('bob', room);
+    await alice.locator('#members li', { hasText: 'bob' }).waitFor(soon);
+    await bob.fill('#message', 'I am writing some');
+    await alice.locator('#typing', { hasText: 'bob is typing…' }).waitFor(soon);
+    assert.equal(await bob.textContent('#typing'), '', 'nobody is told of their own typing');
+    await bob.press('#message', 'Enter');
+    await alice.locator('#log li.message', { hasText: 'I am writing some' }).waitFor(soon);
+    await alice.waitForFunction(() => document.querySelector('#typing').textContent === '', null, soon);
+    await alice.close();
+    await bob.close();
+  });
+
+  test('an edit and a delete by alice change the message on bob\'s page', async () => {
+    const room = freshRoom('edit');
+    const alice = await handedOver('alice', room);
+    const bob = await handedOver('bob', room);
+    await send(alice, 'first draft');
+    const onBob = bob.locator('#log li.message', { hasText: 'first draft' });
+    await onBob.waitFor(soon);
+    assert.equal(await onBob.getByRole('button').count(), 0, "bob may not change alice's message");
+
+    const own = alice.locator('#log li.own', { hasText: 'first draft' });
+    await own.getByRole('button', { name: 'Edit your message “first draft”' }).click();
+    const editor = alice.locator('#log li.own .editor');
+    await editor.fill('final words');
+    await editor.press('Enter');
+    const edited = bob.locator('#log li.message', { hasText: 'final words' });
+    await edited.waitFor(soon);
+    assert.equal(await edited.locator('.meta .edited').textContent(), '(edited)');
+    assert.equal(await bob.locator('#log li', { hasText: 'first draft' }).count(), 0, 'the old text is gone');
+
+    const asked = acceptDialogs(alice);
+    await alice.locator('#log li.own', { hasText: 'final words' })
+      .getByRole('button', { name: 'Delete your message “final words”' }).click();
+    await bob.locator('#log li.message .body.deleted', { hasText: 'message deleted' }).waitFor(soon);
+    assert.equal(await bob.locator('#log li', { hasText: 'final words' }).count(), 0, 'a tombstone, nothing of the text');
+    assert.equal(asked.length, 1, 'alice confirmed the deletion');
+    await alice.close();
+    await bob.close();
+  });
+
+  test("a moderator kicks and bans bob from the member list; bob's page says it was disconnected", async () => {
+    const room = freshRoom('kick');
+    const mona = await handedOver('mona', room, { groups: 'moderators' });
+    const bob = await handedOver('bob', room, { init: countSockets });
+    const alice = await handedOver('alice', room);
+    await mona.locator('#member-count[data-count="3"]').waitFor(soon);
+    await alice.locator('#members li', { hasText: 'bob' }).waitFor(soon);
+    assert.equal(await alice.getByRole('button', { name: /^(Kick|Ban) / }).count(), 0, 'not a moderator: no Kick or Ban');
+    assert.equal(await mona.getByRole('button', { name: /^(Kick|Ban) mona/ }).count(), 0, 'nor for oneself');
+
+    // A moderator may delete anyone's message (the server says so too), and edit none but their own.
+    await send(bob, 'bob says something');
+    const bobs = mona.locator('#log li.message', { hasText: 'bob says something' });
+    await bobs.getByRole('button', { name: 'Delete bob’s message “bob says something”' }).waitFor(soon);
+    assert.equal(await bobs.getByRole('button', { name: /^Edit/ }).count(), 0);
+    assert.equal(await alice.locator('#log li.message', { hasText: 'bob says something' }).getByRole('button').count(), 0);
+
+    await mona.getByRole('button', { name: `Kick bob out of ${room}` }).click();
+    await mona.locator('#mod-note', { hasText: `bob was removed from ${room} (1 connection closed).` }).waitFor(soon);
+    const disconnected = bob.locator('#log li.notice', { hasText: 'Disconnected: the server closed the connection (code 1000)' });
+    await disconnected.waitFor(soon);
+    // A kick is not a ban: the page connects again by itself, once, after a short wait.
+    await waitOnline(bob);
+    await alice.locator('#log li.presence', { hasText: 'bob joined' }).waitFor(soon);
+    assert.equal(await bob.evaluate(() => window.sockets), 2, 'one reconnect');
+
+    // Ban: for how long is asked (60 minutes proposed), then bob is banned and kicked again.
+    await mona.locator('#member-count[data-count="3"]').waitFor(soon);
+    const asked = acceptDialogs(mona, '5');
+    await mona.getByRole('button', { name: `Ban bob from ${room}` }).click();
+    await mona.locator('#mod-note', { hasText: `bob is banned from ${room} until` }).waitFor(soon);
+    assert.match(asked[0] ?? '', /^Ban bob from .+ for how many minutes/);
+    await bob.locator('#log li.notice', { hasText: 'Disconnected' }).nth(1).waitFor(soon);
+    // Banned, the server refuses the handshake: the page does not get back in, and backs off.
+    await bob.locator('#status[data-state="offline"]', { hasText: 'Could not connect' }).waitFor(soon);
+    await bob.waitForTimeout(1_500);
+    assert.equal(await bob.locator('#status').getAttribute('data-state'), 'offline');
+    assert.ok(await bob.evaluate(() => window.sockets) <= 5, 'no reconnect loop');
+    for (const page of [mona, bob, alice]) await page.close();
   });
 });
 

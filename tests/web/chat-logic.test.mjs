@@ -11,7 +11,10 @@ import {
   tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, typingDone, typingDue, typingRequest, typingSeen, typingText,
   typingWakeIn, updateRoster, validClientId, whoRequest, withParam, CATCH_UP_LIMIT, CLIENT_ID_CHARS, DEFAULT_ROOM,
   HISTORY_LIMIT, HOLE_TRIES, MAX_FRAME_BYTES, MAX_ROOM_CHARS, NAME_CLAIMS, TOKEN_RETRIES, TYPING_EVERY_MS, TYPING_SHOWN_MS,
-  UNAVAILABLE_TRIES,
+  UNAVAILABLE_TRIES, addConversation, attemptAfterClose, banMinutes, banRequest, closedText, conversationKey,
+  conversationLabel, conversationPreview, dmRequest, dmSeen, isModerator, kickRequest, mayDelete, memberActions,
+  moderatedText, newConversationTimeline, ownDm, readConversation, tokenGroups, unreadCount, DEFAULT_BAN_MINUTES,
+  GROUPS_CLAIM, MAX_BAN_MINUTES, MODERATOR_GROUP, STABLE_OPEN_MS,
 } from '../../web/chat.js';
 
 /**
@@ -993,4 +996,183 @@ test('who is typing: per room, 4 s after the last frame, or until their message 
   assert.equal(typingText(typing, 1), 'carol is typing…');
   assert.equal(typingDone(typing, 'Z9'), typing);
   assert.equal(typingText(typingSeen(newTyping('lobby'), frame('B2', 'a\u202eb'), 0), 0), 'ab is typing…', 'names cleaned');
+});
+
+/** A `dm` frame as the server sends it to `viewer`'s side: `with` is the other user. */
+const dmFrame = (seq, text, { user = 'u-bob', to = 'u-alice', name = 'bob', clientId } = {}) => ({
+  type: 'dm', id: `d${seq}`, seq, with: user === 'u-alice' ? to : user, from: 'B2', user, name, to, message: text,
+  sentAt: '2026-01-01T00:00:00Z', ...(clientId ? { clientId } : {}),
+});
+
+test('direct messages are the documented dm request, measured as such', () => {
+  assert.deepEqual(JSON.parse(dmRequest('u-bob', 'hi', 'k3J9-x')), { action: 'dm', to: 'u-bob', message: 'hi', clientId: 'k3J9-x' });
+  assert.deepEqual(JSON.parse(dmRequest('u-bob', 'hi', 'not valid')), { action: 'dm', to: 'u-bob', message: 'hi' });
+  // The recipient's id is part of the frame: a text that fits the room may not fit a direct message.
+  const to = 'u'.repeat(40);
+  assert.equal(frameBytes('hello', undefined, to), frameBytes('hello') - '"onMessage"'.length + `"dm","to":"${to}"`.length);
+  const fits = 'x'.repeat(MAX_FRAME_BYTES - ENVELOPE);
+  assert.equal(refusal(fits), null);
+  assert.match(refusal(fits, to), /^This message is 32\.1 KB;/);
+  assert.equal(sizeHint(fits, to).over, true);
+  assert.deepEqual(JSON.parse(historyRequest(50, null, 'u-bob')), { action: 'history', with: 'u-bob', limit: 50 });
+  assert.deepEqual(JSON.parse(historyRequest(100, 7, 'u-bob')), { action: 'history', with: 'u-bob', after: 7, limit: 100 });
+});
+
+test('dm frames and a conversation\'s history are read, never trusted', () => {
+  const dm = interpret(JSON.stringify(dmFrame(3, '<b>hi</b>', { clientId: 'c-1' })));
+  assert.deepEqual(dm, {
+    kind: 'dm', id: 'd3', seq: 3, with: 'u-bob', from: 'B2', user: 'u-bob', name: 'bob', to: 'u-alice', text: '<b>hi</b>',
+    sentAt: '2026-01-01T00:00:00Z', clientId: 'c-1', room: null,
+  });
+  assert.notEqual(interpret(JSON.stringify({ ...dmFrame(1, 'x'), with: '' })).kind, 'dm', 'no conversation: not a dm');
+  assert.equal(interpret(JSON.stringify({ ...dmFrame(1, 'x'), seq: -1, clientId: 'a b' })).seq, null);
+  const history = interpret(JSON.stringify({
+    type: 'history', with: 'u-bob', messages: [dmFrame(1, 'one'), chat('m1', 'room'), dmFrame(2, 'two')], more: true, gap: false,
+  }));
+  assert.equal(history.with, 'u-bob');
+  assert.equal(history.room, null);
+  assert.deepEqual(history.messages.map((m) => [m.kind, m.text]), [['dm', 'one'], ['dm', 'two']], 'only direct messages');
+  assert.equal(nextHistoryPage(history), 2);
+  const room = interpret(JSON.stringify({ type: 'history', room: 'lobby', messages: [dmFrame(1, 'one'), chat('m1', 'room')] }));
+  assert.equal(room.with, null);
+  assert.deepEqual(room.messages.map((m) => m.kind), ['message'], "a room's holds chat messages only");
+});
+
+test('a conversation is a timeline of its own, keyed by the other user, caught up by seq with `with`', () => {
+  assert.equal(conversationKey('u-bob'), 'dm:u-bob');
+  const timeline = newConversationTimeline('u-bob');
+  assert.equal(timeline.room, 'dm:u-bob');
+  assert.deepEqual(JSON.parse(catchUpRequest(timeline)), { action: 'history', with: 'u-bob', limit: HISTORY_LIMIT });
+  const dm = (seq) => interpret(JSON.stringify(dmFrame(seq, `m${seq}`)));
+  assert.equal(placeMessage(timeline, dm(2), { live: true }), 0, 'a direct message has no room to be refused for');
+  assert.equal(placeMessage(timeline, dm(1)), 0, 'in seq order');
+  assert.equal(placeMessage(timeline, dm(2)), -1, 'once');
+  startTimeline(timeline, true);
+  assert.deepEqual(JSON.parse(catchUpRequest(timeline)), { action: 'history', with: 'u-bob', after: 2, limit: CATCH_UP_LIMIT });
+  assert.deepEqual(mergeHistory(timeline.keys, [dm(2), dm(3)], null).map((m) => m.seq), [3]);
+});
+
+test('direct conversations: named by the other person, last message first, unread when theirs came while closed', () => {
+  const fromBob = (seq, text) => interpret(JSON.stringify(dmFrame(seq, text)));
+  const toBob = (seq, text) => interpret(JSON.stringify(dmFrame(seq, text, { user: 'u-alice', to: 'u-bob', name: 'alice' })));
+  assert.equal(ownDm(toBob(1, 'x')), true);
+  assert.equal(ownDm(fromBob(1, 'x')), false);
+  let list = addConversation([], 'u-carol', 'carol');
+  assert.deepEqual(list, [{ user: 'u-carol', name: 'carol', last: null, lastMine: false, lastSeq: null, unread: false }]);
+  assert.equal(addConversation(list, 'u-carol', null), list, 'no news: the same list');
+  assert.equal(conversationPreview(list[0]), '');
+
+  // bob writes while his conversation is not open: listed first, named by his frame, unread.
+  list = dmSeen(list, fromBob(1, 'Hi\nAlice'));
+  assert.deepEqual(list.map((c) => [c.user, c.name, c.unread]), [['u-bob', 'bob', true], ['u-carol', 'carol', false]]);
+  assert.equal(conversationPreview(list[0]), 'Hi Alice', 'one line');
+  assert.equal(unreadCount(list), 1);
+  list = readConversation(list, 'u-bob');
+  assert.equal(unreadCount(list), 0);
+
+  // Our own answer names nobody (it carries our name) and is never unread.
+  list = dmSeen(list, toBob(2, 'Hello <b>bob</b>'));
+  assert.deepEqual([list[0].name, list[0].unread, conversationPreview(list[0])], ['bob', false, 'You: Hello <b>bob</b>']);
+  // One that came while it was open is read; one from history (not news) is not unread either.
+  assert.equal(dmSeen(list, fromBob(3, 'seen'), { open: true })[0].unread, false);
+  assert.equal(dmSeen(list, fromBob(3, 'old news'), { news: false })[0].unread, false);
+  // An older message (history after a live one) leaves the preview as it is; carol's moves first on news.
+  assert.equal(conversationPreview(dmSeen(list, fromBob(1, 'Hi\nAlice'), { news: false })[0]), 'You: Hello <b>bob</b>');
+  const carol = interpret(JSON.stringify(dmFrame(1, 'hey', { user: 'u-carol', name: 'Carol C' })));
+  list = dmSeen(list, carol);
+  assert.deepEqual(list.map((c) => c.user), ['u-carol', 'u-bob']);
+  assert.equal(conversationLabel(list[0]), 'Carol C', 'the name as last seen');
+  assert.equal(conversationLabel({ user: 'abcdef-123456', name: null }), 'User 123456');
+});
+
+test('the member list offers a direct message to other signed-in users, and Kick and Ban to moderators', () => {
+  const bob = { from: 'B2', label: 'bob', own: false, user: 'u-bob' };
+  const me = { from: 'A1', label: 'alice', own: true, user: 'u-alice' };
+  const signedIn = { signedIn: true, ownUser: 'u-alice' };
+  assert.deepEqual(memberActions(bob, signedIn), { message: true, moderate: false });
+  assert.deepEqual(memberActions(bob, { ...signedIn, moderator: true }), { message: true, moderate: true });
+  assert.deepEqual(memberActions(me, { ...signedIn, moderator: true }), { message: false, moderate: false });
+  assert.deepEqual(memberActions({ ...me, own: false, from: 'A9' }, signedIn), { message: false, moderate: false },
+    "the user's other devices");
+  assert.deepEqual(memberActions(bob, { ...signedIn, signedIn: false }), { message: false, moderate: false }, 'open mode');
+  assert.deepEqual(memberActions({ ...bob, user: null }, signedIn), { message: false, moderate: false }, 'no user id');
+  assert.deepEqual(memberActions(bob, { signedIn: true, ownUser: null }), { message: false, moderate: false }, 'own id unknown');
+
+  let roster = updateRoster(updateRoster(newRoster('lobby'), { kind: 'who' }),
+    { kind: 'members', room: 'lobby', you: 'A1', more: false, members: [{ from: 'A1', name: 'alice', user: 'u-alice' }] });
+  roster = updateRoster(roster, interpret('{"type":"joined","room":"lobby","from":"B2","name":"bob","user":"u-bob"}'));
+  assert.deepEqual(memberEntries(roster).map((entry) => entry.user), ['u-alice', 'u-bob'], 'joined keeps the user');
+});
+
+test("a moderator is one whose token lists the moderators' group; the server decides all the same", () => {
+  assert.equal(MODERATOR_GROUP, 'moderators');
+  assert.equal(GROUPS_CLAIM, 'cognito:groups');
+  assert.equal(isModerator(jwtClaims(jwt({ sub: 'u', 'cognito:groups': ['readers', 'moderators'] }))), true);
+  assert.equal(isModerator({ 'cognito:groups': 'readers moderators' }), true, 'one space-separated string');
+  assert.deepEqual(tokenGroups({ 'cognito:groups': ['a', 7, null, 'b'] }), ['a', 'b']);
+  for (const claims of [null, {}, { 'cognito:groups': ['Moderators'] }, { 'cognito:groups': 'moderatorsx' }, { groups: ['moderators'] },
+    { 'cognito:groups': { moderators: true } }]) {
+    assert.equal(isModerator(claims), false, JSON.stringify(claims));
+  }
+  assert.equal(isModerator(jwtClaims('not a token')), false);
+
+  const own = { id: 'm1', from: 'A1', user: 'u-alice', deleted: false };
+  const bobs = { id: 'm2', from: 'B2', user: 'u-bob', deleted: false };
+  const me = { you: 'A1', user: 'u-alice' };
+  assert.equal(mayDelete(own, me), true);
+  assert.equal(mayDelete(bobs, me), false);
+  assert.equal(mayDelete(bobs, me, true), true, "a moderator deletes others' messages");
+  assert.equal(mayChange(bobs, me), false, '… but edits only their own');
+  assert.equal(mayDelete({ ...bobs, deleted: true }, me, true), false, 'a tombstone has no buttons');
+  assert.equal(mayDelete({ ...bobs, id: null }, me, true), false);
+});
+
+test('kick and ban are the documented actions; a ban is 1 to 527040 whole minutes', () => {
+  assert.deepEqual(JSON.parse(kickRequest('u-bob')), { action: 'kick', user: 'u-bob' });
+  assert.deepEqual(JSON.parse(banRequest('u-bob', 60)), { action: 'ban', user: 'u-bob', minutes: 60 });
+  assert.equal(DEFAULT_BAN_MINUTES, 60);
+  assert.equal(MAX_BAN_MINUTES, 527_040);
+  assert.equal(banMinutes('60'), 60);
+  assert.equal(banMinutes(' 1 '), 1);
+  assert.equal(banMinutes('527040'), 527_040);
+  for (const bad of ['0', '527041', '1.5', '-3', '1e3', '', 'ten', null, '0x10', '99999999']) {
+    assert.equal(banMinutes(bad), null, String(bad));
+  }
+});
+
+test('moderated frames and ban errors are read, never trusted, and said in a short note', () => {
+  const kicked = interpret('{"type":"moderated","action":"kick","room":"lobby","user":"u-bob","connections":2}');
+  assert.deepEqual(kicked, { kind: 'moderated', action: 'kick', room: 'lobby', user: 'u-bob', until: null, connections: 2 });
+  assert.equal(moderatedText(kicked, 'bob'), 'bob was removed from lobby (2 connections closed).');
+  assert.equal(moderatedText({ ...kicked, connections: 1 }, 'bob'), 'bob was removed from lobby (1 connection closed).');
+  assert.equal(interpret('{"type":"moderated","action":"kick","user":"u","connections":-1}').connections, null);
+  assert.equal(interpret('{"type":"moderated","user":"u"}').kind, 'notice', 'no action: nothing the page knows');
+  const banned = interpret('{"type":"moderated","action":"ban","room":"lobby","user":"u-bob","until":"2026-01-01T01:00:00Z","connections":1}');
+  assert.match(moderatedText(banned, 'bob'), /^bob is banned from lobby until .+\.$/);
+  assert.equal(moderatedText({ ...banned, until: null }, 'bob'), 'bob is banned from lobby.');
+  assert.equal(moderatedText({ ...banned, action: 'unban' }, 'bob'), 'bob may come back to lobby.');
+
+  const error = interpret('{"type":"error","code":"banned","message":"You are banned from room \\"lobby\\" until 2026-01-01T01:00:00Z.","until":"2026-01-01T01:00:00Z","clientId":"c-1"}');
+  assert.deepEqual([error.code, error.until, error.clientId], ['banned', '2026-01-01T01:00:00Z', 'c-1']);
+  const entry = outgoing('hi', 'lobby', 'c-1');
+  assert.equal(sendRefused(entry, error), 'failed', 'a ban is not retried');
+  assert.equal(pendingLabel(entry), `Not sent: ${error.text}`);
+});
+
+test('a server that closes the connection soon after letting the page in is retried ever more slowly', () => {
+  assert.equal(STABLE_OPEN_MS, 10_000);
+  assert.equal(attemptAfterClose(4, STABLE_OPEN_MS), 0, 'a good connection: the backoff starts over');
+  assert.equal(attemptAfterClose(4, 300), 4, 'closed at once: the backoff goes on growing');
+  assert.equal(attemptAfterClose(4, null), 4, 'never opened');
+  // Kicked again and again right after each reconnect: the waits double up to 10 s.
+  let attempt = 0;
+  const waits = [];
+  for (let kick = 0; kick < 6; kick += 1) {
+    attempt = attemptAfterClose(attempt, 500) + 1;
+    waits.push(backoff(attempt, () => 0.5));
+  }
+  assert.deepEqual(waits, [500, 1000, 2000, 4000, 8000, 10000]);
+  assert.match(closedText(1000), /server closed the connection \(code 1000\)/);
+  assert.equal(closedText(1001), null, "API Gateway's own limits are no news");
+  assert.equal(closedText(1006), null);
 });

@@ -65,7 +65,7 @@ fn n(number: impl ToString) -> AttributeValue {
 /// The sender's record: in `room` as `name`, with a full rate bucket.
 fn record(room: &'static str, name: &'static str) -> Rule {
     mock!(Dynamo::get_item)
-        .match_requests(|req| req.key().unwrap()["connectionid"].as_s().unwrap() == SENDER)
+        .match_requests(|req| req.key().unwrap().get("connectionid") == Some(&s(SENDER)))
         .then_output(move || {
             GetItemOutput::builder()
                 .set_item(Some(item(&[
@@ -101,6 +101,8 @@ fn app_with(env: &[(&str, &str)], dynamo_rules: &[&Rule], management_rules: &[&R
         mock!(Dynamo::put_item).then_output(|| PutItemOutput::builder().build()),
         mock!(Dynamo::delete_item).then_output(|| DeleteItemOutput::builder().build()),
         mock!(Dynamo::query).then_output(|| QueryOutput::builder().build()),
+        // Nobody is banned; no other item is there.
+        mock!(Dynamo::get_item).then_output(|| GetItemOutput::builder().build()),
     ];
     let dynamo_rules: Vec<&Rule> = dynamo_rules.iter().copied().chain(&defaults).collect();
     let dynamo = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &dynamo_rules);
@@ -635,8 +637,18 @@ async fn stored_name_after_connect(event: ApiGatewayWebsocketProxyRequest) -> St
     let app = app(&[&recording_put(&writes)], &[]);
     assert_eq!(app.handle(Route::Connect, event).await.status_code, 200);
     let writes = writes.lock().unwrap();
-    assert_eq!(writes.len(), 2);
-    writes[0].1["name"].as_s().unwrap().clone()
+    let (users, rooms): (Vec<_>, Vec<_>) =
+        writes.iter().partition(|(table, _)| table == "Chat-users");
+    assert_eq!(rooms.len(), 2, "the connection and its membership");
+    let name = rooms[0].1["name"].as_s().unwrap().clone();
+    // A signed-in user is recorded as seen, under the same name and their user id.
+    if let Some((_, profile)) = users.first() {
+        assert_eq!(profile["name"].as_s().unwrap(), &name);
+        assert_eq!(rooms[0].1["user"], profile["user"]);
+    } else {
+        assert!(rooms[0].1.get("user").is_none(), "open mode: no user");
+    }
+    name
 }
 
 #[tokio::test]

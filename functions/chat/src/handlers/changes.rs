@@ -13,8 +13,6 @@ use crate::delivery::management::{Connections, Payload};
 use crate::protocol::changes::{self, ChangeRequest};
 use crate::protocol::direct;
 use crate::protocol::{ErrorFrame, Frame, Presence};
-use crate::stores::admission::{self, Admission};
-use crate::stores::connections::ConnectionRecord;
 use crate::stores::edits::{author_key, Found};
 
 /// A connection's typing notices are at least this far apart; more are dropped.
@@ -47,7 +45,7 @@ impl App {
             Ok(request) => request,
             Err(error) => return self.refuse(&client, id, error, 400).await,
         };
-        let record = match self.admit(&client, id).await {
+        let record = match self.admit(&client, id, None).await {
             Ok(record) => record,
             Err(code) => return status(code),
         };
@@ -171,29 +169,6 @@ impl App {
             }
         }
         Err((ErrorFrame::unavailable(), 409))
-    }
-
-    /// Spends from the sender's rate: its record, or the status answered (the sender has
-    /// been told why).
-    async fn admit(&self, client: &Connections, id: &str) -> Result<ConnectionRecord, i64> {
-        let now_ms = || Utc::now().timestamp_millis();
-        match admission::admit(&self.store, id, self.config.rate, now_ms).await {
-            Ok(Admission::Allowed(record)) => Ok(record),
-            Ok(Admission::Unknown) => {
-                self.reply(client, id, ErrorFrame::not_connected()).await;
-                Err(403)
-            }
-            Ok(Admission::Limited { retry_after_ms }) => {
-                self.reply(client, id, ErrorFrame::rate_limited(retry_after_ms))
-                    .await;
-                Err(429)
-            }
-            Err(error) => {
-                tracing::error!(connection_id = id, %error, "could not read the sender");
-                self.reply(client, id, ErrorFrame::unavailable()).await;
-                Err(500)
-            }
-        }
     }
 
     async fn refuse(

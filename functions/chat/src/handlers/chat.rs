@@ -8,7 +8,6 @@ use chrono::{SecondsFormat, Utc};
 use super::{display_name, status, App};
 use crate::delivery::management::{Connections, Payload};
 use crate::protocol::{self, Envelope, ErrorFrame};
-use crate::stores::admission::{self, Admission};
 use crate::stores::edits::author_key;
 use crate::stores::history::Claim;
 
@@ -66,21 +65,9 @@ impl App {
             Ok(request) => request,
             Err(error) => return refuse(error, 400).await,
         };
-        let now_ms = || Utc::now().timestamp_millis();
-        let record = match admission::admit(&self.store, id, self.config.rate, now_ms).await {
-            Ok(Admission::Allowed(record)) => record,
-            Ok(Admission::Unknown) => {
-                // Refused: sending as a guest would spend from no rate at all.
-                tracing::warn!(connection_id = id, "sender is not in the table; refused");
-                return refuse(ErrorFrame::not_connected(), 403).await;
-            }
-            Ok(Admission::Limited { retry_after_ms }) => {
-                return refuse(ErrorFrame::rate_limited(retry_after_ms), 429).await;
-            }
-            Err(error) => {
-                tracing::error!(connection_id = id, %error, "could not read the sender");
-                return refuse(ErrorFrame::unavailable(), 500).await;
-            }
+        let record = match self.admit(&client, id, echo.as_deref()).await {
+            Ok(record) => record,
+            Err(code) => return status(code),
         };
         let now = Utc::now();
         if let Some(until_ms) = record.banned_until.filter(|&u| u > now.timestamp_millis()) {

@@ -13,7 +13,6 @@ use super::{display_name, signed_in_user, status, App};
 use crate::delivery::management::{Connections, Payload};
 use crate::protocol::direct::{self, DmEnvelope};
 use crate::protocol::{self, ErrorFrame};
-use crate::stores::admission::{self, Admission};
 use crate::stores::edits::author_key;
 
 impl App {
@@ -44,21 +43,13 @@ impl App {
             Ok(request) => request,
             Err(error) => return refuse(error, 400).await,
         };
-        let now_ms = || Utc::now().timestamp_millis();
         let (known, admitted) = tokio::join!(
             self.users.known(&request.to),
-            admission::admit(&self.store, id, self.config.rate, now_ms),
+            self.admit(&client, id, echo.as_deref()),
         );
         let record = match admitted {
-            Ok(Admission::Allowed(record)) => record,
-            Ok(Admission::Unknown) => return refuse(ErrorFrame::not_connected(), 403).await,
-            Ok(Admission::Limited { retry_after_ms }) => {
-                return refuse(ErrorFrame::rate_limited(retry_after_ms), 429).await
-            }
-            Err(error) => {
-                tracing::error!(connection_id = id, %error, "could not read the sender");
-                return refuse(ErrorFrame::unavailable(), 500).await;
-            }
+            Ok(record) => record,
+            Err(code) => return status(code),
         };
         match known {
             Ok(true) => {}

@@ -28,6 +28,7 @@ use crate::delivery::broadcast::{self, Audience, Deadlines};
 use crate::delivery::fanout::Workers;
 use crate::delivery::management::{Connections, Delivery, Endpoint, Payload, Signer};
 use crate::protocol::{self, ErrorFrame, Frame, Presence};
+use crate::stores::admission::{self, Admission};
 use crate::stores::connections::{ConnectionRecord, ConnectionStore};
 use crate::stores::history::MessageStore;
 use crate::stores::members::MemberStore;
@@ -281,6 +282,39 @@ impl App {
             }
         }
         false
+    }
+
+    /// Spends from the sender's rate ([`admission`]): its record, or the status to answer
+    /// once the sender has been told why (echoing the request's `clientId`, `echo`). A
+    /// connection the table does not know is refused: sending as a guest would spend from
+    /// no rate at all.
+    async fn admit(
+        &self,
+        client: &Connections,
+        id: &str,
+        echo: Option<&str>,
+    ) -> Result<ConnectionRecord, i64> {
+        let now_ms = || chrono::Utc::now().timestamp_millis();
+        match admission::admit(&self.store, id, self.config.rate, now_ms).await {
+            Ok(Admission::Allowed(record)) => Ok(record),
+            Ok(Admission::Unknown) => {
+                tracing::warn!(connection_id = id, "sender is not in the table; refused");
+                self.reply(client, id, ErrorFrame::not_connected().for_client_id(echo))
+                    .await;
+                Err(403)
+            }
+            Ok(Admission::Limited { retry_after_ms }) => {
+                let error = ErrorFrame::rate_limited(retry_after_ms).for_client_id(echo);
+                self.reply(client, id, error).await;
+                Err(429)
+            }
+            Err(error) => {
+                tracing::error!(connection_id = id, %error, "could not read the sender");
+                self.reply(client, id, ErrorFrame::unavailable().for_client_id(echo))
+                    .await;
+                Err(500)
+            }
+        }
     }
 
     /// Sends an error frame to one connection.

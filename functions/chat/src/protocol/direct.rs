@@ -8,8 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    chat_text, is_client_id, parse_object, shorten, ErrorCode, ErrorFrame, MAX_CHAT_FRAME_BYTES,
-    MAX_CLIENT_ID_CHARS,
+    chat_text, client_id_field, parse_object, shorten, ErrorCode, ErrorFrame, MAX_CHAT_FRAME_BYTES,
 };
 
 /// The route of a direct message.
@@ -31,18 +30,7 @@ pub fn dm_request(body: Option<&str>) -> Result<DmRequest, ErrorFrame> {
     let object = parse_object(body)?;
     let example = r#"{"action":"dm","to":"<their user id>","message":"Hello"}"#;
     let to = user_field(&object, "to", example)?;
-    let client_id = match object.get("clientId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if is_client_id(id) => Some(id.clone()),
-        Some(_) => {
-            return Err(ErrorFrame::new(
-                ErrorCode::InvalidClientId,
-                format!(
-                    "\"clientId\" must be 1 to {MAX_CLIENT_ID_CHARS} characters of A-Z, a-z, 0-9, _ and -."
-                ),
-            ))
-        }
-    };
+    let client_id = client_id_field(&object)?;
     Ok(DmRequest {
         to,
         message: chat_text(&object)?,

@@ -352,22 +352,27 @@ pub fn chat_frame(body: Option<&str>, envelope: Envelope) -> Result<Frame, Error
 /// An `onMessage` request, checked before anything is read or spent.
 pub fn chat_request(body: Option<&str>) -> Result<ChatRequest, ErrorFrame> {
     let object = parse_object(body)?;
-    let client_id = match object.get("clientId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if is_client_id(id) => Some(id.clone()),
-        Some(_) => {
-            return Err(ErrorFrame::new(
-                ErrorCode::InvalidClientId,
-                format!(
-                    "\"clientId\" must be 1 to {MAX_CLIENT_ID_CHARS} characters of A-Z, a-z, 0-9, _ and -; for example {{\"action\":\"onMessage\",\"message\":\"Hello\",\"clientId\":\"k3J9-x\"}}."
-                ),
-            ))
-        }
-    };
+    let client_id = client_id_field(&object)?;
     Ok(ChatRequest {
         message: chat_text(&object)?,
         client_id,
     })
+}
+
+/// The optional `clientId` of a request that keeps a message.
+pub(crate) fn client_id_field(
+    object: &serde_json::Map<String, Value>,
+) -> Result<Option<String>, ErrorFrame> {
+    match object.get("clientId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if is_client_id(id) => Ok(Some(id.clone())),
+        Some(_) => Err(ErrorFrame::new(
+            ErrorCode::InvalidClientId,
+            format!(
+                "\"clientId\" must be 1 to {MAX_CLIENT_ID_CHARS} characters of A-Z, a-z, 0-9, _ and -; for example {{\"action\":\"onMessage\",\"message\":\"Hello\",\"clientId\":\"k3J9-x\"}}."
+            ),
+        )),
+    }
 }
 
 /// The text of an `onMessage` request.
