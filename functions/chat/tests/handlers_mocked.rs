@@ -646,7 +646,7 @@ async fn stored_name_after_connect(event: ApiGatewayWebsocketProxyRequest) -> St
         assert_eq!(profile["name"].as_s().unwrap(), &name);
         assert_eq!(rooms[0].1["user"], profile["user"]);
     } else {
-        assert!(rooms[0].1.get("user").is_none(), "open mode: no user");
+        assert!(!rooms[0].1.contains_key("user"), "open mode: no user");
     }
     name
 }
