@@ -48,17 +48,17 @@
 // keeps being closed soon after opening.
 
 import {
-  addConversation, afterClose, applyChange, applyGap, attemptAfterClose, backoff, banMinutes, banRequest, catchUpRequest,
-  changeOf, chatRequest, cleanName, closedText, clock, configFor, connectProtocols, connectUrl, conversationKey,
-  conversationLabel, conversationPreview, defaultUrl, deleteRequest, dmRequest, dmSeen, editedTitle, editRequest, fillHole,
-  fragmentToken, frameBytes, gapText, hasHole, historyRequest, initialRoom, interpret, isModerator, joinRequest, jwtClaims,
-  kickRequest, mayChange, mayDelete, memberActions, memberEntries, mergeHistory, messageKey, moderatedText,
-  newConversationTimeline, newRoster, newTimeline, newTyping, nextHistoryPage, nextToSend, outboxFromJson, outboxJson,
-  outgoing, ownDm, ownMessage, pageWithRoom, parseConfig, parseTokenAnswer, pendingLabel, placeIndex, placeMessage,
-  presenceText, rateLimitText, readConversation, refusal, roomRefusal, rosterSummary, sendRefused, senderLabel, shortId,
-  sizeHint, socketKey, startTimeline, tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, typingDone, typingDue,
-  typingRequest, typingSeen, typingText, typingWakeIn, unreadCount, updateRoster, whoRequest, CATCH_UP_LIMIT,
-  DEFAULT_BAN_MINUTES, MAX_BAN_MINUTES,
+  addConversation, afterClose, applyChange, applyGap, attemptAfterClose, backoff, banMinutes, banRequest,
+  catchUpRequest, changeOf, chatRequest, cleanName, closedText, clock, configFor, connectProtocols, connectUrl,
+  conversationChanged, conversationKey, conversationLabel, conversationPreview, defaultUrl, deleteRequest, dmRequest,
+  dmSeen, editedTitle, editRequest, fillHole, fragmentToken, frameBytes, gapText, hasHole, historyRequest, initialRoom,
+  interpret, isModerator, joinRequest, jwtClaims, kickRequest, mayChange, mayDelete, memberActions, memberEntries,
+  mergeHistory, messageKey, moderatedText, newConversationTimeline, newRoster, newTimeline, newTyping, nextHistoryPage,
+  nextToSend, outboxFromJson, outboxJson, outgoing, ownDm, ownMessage, pageWithRoom, parseConfig, parseTokenAnswer,
+  pendingLabel, placeIndex, placeMessage, presenceText, rateLimitText, readConversation, refusal, roomRefusal,
+  rosterSummary, sendRefused, senderLabel, shortId, sizeHint, socketKey, startTimeline, tokenExpired, tokenMayGoTo,
+  tokenName, tokenRequestUrl, typingDone, typingDue, typingRequest, typingSeen, typingText, typingWakeIn, unreadCount,
+  updateRoster, whoRequest, CATCH_UP_LIMIT, DEFAULT_BAN_MINUTES, DELETED_TEXT, MAX_BAN_MINUTES,
 } from './chat.js';
 import {
   authorizeUrl, callbackOf, challengeOf, codeRequest, discoveryUrl, endpoints, logoutUrl, randomString,
@@ -208,7 +208,10 @@ const dmPendingItems = new Map();
 const dmOutbox = [];
 /** The next send from the direct outbox, once a wait is over. */
 let dmFlushTimer = null;
-/** Who a moderator's buttons were pressed on, by user id: their name for the answer, and whether to kick once banned. */
+/**
+ * Who a moderator's buttons were pressed on, by user id: {label} their name for the answer,
+ * {kick} whether to kick once banned, {before} the ban's note the kick's follows.
+ */
 const moderating = new Map();
 
 function setStatus(state, text) {
@@ -380,21 +383,7 @@ function messageItem(message) {
  * unless the message may no longer be edited; focus in what goes away moves to the log.
  */
 function fillMessage(item, message) {
-  const own = isOwn(message);
-  item.className = own ? 'own' : 'message';
-  const meta = item.querySelector('.meta');
-  meta.textContent = `${own ? 'You' : senderLabel(message)} · ${clock(message.sentAt)}`;
-  meta.title = `Connection ${message.from}`;
-  if (message.editedAt && !message.deleted) {
-    const mark = document.createElement('span');
-    mark.className = 'edited';
-    mark.textContent = '(edited)';
-    mark.title = editedTitle(message.editedAt);
-    meta.append(' ', mark);
-  }
-  const body = item.querySelector('.body');
-  body.textContent = message.deleted ? 'message deleted' : message.text;
-  body.classList.toggle('deleted', message.deleted === true);
+  const body = showSaid(item, message, isOwn(message));
   const focused = item.contains(document.activeElement) ? document.activeElement : null;
   const actions = item.querySelector('.actions');
   const editor = item.querySelector('.editor');
@@ -414,6 +403,28 @@ function fillMessage(item, message) {
     else item.append(fresh);
   }
   if (focused && !item.contains(focused)) log.focus({ preventScroll: true });
+}
+
+/**
+ * Shows in `item` who said `message` ("You" when `own`) and when, "(edited)", and its text or a
+ * tombstone; its body element.
+ */
+function showSaid(item, message, own) {
+  item.className = own ? 'own' : 'message';
+  const meta = item.querySelector('.meta');
+  meta.textContent = `${own ? 'You' : senderLabel(message)} · ${clock(message.sentAt)}`;
+  meta.title = `Connection ${message.from}`;
+  if (message.editedAt && !message.deleted) {
+    const mark = document.createElement('span');
+    mark.className = 'edited';
+    mark.textContent = '(edited)';
+    mark.title = editedTitle(message.editedAt);
+    meta.append(' ', mark);
+  }
+  const body = item.querySelector('.body');
+  body.textContent = message.deleted ? DELETED_TEXT : message.text;
+  body.classList.toggle('deleted', message.deleted === true);
+  return body;
 }
 
 /** A button of a message's own: a real <button>, so keyboards reach it. */
@@ -552,7 +563,8 @@ function showTyping(state) {
 /** The user typed in the box: the room is told, at most every TYPING_EVERY_MS (not what is typed to one person). */
 function sendTyping() {
   const now = Date.now();
-  if (openWith !== null || !typingDue(input.value, typingSentAt, now) || !socket || socket.readyState !== WebSocket.OPEN || joinFrom !== null) return;
+  if (openWith !== null || !typingDue(input.value, typingSentAt, now)) return;
+  if (!socket || socket.readyState !== WebSocket.OPEN || joinFrom !== null) return;
   socket.send(typingRequest());
   typingSentAt = now;
 }
@@ -643,6 +655,8 @@ function receive(data) {
     }
   } else if (frame.kind === 'joined' || frame.kind === 'left') {
     receivePresence(frame);
+  } else if ((frame.kind === 'edited' || frame.kind === 'deleted') && frame.with !== null) {
+    receiveDmChange(frame);
   } else if (frame.kind === 'edited' || frame.kind === 'deleted') {
     receiveChange(frame);
   } else if (frame.kind === 'typing') {
@@ -784,7 +798,7 @@ function showModNote(text) {
 /** A moderator's Kick: the user's connections in this room are closed (they may come back). */
 function kick(user, label) {
   if (!online('the kick')) return;
-  moderating.set(user, { label, kick: false });
+  moderating.set(user, { label, kick: false, before: null });
   socket.send(kickRequest(user));
 }
 
@@ -799,17 +813,22 @@ function ban(user, label) {
     return;
   }
   if (!online('the ban')) return;
-  moderating.set(user, { label, kick: true });
+  moderating.set(user, { label, kick: true, before: null });
   socket.send(banRequest(user, minutes));
 }
 
-/** The server did a moderator's action: the note says so; a ban asked with Ban is followed by the kick. */
+/**
+ * The server did a moderator's action: the note says so; a ban asked with Ban is followed by the
+ * kick, whose note comes after the ban's.
+ */
 function receiveModerated(frame) {
   const asked = moderating.get(frame.user);
   const label = asked?.label ?? `User ${shortId(frame.user)}`;
-  showModNote(moderatedText(frame, label));
+  const text = moderatedText(frame, label);
+  showModNote(frame.action === 'kick' && asked?.before ? `${asked.before} ${text}` : text);
+  moderating.set(frame.user, { label, kick: false, before: null });
   if (frame.action === 'ban' && asked?.kick && socket && socket.readyState === WebSocket.OPEN) {
-    moderating.set(frame.user, { label, kick: false });
+    moderating.set(frame.user, { label, kick: false, before: text });
     socket.send(kickRequest(frame.user));
   }
 }
@@ -819,6 +838,13 @@ function showConversations() {
   direct.hidden = !signedIn;
   const unread = unreadCount(conversations);
   directHeading.textContent = unread ? `Direct messages (${unread} unread)` : 'Direct messages';
+  if (conversations.length === 0) {
+    const none = document.createElement('li');
+    none.className = 'none';
+    none.textContent = 'None yet: press Message next to someone.';
+    conversationList.replaceChildren(none);
+    return;
+  }
   conversationList.replaceChildren(...conversations.map((conversation) => {
     const item = document.createElement('li');
     const button = document.createElement('button');
@@ -907,12 +933,24 @@ function askDm(user) {
   socket.send(catchUpRequest(dmTimeline(user)));
 }
 
-/** The log item of a direct message. */
+/** The log item of a direct message (edited and deleted as the server says; the page offers neither). */
 function dmItem(message) {
-  const own = ownDm(message);
-  const item = logItem(own ? 'own' : 'message', { meta: `${own ? 'You' : senderLabel(message)} · ${clock(message.sentAt)}`, text: message.text });
-  item.querySelector('.meta').title = `Connection ${message.from}`;
+  const item = logItem('message', { meta: senderLabel(message), text: message.text });
+  showSaid(item, message, ownDm(message));
   return item;
+}
+
+/**
+ * An `edited` or `deleted` frame of a direct message (or a changed one in a conversation's
+ * history): the message changes in its conversation, its preview and, when open, its log.
+ */
+function receiveDmChange(change) {
+  const target = dmTimelines.get(change.with);
+  const changed = target ? applyChange(target, change) : null;
+  conversations = conversationChanged(conversations, change);
+  showConversations();
+  const item = changed && change.with === openWith ? dmItems.get(changed.key) : null;
+  if (item) showSaid(item, changed.message, ownDm(changed.message));
 }
 
 /**
@@ -949,7 +987,13 @@ function receiveDmHistory(frame) {
   const target = dmTimeline(user);
   const first = !target.started;
   if (frame.gap) applyGap(target, frame.oldest);
-  for (const message of mergeHistory(target.keys, frame.messages, null)) receiveDm(message, { live: false, news: !first });
+  const fresh = mergeHistory(target.keys, frame.messages, null);
+  for (const message of fresh) receiveDm(message, { live: false, news: !first });
+  // Messages the page has already, edited or deleted since it got them.
+  for (const message of frame.messages) {
+    const change = fresh.includes(message) ? null : changeOf(message);
+    if (change) receiveDmChange(change);
+  }
   if (first) startTimeline(target, true);
   const after = nextHistoryPage(frame);
   if (after !== null && socket && socket.readyState === WebSocket.OPEN) socket.send(historyRequest(CATCH_UP_LIMIT, after, user));

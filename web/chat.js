@@ -122,18 +122,18 @@ export function shortId(id) {
  * What a server frame means: {kind: 'message', id, room, from, name, user, text, sentAt, seq,
  * clientId, editedAt, deleted} (id, room, name, user, seq, clientId and editedAt null when the
  * server sent none, or none valid; user only in signed-in modes; deleted true for a tombstone,
- * whose text is empty), {kind: 'edited', room, id, seq, text, editedAt}, {kind: 'deleted',
- * room, id, seq}, {kind: 'typing', room, from, user, name}, {kind: 'joined' | 'left', room,
- * from, name}, {kind: 'members', room, you, members: [{from, name, user}], more}, {kind:
- * 'history', room, messages: [message…], truncated, more, gap, oldest} (oldest null unless
- * gap), {kind: 'error', code, text, retryAfterMs, clientId} (retryAfterMs null unless the
- * server said how long to wait, clientId null unless it answers a message that had one), or
- * {kind: 'dm', id, seq, with, from, user, name, to, text, sentAt, clientId, room: null} (a direct
- * message: `with` the other user of the conversation, `user` the sender's user id), {kind:
- * 'moderated', action, room, user, until, connections} (a moderator's action done), or
- * {kind: 'notice', text} for API Gateway's own frames and anything unexpected. A `history`
- * answer for a direct conversation has `with` (and room null) and dm messages; errors have
- * `until` (when a ban ends), null without one. Joined and left name the `user` too.
+ * whose text is empty), {kind: 'dm', id, seq, with, from, user, name, to, text, sentAt,
+ * clientId, room: null, editedAt, deleted} (a direct message: `with` the other user of the
+ * conversation, `user` the sender's user id), {kind: 'edited', room, with, id, seq, text,
+ * editedAt}, {kind: 'deleted', room, with, id, seq} (`with` null unless of a direct message),
+ * {kind: 'typing', room, from, user, name}, {kind: 'joined' | 'left', room, from, name, user},
+ * {kind: 'members', room, you, members: [{from, name, user}], more}, {kind: 'history', room,
+ * with, messages: [message…], truncated, more, gap, oldest} (a direct conversation's names
+ * `with`, room null, and holds dm messages; oldest null unless gap), {kind: 'moderated',
+ * action, room, user, until, connections} (a moderator's action done), {kind: 'error', code,
+ * text, retryAfterMs, clientId, until} (retryAfterMs null unless the server said how long to
+ * wait, clientId null unless it answers a message that had one, until null unless a ban says
+ * when it ends), or {kind: 'notice', text} for API Gateway's own frames and anything unexpected.
  */
 export function interpret(data) {
   let frame;
@@ -165,12 +165,15 @@ function interpretFrame(frame) {
   }
   if (frame.type === 'edited' && typeof frame.message === 'string') {
     return {
-      kind: 'edited', room: stringOrNull(frame.room), id: stringOrNull(frame.id) || null, seq: seqOrNull(frame.seq),
-      text: frame.message, editedAt: stringOrNull(frame.editedAt) || null,
+      kind: 'edited', room: stringOrNull(frame.room), with: stringOrNull(frame.with) || null, id: stringOrNull(frame.id) || null,
+      seq: seqOrNull(frame.seq), text: frame.message, editedAt: stringOrNull(frame.editedAt) || null,
     };
   }
   if (frame.type === 'deleted') {
-    return { kind: 'deleted', room: stringOrNull(frame.room), id: stringOrNull(frame.id) || null, seq: seqOrNull(frame.seq) };
+    return {
+      kind: 'deleted', room: stringOrNull(frame.room), with: stringOrNull(frame.with) || null, id: stringOrNull(frame.id) || null,
+      seq: seqOrNull(frame.seq),
+    };
   }
   if (frame.type === 'typing') {
     return {
@@ -183,6 +186,7 @@ function interpretFrame(frame) {
       kind: 'dm', id: stringOrNull(frame.id) || null, seq: seqOrNull(frame.seq), with: frame.with, from: String(frame.from ?? ''),
       user: stringOrNull(frame.user) || null, name: stringOrNull(frame.name), to: stringOrNull(frame.to) || null,
       text: frame.message, sentAt: frame.sentAt, clientId: clientIdOrNull(frame.clientId), room: null,
+      editedAt: stringOrNull(frame.editedAt) || null, deleted: frame.deleted === true,
     };
   }
   if (frame.type === 'moderated' && stringOrNull(frame.action) && stringOrNull(frame.user)) {
@@ -476,7 +480,8 @@ export function attemptAfterClose(attempt, openForMs) {
  * own idle and lifetime limits close with 1001): a moderator's kick, here.
  */
 export function closedText(code) {
-  return code === 1000 ? 'Disconnected: the server closed the connection (code 1000); a moderator may have removed you from the room.' : null;
+  if (code !== 1000) return null;
+  return 'Disconnected: the server closed the connection (code 1000); a moderator may have removed you from the room.';
 }
 
 /** The room a connection is in unless it asks for another, as the server has it. */
@@ -859,10 +864,12 @@ export function mayDelete(message, me, moderator = false) {
  * or null for a message never changed: the page may have its older text.
  */
 export function changeOf(message) {
-  if (message.deleted) return { kind: 'deleted', room: message.room, id: message.id, seq: message.seq };
+  // A direct message's change names its conversation.
+  const where = message.with ? { room: null, with: message.with } : { room: message.room };
+  if (message.deleted) return { kind: 'deleted', ...where, id: message.id, seq: message.seq };
   if (!message.editedAt) return null;
-  const { room, id, seq, text, editedAt } = message;
-  return { kind: 'edited', room, id, seq, text, editedAt };
+  const { id, seq, text, editedAt } = message;
+  return { kind: 'edited', ...where, id, seq, text, editedAt };
 }
 
 /**
@@ -1051,6 +1058,9 @@ export function newConversationTimeline(user) {
   return { ...newTimeline(conversationKey(user)), with: user };
 }
 
+/** What a deleted message reads as, in its log and a conversation's preview. */
+export const DELETED_TEXT = 'message deleted';
+
 /** Whether direct message `dm` (as interpret() gives it) was sent by the page's user: `with` names the other one. */
 export function ownDm(dm) {
   return dm.user !== dm.with;
@@ -1084,8 +1094,19 @@ export function dmSeen(conversations, dm, { open = false, news = true } = {}) {
   const latest = known.lastSeq === null || dm.seq === null || dm.seq >= known.lastSeq;
   const unread = known.unread || (news && !mine && !open);
   if (!latest) return list.map((conversation) => (conversation === known ? { ...known, unread } : conversation));
-  const updated = { ...known, last: dm.text, lastMine: mine, lastSeq: dm.seq ?? known.lastSeq, unread };
+  const last = dm.deleted ? DELETED_TEXT : dm.text;
+  const updated = { ...known, last, lastMine: mine, lastSeq: dm.seq ?? known.lastSeq, unread };
   return [updated, ...list.filter((conversation) => conversation !== known)];
+}
+
+/**
+ * The conversations once an `edited` or `deleted` frame of a direct message (`change.with`) came:
+ * the preview follows when it is of the last message seen (a deleted text is not shown on).
+ */
+export function conversationChanged(conversations, change) {
+  return conversations.map((conversation) => (conversation.user === change.with && change.seq !== null
+    && conversation.lastSeq === change.seq
+    ? { ...conversation, last: change.kind === 'deleted' ? DELETED_TEXT : change.text } : conversation));
 }
 
 /** The conversations with the one with `user` read (it is open). */

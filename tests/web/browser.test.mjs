@@ -636,12 +636,15 @@ describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
     return page;
   }
 
-  /** Lets `page` open dialogs (confirm, prompt), each answered by accepting with `value`; their messages, in order. */
+  /**
+   * Lets `page` open dialogs (confirm, prompt), each answered by accepting with `value`; what they
+   * asked ({message, proposed}: a prompt's default value), in order.
+   */
   function acceptDialogs(page, value) {
     const seen = [];
     page.removeAllListeners('dialog');
     page.on('dialog', (dialog) => {
-      seen.push(dialog.message());
+      seen.push({ message: dialog.message(), proposed: dialog.defaultValue() });
       dialog.accept(value).catch(() => {});
     });
     return seen;
@@ -790,6 +793,8 @@ describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
     // alice has the conversation open: nothing unread, and its last message listed.
     assert.equal(await alice.locator('#conversations li.unread').count(), 0);
     await alice.locator('#conversations li', { hasText: 'got it' }).waitFor(soon);
+    mkdirSync(artifacts, { recursive: true });
+    await bob.screenshot({ path: join(artifacts, 'chat-direct.png') });
 
     // Back in the room, the box speaks to the room again.
     await bob.click('#back-to-room');
@@ -876,8 +881,10 @@ describe('a stack in AuthMode=jwt, signing in at its issuer', () => {
     await mona.locator('#member-count[data-count="3"]').waitFor(soon);
     const asked = acceptDialogs(mona, '5');
     await mona.getByRole('button', { name: `Ban bob from ${room}` }).click();
-    await mona.locator('#mod-note', { hasText: `bob is banned from ${room} until` }).waitFor(soon);
-    assert.match(asked[0] ?? '', /^Ban bob from .+ for how many minutes/);
+    await mona.locator('#mod-note', { hasText: /^bob is banned from \S+ until .+\. bob was removed from \S+ \(1 connection closed\)\.$/ })
+      .waitFor(soon);
+    assert.match(asked[0]?.message ?? '', /^Ban bob from .+ for how many minutes/);
+    assert.equal(asked[0]?.proposed, '60');
     await bob.locator('#log li.notice', { hasText: 'Disconnected' }).nth(1).waitFor(soon);
     // Banned, the server refuses the handshake: the page does not get back in, and backs off.
     await bob.locator('#status[data-state="offline"]', { hasText: 'Could not connect' }).waitFor(soon);

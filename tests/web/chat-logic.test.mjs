@@ -11,10 +11,10 @@ import {
   tokenExpired, tokenMayGoTo, tokenName, tokenRequestUrl, typingDone, typingDue, typingRequest, typingSeen, typingText,
   typingWakeIn, updateRoster, validClientId, whoRequest, withParam, CATCH_UP_LIMIT, CLIENT_ID_CHARS, DEFAULT_ROOM,
   HISTORY_LIMIT, HOLE_TRIES, MAX_FRAME_BYTES, MAX_ROOM_CHARS, NAME_CLAIMS, TOKEN_RETRIES, TYPING_EVERY_MS, TYPING_SHOWN_MS,
-  UNAVAILABLE_TRIES, addConversation, attemptAfterClose, banMinutes, banRequest, closedText, conversationKey,
+  UNAVAILABLE_TRIES, addConversation, attemptAfterClose, banMinutes, banRequest, closedText, conversationChanged, conversationKey,
   conversationLabel, conversationPreview, dmRequest, dmSeen, isModerator, kickRequest, mayDelete, memberActions,
   moderatedText, newConversationTimeline, ownDm, readConversation, tokenGroups, unreadCount, DEFAULT_BAN_MINUTES,
-  GROUPS_CLAIM, MAX_BAN_MINUTES, MODERATOR_GROUP, STABLE_OPEN_MS,
+  DELETED_TEXT, GROUPS_CLAIM, MAX_BAN_MINUTES, MODERATOR_GROUP, STABLE_OPEN_MS,
 } from '../../web/chat.js';
 
 /**
@@ -872,10 +872,10 @@ test('user, editedAt, deleted, and the edited, deleted and typing frames are rea
 
   assert.deepEqual(
     interpret('{"type":"edited","room":"lobby","id":"m1","seq":4,"message":"new","editedAt":"2026-01-01T00:05:00Z"}'),
-    { kind: 'edited', room: 'lobby', id: 'm1', seq: 4, text: 'new', editedAt: '2026-01-01T00:05:00Z' },
+    { kind: 'edited', room: 'lobby', with: null, id: 'm1', seq: 4, text: 'new', editedAt: '2026-01-01T00:05:00Z' },
   );
   assert.deepEqual(interpret('{"type":"deleted","room":"lobby","id":"m1","seq":4}'),
-    { kind: 'deleted', room: 'lobby', id: 'm1', seq: 4 });
+    { kind: 'deleted', room: 'lobby', with: null, id: 'm1', seq: 4 });
   assert.equal(interpret('{"type":"deleted","room":"lobby","id":7}').id, null);
   assert.deepEqual(interpret('{"type":"typing","room":"lobby","from":"B2","user":"u-b","name":"bob"}'),
     { kind: 'typing', room: 'lobby', from: 'B2', user: 'u-b', name: 'bob' });
@@ -1022,7 +1022,7 @@ test('dm frames and a conversation\'s history are read, never trusted', () => {
   const dm = interpret(JSON.stringify(dmFrame(3, '<b>hi</b>', { clientId: 'c-1' })));
   assert.deepEqual(dm, {
     kind: 'dm', id: 'd3', seq: 3, with: 'u-bob', from: 'B2', user: 'u-bob', name: 'bob', to: 'u-alice', text: '<b>hi</b>',
-    sentAt: '2026-01-01T00:00:00Z', clientId: 'c-1', room: null,
+    sentAt: '2026-01-01T00:00:00Z', clientId: 'c-1', room: null, editedAt: null, deleted: false,
   });
   assert.notEqual(interpret(JSON.stringify({ ...dmFrame(1, 'x'), with: '' })).kind, 'dm', 'no conversation: not a dm');
   assert.equal(interpret(JSON.stringify({ ...dmFrame(1, 'x'), seq: -1, clientId: 'a b' })).seq, null);
@@ -1033,6 +1033,11 @@ test('dm frames and a conversation\'s history are read, never trusted', () => {
   assert.equal(history.room, null);
   assert.deepEqual(history.messages.map((m) => [m.kind, m.text]), [['dm', 'one'], ['dm', 'two']], 'only direct messages');
   assert.equal(nextHistoryPage(history), 2);
+  // A conversation's messages are edited and deleted as a room's are, named by `with`.
+  const edited = interpret('{"type":"edited","with":"u-bob","id":"d3","seq":3,"message":"new","editedAt":"2026-01-01T00:05:00Z"}');
+  assert.deepEqual([edited.kind, edited.room, edited.with, edited.text], ['edited', null, 'u-bob', 'new']);
+  const tombstone = interpret(JSON.stringify({ ...dmFrame(3, ''), deleted: true }));
+  assert.deepEqual(changeOf(tombstone), { kind: 'deleted', room: null, with: 'u-bob', id: 'd3', seq: 3 });
   const room = interpret(JSON.stringify({ type: 'history', room: 'lobby', messages: [dmFrame(1, 'one'), chat('m1', 'room')] }));
   assert.equal(room.with, null);
   assert.deepEqual(room.messages.map((m) => m.kind), ['message'], "a room's holds chat messages only");
@@ -1078,6 +1083,13 @@ test('direct conversations: named by the other person, last message first, unrea
   assert.equal(dmSeen(list, fromBob(3, 'old news'), { news: false })[0].unread, false);
   // An older message (history after a live one) leaves the preview as it is; carol's moves first on news.
   assert.equal(conversationPreview(dmSeen(list, fromBob(1, 'Hi\nAlice'), { news: false })[0]), 'You: Hello <b>bob</b>');
+  // An edit or a deletion of the last message shows in the preview; of an older one, not.
+  const change = (kind, seq, text) => ({ kind, room: null, with: 'u-bob', id: `d${seq}`, seq, text });
+  assert.equal(conversationPreview(conversationChanged(list, change('edited', 2, 'Hello bob'))[0]), 'You: Hello bob');
+  assert.equal(conversationPreview(conversationChanged(list, change('deleted', 2))[0]), `You: ${DELETED_TEXT}`);
+  assert.equal(conversationChanged(list, change('deleted', 1))[0].last, 'Hello <b>bob</b>');
+  const gone = interpret(JSON.stringify({ ...dmFrame(4, ''), deleted: true }));
+  assert.equal(conversationPreview(dmSeen(list, gone, { news: false })[0]), DELETED_TEXT, 'a tombstone in history');
   const carol = interpret(JSON.stringify(dmFrame(1, 'hey', { user: 'u-carol', name: 'Carol C' })));
   list = dmSeen(list, carol);
   assert.deepEqual(list.map((c) => c.user), ['u-carol', 'u-bob']);
