@@ -157,6 +157,33 @@ async fn signed_in_authors_edit_and_delete_their_messages_and_moderators_anyones
         "the moderator's action is logged, who did what to whom: {logged:?}"
     );
 
+    // A deleted message stays deleted for whoever repeats its clientId: the tombstone,
+    // without the clientId, is what a repeat is answered with, never the text.
+    alice
+        .send_json(json!({"action": "onMessage", "message": "my address", "clientId": "leak-1"}))
+        .await;
+    let secret = bob.message_within(FRAME).await;
+    assert_eq!(secret["clientId"], "leak-1");
+    alice.message_within(FRAME).await;
+    moderator
+        .send_json(json!({"action": "delete", "id": secret["id"]}))
+        .await;
+    bob.frame_of("deleted", FRAME).await;
+    alice.frame_of("deleted", FRAME).await;
+    bob.send_json(json!({"action": "onMessage", "message": "x", "clientId": "leak-1"}))
+        .await;
+    let answered = bob.message_within(FRAME).await;
+    assert_eq!((&answered["id"], &answered["deleted"]), (&secret["id"], &json!(true)));
+    assert_eq!(answered["message"], "");
+    assert!(answered.get("clientId").is_none());
+    assert!(
+        alice
+            .frames_until_quiet("message", Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "a repeat is the asker's alone"
+    );
+
     // An author deletes her own.
     bob.say("oops").await;
     let oops = bob.message_within(FRAME).await;
@@ -430,6 +457,9 @@ async fn moderators_kick_and_ban_in_their_room_and_nobody_else_may() {
     let mut alice = Client::connect(&url("sub-alice"))
         .await
         .expect("back after a kick");
+    alice.say("before the ban").await;
+    let before = alice.message_within(FRAME).await;
+    bob.message_within(FRAME).await;
 
     // A ban: her messages, a new connection and a join to the room are refused.
     moderator
@@ -445,6 +475,10 @@ async fn moderators_kick_and_ban_in_their_room_and_nobody_else_may() {
     let refused = error(&mut alice).await;
     assert_eq!(refused["code"], "banned");
     assert_eq!(refused["until"], done["until"]);
+    alice
+        .send_json(json!({"action": "edit", "id": before["id"], "message": "abuse"}))
+        .await;
+    assert_eq!(error(&mut alice).await["code"], "banned", "nor rewrite what she said");
     assert!(
         bob.frames_until_quiet("message", Duration::from_secs(1))
             .await

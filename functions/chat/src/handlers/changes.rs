@@ -49,6 +49,12 @@ impl App {
             Ok(record) => record,
             Err(code) => return status(code),
         };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let banned = record.banned_until.filter(|&until| until > now_ms);
+        if let (Some(until_ms), None) = (banned, &request.with) {
+            let error = crate::protocol::moderation::banned(&record.room, until_ms);
+            return self.refuse(&client, id, error, 403).await;
+        }
         let user = signed_in_user(event).or(record.user.clone());
         // A direct conversation's message (signed in only), or one of the sender's room.
         let (key, other) = match (&request.with, &user) {
@@ -112,7 +118,8 @@ impl App {
         };
         match told {
             Ok(()) => status(200),
-            Err(()) => status(500),
+            // Changed, but not told: the author hears so, and a reload shows the change.
+            Err(()) => self.refuse(&client, id, ErrorFrame::unavailable(), 500).await,
         }
     }
 

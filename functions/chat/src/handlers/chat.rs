@@ -158,7 +158,14 @@ impl App {
             frame,
         } = draft;
         if let Some(client_id) = &client_id {
-            match self.claim(&room, client_id, expires).await {
+            let claimed = match self.claim(&room, client_id, expires).await {
+                // The message as it is now: edited, or a tombstone, never the text it had.
+                Ok(Some((original, unsent))) => {
+                    Ok(Some((self.as_kept_now(&room, original).await, unsent)))
+                }
+                other => other,
+            };
+            match claimed {
                 Ok(None) => {}
                 Ok(Some((original, true))) => {
                     tracing::info!(
@@ -196,15 +203,18 @@ impl App {
             }
         };
         let json = frame(seq);
-        // The message and its id (for edits), written at once.
-        let kept = tokio::try_join!(
+        // The message and its id (for edits), written at once; both or neither stay.
+        let (message, pointer) = tokio::join!(
             self.history
                 .put(&room, seq, &json, now.timestamp_millis(), expires),
             self.history
                 .index(&room, &message_id, seq, &author, expires),
         );
-        if let Err(error) = kept {
+        if let Err(error) = message.and(pointer) {
             tracing::error!(connection_id = id, seq, %error, "could not keep the message");
+            if let Err(error) = self.history.unkeep(&room, seq, &message_id).await {
+                tracing::error!(seq, %error, "could not take back half a kept message");
+            }
             release().await;
             return Kept::Failed(500);
         }
@@ -212,6 +222,24 @@ impl App {
             self.settle(&room, client_id, seq, &json).await;
         }
         Kept::New(json)
+    }
+
+    /// A claimed message's frame as kept now (`original` names its `seq`): a repeat is
+    /// answered with the edit or the tombstone, never with text since changed. The
+    /// original when it cannot be read.
+    async fn as_kept_now(&self, room: &str, original: String) -> String {
+        let seq = serde_json::from_str::<serde_json::Value>(&original)
+            .ok()
+            .and_then(|frame| frame["seq"].as_u64());
+        let Some(seq) = seq else { return original };
+        match self.history.frame_at(room, seq, Utc::now().timestamp()).await {
+            Ok(Some(now)) => now,
+            Ok(None) => original,
+            Err(error) => {
+                tracing::warn!(room, seq, %error, "could not read the message as kept now");
+                original
+            }
+        }
     }
 
     /// Records what a claimed `client_id` was kept as, trying three times. Should all

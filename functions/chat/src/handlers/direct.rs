@@ -81,17 +81,28 @@ impl App {
             author: author_key(Some(&me), id),
             frame: |seq| direct::dm_frame(&envelope, seq, &request.message),
         };
-        let kept = match Box::pin(self.keep(&client, id, draft)).await {
-            Kept::New(kept) | Kept::Unsent(kept) => kept,
+        let conversation = direct::conversation(&me, &request.to);
+        let (kept, was_unsent) = match Box::pin(self.keep(&client, id, draft)).await {
+            Kept::New(kept) => (kept, false),
+            // A repeat of one whose delivery failed: deliver it now.
+            Kept::Unsent(kept) => (kept, true),
             Kept::Repeat => return status(200),
             Kept::Failed(code) => return refuse(ErrorFrame::unavailable(), code).await,
         };
-        match self
+        let sent = self
             .deliver_direct(&client, id, &me, &request.to, &kept)
             .await
-        {
-            Ok(()) => status(200),
-            Err(()) => refuse(ErrorFrame::unavailable(), 500).await,
+            .is_ok();
+        // As for a room's message: a repeat delivers what failed, and only that.
+        if let Some(client_id) = request.client_id.as_ref().filter(|_| sent == was_unsent) {
+            if let Err(error) = self.history.mark_sent(&conversation, client_id, sent).await {
+                tracing::warn!(client_id, %error, "could not record whether it was delivered");
+            }
+        }
+        if sent {
+            status(200)
+        } else {
+            refuse(ErrorFrame::unavailable(), 500).await
         }
     }
 

@@ -90,11 +90,13 @@ pub fn edited(kept: &str, message: &str, edited_at: &str) -> Result<String, Erro
     Ok(data)
 }
 
-/// The tombstone of the kept frame `kept`: its text (and any edit) gone, `deleted` set.
+/// The tombstone of the kept frame `kept`: its text (and any edit, and its `clientId`)
+/// gone, `deleted` set.
 pub fn tombstone(kept: &str, deleted_at: &str) -> Result<String, ErrorFrame> {
     let mut frame = chat_object(kept)?;
     frame.insert("message".into(), Value::String(String::new()));
     frame.remove("editedAt");
+    frame.remove("clientId");
     frame.insert("deleted".into(), Value::Bool(true));
     frame.insert("deletedAt".into(), Value::String(deleted_at.to_owned()));
     Ok(Value::Object(frame).to_string())
@@ -225,6 +227,7 @@ mod tests {
         assert_eq!(frame["deleted"], true);
         assert_eq!(frame["seq"], 3);
         assert!(frame.get("editedAt").is_none());
+        assert!(frame.get("clientId").is_none(), "nothing left to ask for it by");
         assert!(is_deleted(&stone));
         assert!(!is_deleted(KEPT));
     }

@@ -88,6 +88,35 @@ impl MessageStore {
         Ok(Some(Found { seq, author, frame }))
     }
 
+    /// Message `seq` of `room` as kept now (edited, or a tombstone), unless it is gone.
+    pub async fn frame_at(
+        &self,
+        room: &str,
+        seq: u64,
+        now_secs: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .item(room, &seq_key(seq), now_secs)
+            .await?
+            .and_then(|item| item.get("frame")?.as_s().ok().cloned()))
+    }
+
+    /// Takes back message `seq` and its id (a keep whose other half failed), so neither
+    /// is left behind: `history` then reports the unused `seq` as a gap.
+    pub async fn unkeep(&self, room: &str, seq: u64, id: &str) -> Result<(), StoreError> {
+        for sk in [seq_key(seq), id_key(id)] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(ROOM, AttributeValue::S(room.to_owned()))
+                .key("sk", AttributeValue::S(sk))
+                .send()
+                .await
+                .map_err(store_error("DeleteItem"))?;
+        }
+        Ok(())
+    }
+
     async fn item(
         &self,
         room: &str,
