@@ -173,7 +173,10 @@ async fn signed_in_authors_edit_and_delete_their_messages_and_moderators_anyones
     bob.send_json(json!({"action": "onMessage", "message": "x", "clientId": "leak-1"}))
         .await;
     let answered = bob.message_within(FRAME).await;
-    assert_eq!((&answered["id"], &answered["deleted"]), (&secret["id"], &json!(true)));
+    assert_eq!(
+        (&answered["id"], &answered["deleted"]),
+        (&secret["id"], &json!(true))
+    );
     assert_eq!(answered["message"], "");
     assert!(answered.get("clientId").is_none());
     assert!(
@@ -478,7 +481,11 @@ async fn moderators_kick_and_ban_in_their_room_and_nobody_else_may() {
     alice
         .send_json(json!({"action": "edit", "id": before["id"], "message": "abuse"}))
         .await;
-    assert_eq!(error(&mut alice).await["code"], "banned", "nor rewrite what she said");
+    assert_eq!(
+        error(&mut alice).await["code"],
+        "banned",
+        "nor rewrite what she said"
+    );
     assert!(
         bob.frames_until_quiet("message", Duration::from_secs(1))
             .await

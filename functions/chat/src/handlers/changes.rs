@@ -119,7 +119,10 @@ impl App {
         match told {
             Ok(()) => status(200),
             // Changed, but not told: the author hears so, and a reload shows the change.
-            Err(()) => self.refuse(&client, id, ErrorFrame::unavailable(), 500).await,
+            Err(()) => {
+                self.refuse(&client, id, ErrorFrame::unavailable(), 500)
+                    .await
+            }
         }
     }
 

@@ -232,7 +232,11 @@ impl App {
             .ok()
             .and_then(|frame| frame["seq"].as_u64());
         let Some(seq) = seq else { return original };
-        match self.history.frame_at(room, seq, Utc::now().timestamp()).await {
+        match self
+            .history
+            .frame_at(room, seq, Utc::now().timestamp())
+            .await
+        {
             Ok(Some(now)) => now,
             Ok(None) => original,
             Err(error) => {

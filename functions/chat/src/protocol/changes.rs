@@ -227,7 +227,10 @@ mod tests {
         assert_eq!(frame["deleted"], true);
         assert_eq!(frame["seq"], 3);
         assert!(frame.get("editedAt").is_none());
-        assert!(frame.get("clientId").is_none(), "nothing left to ask for it by");
+        assert!(
+            frame.get("clientId").is_none(),
+            "nothing left to ask for it by"
+        );
         assert!(is_deleted(&stone));
         assert!(!is_deleted(KEPT));
     }
