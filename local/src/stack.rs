@@ -708,9 +708,15 @@ mod tests {
         );
         assert_eq!(stack.functions["ConnectFunction"].memory_mb, 128);
         let tables: Vec<&str> = stack.tables.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(tables, ["Chat", "Chat-members", "Chat-messages"]);
-        for route in ["join", "who", "history"] {
+        assert_eq!(
+            tables,
+            ["Chat", "Chat-members", "Chat-messages", "Chat-users"]
+        );
+        for route in ["join", "who", "history", "kick", "ban", "unban"] {
             assert_eq!(stack.routes[route], "RoomsFunction");
+        }
+        for route in ["dm", "edit", "delete", "typing"] {
+            assert_eq!(stack.routes[route], "OnMessageFunction");
         }
     }
 

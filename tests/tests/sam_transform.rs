@@ -108,7 +108,7 @@ fn both_forms_give_the_same_stack() {
             theirs.route_selection_expression
         );
         assert_eq!(ours.routes, theirs.routes);
-        assert_eq!(ours.routes.len(), 7, "{:?}", ours.routes);
+        assert_eq!(ours.routes.len(), 14, "{:?}", ours.routes);
         assert_eq!(ours.throttle, theirs.throttle);
         assert!(ours.throttle.stage.is_some());
         let (a, b) = (
