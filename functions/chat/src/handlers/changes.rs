@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 
 use super::{display_name, is_moderator, signed_in_user, status, App};
 use crate::delivery::broadcast::Audience;
-use crate::delivery::management::{Connections, Payload};
+use crate::delivery::management::Payload;
 use crate::protocol::changes::{self, ChangeRequest};
 use crate::protocol::direct;
 use crate::protocol::{ErrorFrame, Frame, Presence};
@@ -179,17 +179,6 @@ impl App {
             }
         }
         Err((ErrorFrame::unavailable(), 409))
-    }
-
-    async fn refuse(
-        &self,
-        client: &Connections,
-        id: &str,
-        error: ErrorFrame,
-        code: i64,
-    ) -> ApiGatewayProxyResponse {
-        self.reply(client, id, error).await;
-        status(code)
     }
 
     /// `typing`: tell the others in the sender's room, at most once every

@@ -51,12 +51,7 @@ impl App {
         // Every error about this message echoes its clientId, whatever else is wrong.
         let echo = protocol::client_id_of(body);
         let refuse = |error: ErrorFrame, code: i64| {
-            let client = &client;
-            let error = error.for_client_id(echo.as_deref());
-            async move {
-                self.reply(client, id, error).await;
-                status(code)
-            }
+            self.refuse(&client, id, error.for_client_id(echo.as_deref()), code)
         };
         if event.is_base64_encoded {
             return refuse(ErrorFrame::binary_frame(), 400).await;

@@ -29,12 +29,7 @@ impl App {
         let body = event.body.as_deref();
         let echo = protocol::client_id_of(body);
         let refuse = |error: ErrorFrame, code: i64| {
-            let client = &client;
-            let error = error.for_client_id(echo.as_deref());
-            async move {
-                self.reply(client, id, error).await;
-                status(code)
-            }
+            self.refuse(&client, id, error.for_client_id(echo.as_deref()), code)
         };
         let Some(me) = signed_in_user(event) else {
             return refuse(direct::not_signed_in(), 403).await;

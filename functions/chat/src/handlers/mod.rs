@@ -317,6 +317,18 @@ impl App {
         }
     }
 
+    /// Tells the sender why its request was refused; the status to answer with.
+    async fn refuse(
+        &self,
+        client: &Connections,
+        id: &str,
+        error: ErrorFrame,
+        code: i64,
+    ) -> ApiGatewayProxyResponse {
+        self.reply(client, id, error).await;
+        status(code)
+    }
+
     /// Sends an error frame to one connection.
     async fn reply(&self, client: &Connections, id: &str, error: ErrorFrame) {
         tracing::info!(connection_id = id, code = ?error.code, "rejected request");
