@@ -55,6 +55,7 @@ fn management_config(sdk: &aws_config::SdkConfig) -> aws_sdk_apigatewaymanagemen
 /// Runs `route` under the Lambda runtime until the container is shut down.
 pub async fn run(route: Route) -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    crate::metrics::init_from_env();
     let app = Arc::new(App::from_env().await?);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
@@ -63,8 +64,9 @@ pub async fn run(route: Route) -> Result<(), Error> {
             async move {
                 // Boxed: the runtime's future would otherwise nest too deep for the compiler.
                 let handled = Box::pin(app.handle(route, event.payload));
-                let response = crate::delivery::budget::within(deadline, handled);
-                Ok::<ApiGatewayProxyResponse, Error>(response.await)
+                let response = crate::delivery::budget::within(deadline, handled).await;
+                crate::metrics::flush();
+                Ok::<ApiGatewayProxyResponse, Error>(response)
             }
         },
     ))
@@ -74,14 +76,16 @@ pub async fn run(route: Route) -> Result<(), Error> {
 /// Runs `FanoutFunction`: each event is a [`Job`]; the answer counts its posts.
 pub async fn run_fanout() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    crate::metrics::init_from_env();
     let app = Arc::new(App::from_env().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Job>| {
         let app = Arc::clone(&app);
         let deadline = event.context.deadline;
         async move {
             let done = Box::pin(app.fan_out_chunk(event.payload));
-            let done = crate::delivery::budget::within(deadline, done);
-            Ok::<Value, Error>(match done.await {
+            let done = crate::delivery::budget::within(deadline, done).await;
+            crate::metrics::flush();
+            Ok::<Value, Error>(match done {
                 Some(summary) => json!({
                     "delivered": summary.delivered,
                     "gone": summary.gone,

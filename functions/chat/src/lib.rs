@@ -25,6 +25,7 @@ pub mod delivery;
 pub mod handlers;
 pub mod http;
 pub mod lambda;
+pub mod metrics;
 pub mod protocol;
 pub mod stores;
 

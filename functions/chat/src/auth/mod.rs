@@ -213,6 +213,7 @@ fn policy(principal: &str, effect: &str, method_arn: &str, context: Option<Value
 /// Runs the authorizer under the Lambda runtime until the container is shut down.
 pub async fn run() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    crate::metrics::init_from_env();
     let authorizer = match Mode::from_lookup(|name| std::env::var(name).ok())? {
         Mode::Open => None,
         Mode::Jwt(config) => Some(Arc::new(Authorizer::new(
@@ -223,13 +224,29 @@ pub async fn run() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let authorizer = authorizer.clone();
         async move {
-            Ok::<Value, Error>(match authorizer {
-                Some(authorizer) => authorizer.answer(&event.payload).await?,
-                None => open_answer(&event.payload),
-            })
+            let answer = match authorizer {
+                Some(authorizer) => authorizer.answer(&event.payload).await,
+                None => Ok(open_answer(&event.payload)),
+            };
+            count_outcome(&answer);
+            crate::metrics::flush();
+            Ok::<Value, Error>(answer?)
         }
     }))
     .await
+}
+
+/// Counts an answer: Allow, Deny, or an error (API Gateway answers the handshake 500).
+fn count_outcome(answer: &Result<Value, Unavailable>) {
+    use crate::metrics::{count, AUTHORIZER_ALLOWS, AUTHORIZER_DENIES, AUTHORIZER_ERRORS};
+    let name = match answer {
+        Ok(policy) if policy["policyDocument"]["Statement"][0]["Effect"] == "Allow" => {
+            AUTHORIZER_ALLOWS
+        }
+        Ok(_) => AUTHORIZER_DENIES,
+        Err(_) => AUTHORIZER_ERRORS,
+    };
+    count(name, 1);
 }
 
 /// `AUTH_MODE=open`: everyone is let in, with no context (so no identity: the connection

@@ -278,6 +278,7 @@ async fn finish(
         );
     }
     summary.elapsed_ms = started.elapsed().as_millis();
+    crate::metrics::broadcast(&summary, started);
     Ok(summary)
 }
 

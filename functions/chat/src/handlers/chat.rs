@@ -216,6 +216,7 @@ impl App {
         if let Some(client_id) = &client_id {
             self.settle(&room, client_id, seq, &json).await;
         }
+        crate::metrics::count(crate::metrics::MESSAGES_KEPT, 1);
         Kept::New(json)
     }
 

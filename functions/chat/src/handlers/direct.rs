@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::future::join_all;
 
 use super::chat::{Draft, Kept};
-use super::{display_name, signed_in_user, status, App};
+use super::{display_name, signed_in_user, status, App, Sent};
 use crate::delivery::management::{Connections, Payload};
 use crate::protocol::direct::{self, DmEnvelope};
 use crate::protocol::{self, ErrorFrame};
@@ -147,15 +147,22 @@ impl App {
             .iter()
             .map(|id| (id, for_me))
             .chain(theirs.iter().map(|c| (&c.id, for_them)))
-            .map(|(id, payload)| self.send_payload(client, id, payload));
-        let delivered = join_all(posts).await;
+            .map(|(id, payload)| self.send_outcome(client, id, payload));
+        let outcomes = join_all(posts).await;
+        let tally = |outcome| outcomes.iter().filter(|&&(o, _)| o == outcome).count() as u64;
+        let sent = tally(Sent::Delivered);
+        crate::metrics::count(crate::metrics::DELIVERIES, sent);
+        crate::metrics::count(crate::metrics::GONE, tally(Sent::Gone));
+        crate::metrics::count(crate::metrics::UNDELIVERED, tally(Sent::Failed));
+        let throttled = outcomes.iter().map(|(_, throttled)| throttled).sum();
+        crate::metrics::count(crate::metrics::THROTTLED, throttled);
         tracing::info!(
             connection_id = sender,
             user = me,
             to,
             sender_connections = mine.len(),
             recipient_connections = theirs.len(),
-            delivered = delivered.iter().filter(|&&d| d).count(),
+            delivered = sent,
             "direct message"
         );
         Ok(())

@@ -76,6 +76,7 @@ impl App {
                 .await;
         }
         summary.elapsed_ms = started.elapsed().as_millis();
+        crate::metrics::broadcast(&summary, started);
         tracing::info!(
             room = job.room,
             chunk = job.chunk,

@@ -259,29 +259,41 @@ impl App {
     /// three times (250 ms, 500 ms, 1 s, with jitter); a failure is logged, never raised.
     /// Whether it was delivered.
     async fn send_payload(&self, client: &Connections, id: &str, payload: &Payload) -> bool {
+        self.send_outcome(client, id, payload).await.0 == Sent::Delivered
+    }
+
+    /// As [`App::send_payload`], telling a gone connection from a failed post; with the
+    /// number of 429 answers on the way.
+    async fn send_outcome(&self, client: &Connections, id: &str, payload: &Payload) -> (Sent, u64) {
         let mut wait = std::time::Duration::from_millis(250);
+        let mut throttled = 0;
         for attempt in 0..4 {
             match client.post(id, payload).await {
-                Delivery::Delivered => return true,
+                Delivery::Delivered => return (Sent::Delivered, throttled),
                 Delivery::Gone => {
                     tracing::info!(connection_id = id, "the connection left before its answer");
-                    return false;
+                    return (Sent::Gone, throttled);
                 }
-                Delivery::Throttled(_) if attempt < 3 => {
+                Delivery::Throttled(error) => {
+                    throttled += 1;
+                    if attempt == 3 {
+                        tracing::warn!(connection_id = id, %error, "could not send to the connection");
+                        return (Sent::Failed, throttled);
+                    }
                     tokio::time::sleep(crate::delivery::management::jittered(wait)).await;
                     wait *= 2;
                 }
-                Delivery::Throttled(error) | Delivery::Failed(error) => {
+                Delivery::Failed(error) => {
                     tracing::warn!(connection_id = id, %error, "could not send to the connection");
-                    return false;
+                    return (Sent::Failed, throttled);
                 }
                 Delivery::OutOfTime => {
                     tracing::warn!(connection_id = id, "no time left to send to the connection");
-                    return false;
+                    return (Sent::Failed, throttled);
                 }
             }
         }
-        false
+        (Sent::Failed, throttled)
     }
 
     /// Spends from the sender's rate ([`admission`]): its record, or the status to answer
@@ -304,6 +316,7 @@ impl App {
                 Err(403)
             }
             Ok(Admission::Limited { retry_after_ms }) => {
+                crate::metrics::count(crate::metrics::RATE_LIMITED, 1);
                 let error = ErrorFrame::rate_limited(retry_after_ms).for_client_id(echo);
                 self.reply(client, id, error).await;
                 Err(429)
@@ -429,4 +442,14 @@ fn status(code: i64) -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();
     response.status_code = code;
     response
+}
+
+/// How one post to one connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    Delivered,
+    /// 410: the connection is gone.
+    Gone,
+    /// Failed, still throttled after the retries, or out of time.
+    Failed,
 }

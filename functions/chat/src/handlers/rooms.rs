@@ -207,6 +207,7 @@ impl App {
         let found = match read {
             // Each direct message as this side sees it (`with`: the other user).
             Ok(mut found) => {
+                crate::metrics::count(crate::metrics::HISTORY_READS, 1);
                 if let Some(viewer) = &viewer {
                     for frame in &mut found.frames {
                         *frame = direct::view(frame, viewer);
