@@ -15,7 +15,8 @@ modes = {
         "JwtIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example",
         "JwtAudience": "example-client-id",
     },
-    "cognito": {"AuthMode": "cognito"},
+    # With AlarmEmail: the alarm topic and its subscription exist.
+    "cognito": {"AuthMode": "cognito", "AlarmEmail": "ops@example.com"},
 }
 for mode, defaults in modes.items():
     out = text
