@@ -17,15 +17,24 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::metrics::Metrics;
 use crate::registry::{Connection, Gone, Outgoing, Registry, SendError, MAX_MESSAGE_BYTES};
 use crate::sigv4::Verifier;
 
 struct ApiState {
     registry: Arc<Registry>,
     stage: String,
+    /// Where a delivered post counts as a `MessageCount` of the API (its id), as API
+    /// Gateway counts messages to clients as well as from them.
+    metrics: Option<(Arc<Metrics>, String)>,
 }
 
-pub fn router(registry: Arc<Registry>, stage: String, verifier: Arc<Verifier>) -> Router {
+pub fn router(
+    registry: Arc<Registry>,
+    stage: String,
+    verifier: Arc<Verifier>,
+    metrics: Option<(Arc<Metrics>, String)>,
+) -> Router {
     Router::new()
         .route(
             "/{stage}/@connections/{id}",
@@ -48,7 +57,11 @@ pub fn router(registry: Arc<Registry>, stage: String, verifier: Arc<Verifier>) -
         })
         // Bodies past the quota are read (up to 1 MiB) so the answer can be a clear 413.
         .layer(DefaultBodyLimit::max(1024 * 1024))
-        .with_state(Arc::new(ApiState { registry, stage }))
+        .with_state(Arc::new(ApiState {
+            registry,
+            stage,
+            metrics,
+        }))
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -102,7 +115,12 @@ async fn post_to_connection(
         Err(bytes) => Outgoing::Binary(bytes.into_bytes()),
     };
     match connection.send(message).await {
-        Ok(()) => Ok(StatusCode::OK.into_response()),
+        Ok(()) => {
+            if let Some((metrics, api_id)) = &state.metrics {
+                metrics.api_gateway("MessageCount", api_id, &state.stage);
+            }
+            Ok(StatusCode::OK.into_response())
+        }
         Err(SendError::Gone) => Err(gone(&id)),
         Err(SendError::Full) => Err(error(
             StatusCode::TOO_MANY_REQUESTS,

@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::functions::{Functions, InvokeError};
 use crate::log::Log;
+use crate::on_failure::{self, OnFailure};
 use crate::sigv4::Verifier;
 use crate::stack::{Function, Stack};
 
@@ -45,6 +46,7 @@ struct ApiState {
     stack: Stack,
     functions: Arc<Functions>,
     log: Log,
+    on_failure: Arc<OnFailure>,
 }
 
 /// The Invoke API over the stack's functions.
@@ -53,6 +55,7 @@ pub fn router(
     functions: Arc<Functions>,
     log: Log,
     verifier: Arc<Verifier>,
+    on_failure: Arc<OnFailure>,
 ) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -70,6 +73,7 @@ pub fn router(
         // Bodies past the limits are read (up to 7 MiB) so the answer can be a clear 413.
         .layer(DefaultBodyLimit::max(7 * 1024 * 1024))
         .with_state(Arc::new(ApiState {
+            on_failure,
             stack,
             functions,
             log,
@@ -254,8 +258,18 @@ async fn run_async(state: Arc<ApiState>, function: Function, payload: Vec<u8>) {
             return;
         };
         if attempt == attempts {
+            let Some(destination) = &function.on_failure else {
+                state.log.line(&format!(
+                    "{}: asynchronous invocation failed {attempts} time(s), dropped (no destination): {failure}",
+                    function.logical_id
+                ));
+                return;
+            };
+            let error = function_error(&failure);
+            let record = on_failure::record(&function, &payload, attempts, error);
+            state.on_failure.push(destination, record);
             state.log.line(&format!(
-                "{}: asynchronous invocation failed {attempts} time(s), dropped (no destination): {failure}",
+                "{}: asynchronous invocation failed {attempts} time(s); its event went to {destination}: {failure}",
                 function.logical_id
             ));
             return;

@@ -8,7 +8,8 @@
 //! Layers, each its own module, with data flowing one way:
 //! [`template`] → [`sam`] → [`stack`] → [`dynamodb`] and [`functions`] (over [`runtime_api`]) →
 //! [`registry`], [`throttle`] → [`gateway`], [`connections`] and [`lambda_api`] →
-//! [`server`] (the wiring)
+//! [`server`] (the wiring). [`metrics`] and [`on_failure`] stand in for CloudWatch
+//! metrics and asynchronous invocations' on-failure destinations.
 //! → the `chat-local` command line.
 
 pub mod cargo;
@@ -22,7 +23,9 @@ pub mod ids;
 pub mod issuer;
 pub mod lambda_api;
 pub mod log;
+pub mod metrics;
 pub mod oauth;
+pub mod on_failure;
 pub mod process;
 pub mod registry;
 pub mod resources;

@@ -19,6 +19,8 @@ use crate::functions::{Binaries, Endpoints, Functions, PoolSettings};
 use crate::gateway::{self, listener, Gateway, Limits, Sessions};
 use crate::issuer::{self, DevIssuer};
 use crate::log::Log;
+use crate::metrics::Metrics;
+use crate::on_failure::OnFailure;
 use crate::registry::Registry;
 use crate::sigv4::{Credentials, Verifier};
 use crate::stack::Stack;
@@ -280,6 +282,7 @@ pub async fn start(options: Options) -> Result<Running> {
     let lambda_listener = bind("127.0.0.1", options.lambda_port).await?;
     let lambda_url = format!("http://{}", lambda_listener.local_addr()?);
     let function_credentials = Credentials::temporary();
+    let metrics = Arc::new(Metrics::default());
     let urls = [
         connections_url.as_str(),
         lambda_url.as_str(),
@@ -290,15 +293,24 @@ pub async fn start(options: Options) -> Result<Running> {
         dynalite,
         tables_created,
         functions,
-    } = backend(&options, &stack, urls, &function_credentials).await?;
+    } = backend(
+        &options,
+        &stack,
+        urls,
+        &function_credentials,
+        Some(&metrics),
+    )
+    .await?;
     let functions = Arc::new(functions);
     let lambda_verifier = verifier(&options, &stack, "lambda", &function_credentials);
+    let on_failure = Arc::new(OnFailure::default());
     let lambda_server = serve_lambda_api(
         lambda_listener,
         &stack,
         &functions,
         &options.log,
         lambda_verifier,
+        Arc::clone(&on_failure),
     );
     let connections_verifier = verifier(&options, &stack, "execute-api", &function_credentials);
     // As a deploy does: the custom resources are created once everything they name exists.
@@ -342,6 +354,8 @@ pub async fn start(options: Options) -> Result<Running> {
                 .as_ref()
                 .map(|site| site.headers.clone())
                 .unwrap_or_default(),
+            metrics: Arc::clone(&metrics),
+            on_failure: Arc::clone(&on_failure),
         },
         shutdown: stopping.clone(),
         sessions: Arc::clone(&sessions),
@@ -353,6 +367,7 @@ pub async fn start(options: Options) -> Result<Running> {
             Arc::clone(&registry),
             stack.stage.clone(),
             connections_verifier,
+            Some((Arc::clone(&metrics), stack.api_id.clone())),
         );
         async move { axum::serve(connections_listener, app).await }
     });
@@ -434,8 +449,15 @@ fn serve_lambda_api(
     functions: &Arc<Functions>,
     log: &Log,
     verifier: Arc<Verifier>,
+    on_failure: Arc<OnFailure>,
 ) -> JoinHandle<std::io::Result<()>> {
-    let app = lambda_api::router(stack.clone(), Arc::clone(functions), log.clone(), verifier);
+    let app = lambda_api::router(
+        stack.clone(),
+        Arc::clone(functions),
+        log.clone(),
+        verifier,
+        on_failure,
+    );
     tokio::spawn(async move { axum::serve(listener, app).await })
 }
 
@@ -453,6 +475,7 @@ async fn backend(
     stack: &Stack,
     [connections_url, lambda_url, s3_url]: [&str; 3],
     credentials: &Credentials,
+    metrics: Option<&Arc<Metrics>>,
 ) -> Result<Backend> {
     let (dynamodb_endpoint, dynalite) = match &options.database {
         Database::Endpoint(endpoint) => (endpoint.clone(), None),
@@ -474,6 +497,7 @@ async fn backend(
         max_instances: options.max_instances,
         quiet: options.quiet,
         log: options.log.clone(),
+        metrics: metrics.cloned(),
     };
     let functions = Functions::start(stack, &options.binaries, &endpoints, &settings)?;
     Ok(Backend {
@@ -554,6 +578,13 @@ impl Running {
         lines.push(format!(
             "S3:              {}/{{bucket}}/{{key}}  (AWS_ENDPOINT_URL_S3, path-style, in memory)",
             self.s3_url
+        ));
+        let web = self.ws_url().replacen("ws://", "http://", 1);
+        lines.push(format!(
+            "Metrics:         {web}{}  (charts; {} as JSON, {} for failed async invokes)",
+            crate::web::METRICS_PAGE,
+            crate::web::METRICS_JSON,
+            crate::web::ON_FAILURE_JSON
         ));
         for bucket in &stack.buckets {
             lines.push(format!("  bucket {} ({})", bucket.name, bucket.logical_id));
@@ -677,6 +708,7 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
         Arc::new(Registry::default()),
         stack.stage.clone(),
         verifier(&options, &stack, "execute-api", &function_credentials),
+        None,
     );
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     // Functions that invoke functions reach them through the Invoke API here too.
@@ -694,6 +726,7 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
         &stack,
         [&connections, &lambda_url, &s3_url],
         &function_credentials,
+        None,
     )
     .await?;
     let functions = Arc::new(functions);
@@ -703,6 +736,7 @@ pub async fn invoke(options: Options, logical_id: &str, event: Vec<u8>) -> Resul
         &functions,
         &options.log,
         verifier(&options, &stack, "lambda", &function_credentials),
+        Arc::new(OnFailure::default()),
     );
     let pool = functions.pool(logical_id).expect("checked above");
     let (result, _report) = pool.invoke(event).await;

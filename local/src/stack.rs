@@ -37,6 +37,9 @@ pub struct Function {
     /// How often an asynchronous invocation that fails is tried again
     /// (`EventInvokeConfig.MaximumRetryAttempts`, 0–2; Lambda's default is 2).
     pub async_retries: u32,
+    /// The logical id of `EventInvokeConfig.DestinationConfig.OnFailure.Destination`
+    /// (`!GetAtt <Id>.Arn`): where an asynchronous invocation that failed every try goes.
+    pub on_failure: Option<String>,
 }
 
 /// A DynamoDB table of the template, with its properties resolved.
@@ -612,7 +615,20 @@ fn function(template: &Template, id: &str, scope: &Scope, template_dir: &Path) -
         log_format: setting("LoggingConfig")
             .and_then(|config| config.get("LogFormat").map(scalar_string)),
         async_retries: async_retries(id, setting("EventInvokeConfig"), scope)?,
+        on_failure: on_failure(setting("EventInvokeConfig")),
     })
+}
+
+/// The logical id an `EventInvokeConfig`'s on-failure destination names with `GetAtt`.
+fn on_failure(config: Option<Value>) -> Option<String> {
+    let destination = config?
+        .pointer("/DestinationConfig/OnFailure/Destination")?
+        .clone();
+    match destination.get("Fn::GetAtt")? {
+        Value::String(dotted) => dotted.split('.').next().map(str::to_owned),
+        Value::Array(parts) => parts.first()?.as_str().map(str::to_owned),
+        _ => None,
+    }
 }
 
 /// `EventInvokeConfig.MaximumRetryAttempts`: 2 unless set, and only 0, 1 or 2.

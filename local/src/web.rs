@@ -12,6 +12,8 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::metrics::Metrics;
+use crate::on_failure::OnFailure;
 use crate::s3::Buckets;
 
 /// The path of the client's configuration.
@@ -28,11 +30,26 @@ pub struct Web {
     pub site: Option<(Arc<Buckets>, String)>,
     /// Headers every answer carries (the hosting's security headers).
     pub headers: Vec<(String, String)>,
+    /// The stack's metrics, drawn at [`METRICS_PAGE`] and served at [`METRICS_JSON`].
+    pub metrics: Arc<Metrics>,
+    /// What asynchronous invocations left at their on-failure destinations ([`ON_FAILURE_JSON`]).
+    pub on_failure: Arc<OnFailure>,
 }
+
+/// The local metrics page, its script, and its data (the stack's own pages: they carry
+/// none of the hosting's headers).
+pub const METRICS_PAGE: &str = "/@local/metrics";
+pub const METRICS_SCRIPT: &str = "/@local/metrics.js";
+pub const METRICS_JSON: &str = "/@local/metrics.json";
+/// The records at every on-failure destination, per destination.
+pub const ON_FAILURE_JSON: &str = "/@local/on-failure.json";
 
 impl Web {
     /// Serves `path`, with the hosting's headers.
     pub async fn serve(&self, path: &str) -> Response {
+        if let Some(response) = self.local_page(path) {
+            return response;
+        }
         let mut response = self.answer(path).await;
         for (name, value) in &self.headers {
             if let (Ok(name), Ok(value)) = (
@@ -43,6 +60,33 @@ impl Web {
             }
         }
         response
+    }
+
+    /// The stack's own pages under `/@local/`.
+    fn local_page(&self, path: &str) -> Option<Response> {
+        let no_store = (header::CACHE_CONTROL, "no-store");
+        Some(match path {
+            METRICS_PAGE => (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8"), no_store],
+                include_str!("../assets/metrics.html"),
+            )
+                .into_response(),
+            METRICS_SCRIPT => (
+                [
+                    (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                    no_store,
+                ],
+                include_str!("../assets/metrics.js"),
+            )
+                .into_response(),
+            METRICS_JSON => {
+                let mut snapshot = self.metrics.snapshot();
+                snapshot["onFailure"] = serde_json::json!(self.on_failure.counts());
+                ([no_store], axum::Json(snapshot)).into_response()
+            }
+            ON_FAILURE_JSON => ([no_store], axum::Json(self.on_failure.snapshot())).into_response(),
+            _ => return None,
+        })
     }
 
     async fn answer(&self, path: &str) -> Response {

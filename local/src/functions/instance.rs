@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::{InvokeError, INIT_TIMEOUT};
 use crate::log::Log;
+use crate::metrics::Metrics;
 use crate::process;
 use crate::runtime_api::{self, ApiState, Invocation, Outcome};
 use crate::stack::Function;
@@ -41,6 +42,7 @@ impl Instance {
         environment: &[(String, String)],
         generation: u64,
         log: &Log,
+        metrics: Option<&Arc<Metrics>>,
         live: &Live,
     ) -> Result<Instance, InvokeError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -89,8 +91,8 @@ impl Instance {
         if let Some(pid) = pid {
             live.lock().expect("live pids").insert(pid);
         }
-        forward_lines(child.stdout.take(), &function.name, log);
-        forward_lines(child.stderr.take(), &function.name, log);
+        forward_lines(child.stdout.take(), &function.name, log, metrics);
+        forward_lines(child.stderr.take(), &function.name, log, None);
         let (exit_sender, exited) = watch::channel(None);
         let (kill, kill_received) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -202,12 +204,22 @@ impl Drop for Instance {
     }
 }
 
-fn forward_lines(stream: Option<impl AsyncRead + Unpin + Send + 'static>, name: &str, log: &Log) {
+/// Prints a stream's lines with the function's name; on standard output, EMF lines go to
+/// `metrics` instead, as CloudWatch Logs takes them out of the log's way.
+fn forward_lines(
+    stream: Option<impl AsyncRead + Unpin + Send + 'static>,
+    name: &str,
+    log: &Log,
+    metrics: Option<&Arc<Metrics>>,
+) {
     let Some(stream) = stream else { return };
-    let (prefix, log) = (format!("[{name}] "), log.clone());
+    let (prefix, log, metrics) = (format!("[{name}] "), log.clone(), metrics.cloned());
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            if metrics.as_ref().is_some_and(|m| m.ingest_line(&line)) {
+                continue;
+            }
             log.line(&format!("{prefix}{line}"));
         }
     });

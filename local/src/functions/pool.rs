@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -13,6 +13,7 @@ use super::instance::{Instance, Live};
 use super::report::Report;
 use super::InvokeError;
 use crate::log::Log;
+use crate::metrics::Metrics;
 use crate::stack::Function;
 
 /// How a pool runs its instances.
@@ -22,6 +23,9 @@ pub struct PoolSettings {
     /// No START/END/REPORT lines (function output is still forwarded).
     pub quiet: bool,
     pub log: Log,
+    /// Where the functions' EMF lines and each invocation's `AWS/Lambda` metrics go
+    /// (none: EMF lines are printed as they are, as by a one-off invoke).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 pub struct Pool {
@@ -130,6 +134,7 @@ impl Pool {
                     &self.environment,
                     self.generation.load(Ordering::Acquire),
                     &self.settings.log,
+                    self.settings.metrics.as_ref(),
                     &self.live,
                 )
                 .await
@@ -156,6 +161,14 @@ impl Pool {
     }
 
     fn log_report(&self, report: &Report, error: Option<&InvokeError>) {
+        if let Some(metrics) = &self.settings.metrics {
+            let function = [("FunctionName", self.function.name.as_str())];
+            let failed = f64::from(u8::from(error.is_some()));
+            let ms = report.duration.as_secs_f64() * 1000.0;
+            metrics.aws("AWS/Lambda", "Invocations", &function, "Count", 1.0);
+            metrics.aws("AWS/Lambda", "Errors", &function, "Count", failed);
+            metrics.aws("AWS/Lambda", "Duration", &function, "Milliseconds", ms);
+        }
         if let Some(error) = error {
             if !matches!(error, InvokeError::Function(_)) || !self.settings.quiet {
                 self.settings.log.line(&format!(

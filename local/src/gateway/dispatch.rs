@@ -1,6 +1,7 @@
 //! From a client frame to an invocation: route selection by the template's expression
 //! (falling back to `$default`, else `Forbidden`), the stage's throttle (`Too Many
-//! Requests`, nothing routed), and the function's failure answered `Internal server error`.
+//! Requests`, nothing routed), and the function's failure answered `Internal server error`;
+//! each counted under API Gateway's metric names.
 
 use std::sync::Arc;
 
@@ -26,18 +27,33 @@ pub(super) fn dispatch(
         let _permit = permit;
         let id = &connection.info.connection_id;
         let answer = |message: &str| Outgoing::Text(gateway_error(message, id));
+        gateway.count("MessageCount");
         let Some(route) = route else {
+            gateway.count("ClientError");
             let _ = connection.send(answer("Forbidden")).await;
             return;
         };
         if !gateway.throttle.admit(&route) {
+            gateway.count("ClientError");
             let _ = connection.send(answer("Too Many Requests")).await;
             return;
         }
         let event = events::message(&connection.info, &route, body, is_base64, now_ms());
         let function = &gateway.routes[&route];
-        if gateway.functions.invoke(function, &event).await.is_err() {
-            let _ = connection.send(answer("Internal server error")).await;
+        match gateway.functions.invoke(function, &event).await {
+            // As AWS counts: an integration's 4XX or 5XX answer is an IntegrationError.
+            Ok(response) => {
+                let status = response
+                    .get("statusCode")
+                    .and_then(serde_json::Value::as_u64);
+                if status.is_some_and(|status| status >= 400) {
+                    gateway.count("IntegrationError");
+                }
+            }
+            Err(_) => {
+                gateway.count("IntegrationError");
+                let _ = connection.send(answer("Internal server error")).await;
+            }
         }
     });
 }

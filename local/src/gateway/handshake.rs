@@ -48,6 +48,7 @@ pub(super) async fn handshake(
     }
     let mut info = connection_info(&gateway, &peer, &headers);
     if !gateway.throttle.admit_connection() || !gateway.throttle.admit("$connect") {
+        gateway.count("ClientError");
         let body = gateway_error("Too Many Requests", &info.connection_id);
         return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
     }
@@ -61,24 +62,33 @@ pub(super) async fn handshake(
         match verdict {
             Ok(context) => info.authorizer = Some(context),
             Err((status, message)) => {
-                return (status, gateway_error(message, &info.connection_id)).into_response()
+                gateway.count(if status.is_server_error() {
+                    "ExecutionError"
+                } else {
+                    "ClientError"
+                });
+                return (status, gateway_error(message, &info.connection_id)).into_response();
             }
         }
     }
     let response_headers = match gateway.routes.get("$connect") {
         None => HeaderMap::new(),
         Some(function) => {
+            // AWS counts what reaches the $connect integration.
+            gateway.count("ConnectCount");
             let event = events::connect(&info, &request_headers, &query, info.connected_at_ms);
             match gateway.functions.invoke(function, &event).await {
                 Ok(response) => match connect_answer(&response) {
                     Ok(headers) => headers,
                     Err(status) => {
+                        gateway.count("IntegrationError");
                         let reason = status.canonical_reason().unwrap_or("Refused");
                         return (status, gateway_error(reason, &info.connection_id))
                             .into_response();
                     }
                 },
                 Err(_) => {
+                    gateway.count("IntegrationError");
                     let body = gateway_error("Internal server error", &info.connection_id);
                     return (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
                 }

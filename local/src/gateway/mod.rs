@@ -68,6 +68,16 @@ pub struct Gateway {
     pub log: Log,
 }
 
+impl Gateway {
+    /// Counts one of API Gateway's own WebSocket metrics (`ConnectCount`, `MessageCount`,
+    /// `ClientError`, `IntegrationError`, `ExecutionError`) for this API and stage.
+    pub(crate) fn count(&self, name: &str) {
+        self.web
+            .metrics
+            .api_gateway(name, &self.api_id, &self.stage);
+    }
+}
+
 /// Connection tasks still running, their `$disconnect` included, so that shutdown can
 /// wait for the last `$disconnect` before it stops the functions.
 #[derive(Default)]
