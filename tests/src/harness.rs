@@ -413,6 +413,28 @@ impl Stack {
     }
 
     /// A client connected to `room` (`?room=`) on the stage `Test`.
+    /// `/@local/metrics.json`: the stack's metrics, as scripts read them.
+    pub async fn metrics(&self) -> Value {
+        let url = format!(
+            "{}/@local/metrics.json",
+            self.ws_url.replacen("ws://", "http://", 1)
+        );
+        let answer = reqwest::get(&url).await.expect("GET /@local/metrics.json");
+        answer.json().await.expect("the metrics are JSON")
+    }
+
+    /// The sum of every value of the metric `name` recorded for `function`.
+    pub async fn metric_sum(&self, name: &str, function: &str) -> f64 {
+        let metrics = self.metrics().await;
+        metrics["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .filter(|m| m["name"] == name && m["dimensions"]["FunctionName"] == function)
+            .filter_map(|m| m["sum"].as_f64())
+            .sum()
+    }
+
     pub async fn join(&self, room: &str) -> Client {
         Client::connect(&format!("{}/Test?room={room}", self.ws_url))
             .await

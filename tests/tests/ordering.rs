@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{Client, Options, Signed, Stack};
+use common::{eventually, Client, Options, Signed, Stack};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -361,6 +361,25 @@ async fn a_slow_reader_gets_429s_stays_open_and_is_delivered_once_it_reads() {
     assert!(
         retried,
         "the broadcast counts the 429s it retried, and nothing undelivered"
+    );
+    // onMessage's metrics say the same: each 429 its broadcasts logged, nothing undelivered.
+    let logged: f64 = stack
+        .output()
+        .iter()
+        .filter_map(|line| line.strip_prefix("[OnMessageFunction] "))
+        .filter(|line| line.contains("\"broadcast\""))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| line["fields"]["throttled"].as_f64())
+        .sum();
+    assert!(logged > 0.0);
+    let on_stack = &stack;
+    eventually("Throttled to match the logged 429s", move || async move {
+        on_stack.metric_sum("Throttled", "OnMessageFunction").await == logged
+    })
+    .await;
+    assert_eq!(
+        stack.metric_sum("Undelivered", "OnMessageFunction").await,
+        0.0
     );
     // Still the same open connection.
     slow.say("still here").await;

@@ -11,7 +11,8 @@
 // AuthMode=cognito: people sign up through the sign-in page and chat under their names, sign
 // out (here and at the issuer), renew a token that expires during the session without losing
 // the conversation, and a sign-in that fails says so. A fourth in AuthMode=jwt trusts an issuer the
-// test serves itself (tests/web/test-issuer.mjs), which the page signs in at the same way.
+// test serves itself (tests/web/test-issuer.mjs), which the page signs in at the same way. The
+// stack's own metrics page (/@local/metrics) charts the messages sent and their deliveries, live.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -293,6 +294,52 @@ test('in open mode a name chosen in the page labels its messages, and is remembe
   assert.match(await metaOf(dave, 'Carol after a reload'), /^carol · /);
   await carol.close();
   await dave.close();
+});
+
+test('the local metrics page charts the messages sent and their deliveries, live', async () => {
+  const alice = await openPage();
+  const bob = await openPage();
+  const texts = ['counted once', 'counted twice', 'counted thrice'];
+  for (const text of texts) {
+    await send(alice, text);
+    await bob.locator('#log li.message', { hasText: text }).waitFor({ timeout: 10_000 });
+  }
+
+  // The functions' EMF lines reach the stack as they print them, and the page polls every 2 s.
+  const page = await newPage(undefined, `http://127.0.0.1:${port}/@local/metrics`);
+  const widget = page.locator('section.widget[data-widget="messages"]');
+  await widget.locator('h2', { hasText: 'Messages and deliveries' }).waitFor({ timeout: 10_000 });
+  await page.waitForFunction((sent) => {
+    const drawn = (name) => document.querySelector(`section[data-widget="messages"] svg path[data-series="${name}"]`);
+    const kept = drawn('MessagesKept');
+    const deliveries = drawn('Deliveries');
+    return kept !== null && deliveries !== null && Number(kept.dataset.total) >= sent
+      && Number(deliveries.dataset.total) >= sent && Number(kept.dataset.points) >= 1
+      && /^M[\d.]+ [\d.]+/.test(kept.getAttribute('d'));
+  }, texts.length, { timeout: 20_000 });
+  assert.equal(await widget.getAttribute('data-state'), 'data');
+  assert.equal(await page.locator('#status').getAttribute('data-state'), 'live');
+  const total = await widget.locator('svg path[data-series="MessagesKept"]').getAttribute('data-total');
+  assert.match(await widget.locator('.legend li[data-series="MessagesKept"]').textContent(), new RegExp(`MessagesKept ${total}$`));
+  // The connections the two pages opened, as API Gateway counts them.
+  const connects = page.locator('section[data-widget="connections"] svg path[data-series="$connect"]');
+  assert.ok(Number(await connects.getAttribute('data-total')) >= 2);
+  // Every widget of the dashboard is there, each with its chart or "no data yet".
+  assert.deepEqual(await page.locator('section.widget h2').allTextContents(), ['Connections', 'Messages and deliveries',
+    'Fan-out duration', 'Gone, throttled, undelivered', 'Authorizer', 'History reads and chunks', 'Function durations',
+    'Cold starts and errors']);
+  for (const section of await page.locator('section.widget').all()) {
+    const empty = (await section.getAttribute('data-state')) === 'empty';
+    assert.equal(await section.locator(empty ? 'p.empty' : 'svg.chart').count(), 1);
+  }
+  await page.locator('section[data-widget="history"] p[data-dropped]', { hasText: /^Dropped chunks: \d+$/ }).waitFor();
+
+  // Live: another message raises the total without a reload.
+  await send(alice, 'counted again');
+  await bob.locator('#log li.message', { hasText: 'counted again' }).waitFor({ timeout: 10_000 });
+  await page.waitForFunction((before) => Number(document.querySelector(
+    'section[data-widget="messages"] svg path[data-series="MessagesKept"]')?.dataset.total) > before, Number(total), { timeout: 20_000 });
+  for (const open of [page, alice, bob]) await open.close();
 });
 
 describe('rooms, presence and history', () => {

@@ -726,6 +726,7 @@ fn quiet_pool() -> PoolSettings {
         max_instances: 1,
         quiet: true,
         log: chat_local::Log::new(|_| {}),
+        metrics: None,
     }
 }
 
@@ -1086,6 +1087,22 @@ async fn main() {
         all_disconnected(&stack, Duration::from_secs(60)).await;
     }
     out(&mut report, String::new());
+
+    // Emitting metrics as a share of the CPU per delivery, in the smallest room measured.
+    let mut metrics_share = None;
+    if wanted("metrics") {
+        // The denominator: CPU per delivery measured in this run (a room of 100 when the
+        // fan-out section did not run).
+        if fanouts.is_empty() {
+            fanouts.push(fan_out(&stack, 100, settings.messages, &this_process).await);
+            all_disconnected(&stack, Duration::from_secs(60)).await;
+        }
+        let (lines, share) = metrics_cost(&fanouts);
+        metrics_share = share;
+        for line in lines {
+            out(&mut report, line);
+        }
+    }
 
     out(
         &mut report,
@@ -1529,6 +1546,12 @@ async fn main() {
             );
         }
     };
+    target(
+        &mut report,
+        "emitting metrics ≤ 5 % of onMessage's CPU per delivery (smallest room measured)",
+        metrics_share.map(|share| (share, share <= 5.0)),
+        "%",
+    );
     // What a direct message reads follows its two users, not the population.
     let dm_items = |population: Option<&DmCost>| population.map(|cost| cost.index_items);
     let smallest = dm_costs.iter().find(|c| c.connections == 3);
@@ -1652,4 +1675,60 @@ async fn main() {
     drop(stack);
     std::fs::write(&settings.out, report).expect("write the report");
     println!("Wrote {}", settings.out.display());
+}
+
+/// What emitting metrics costs an onMessage invocation, measured in this process with the
+/// functions' own code (`chat::metrics`, the real EMF recorder, one line per invocation to
+/// a sink), next to the CPU per delivery the fan-out measured in the same run.
+/// Returns the section's lines and the share in the smallest room, in percent.
+fn metrics_cost(fanouts: &[FanOut]) -> (Vec<String>, Option<f64>) {
+    const ROUNDS: u32 = 20_000;
+    chat::metrics::init("Bench", "bench-on-message", "Bench");
+    // Every counter of a broadcast non-zero: the most a line carries.
+    let summary = chat::delivery::broadcast::Summary {
+        delivered: 100,
+        gone: 1,
+        pruned: 1,
+        throttled: 1,
+        undelivered: 1,
+        chunks: 1,
+        ..Default::default()
+    };
+    // As a function's standard output: a line-buffered pipe, drained by another thread
+    // (Lambda's log collector), so each line is one write system call.
+    let (mut reader, writer) = std::io::pipe().expect("a pipe");
+    let drained = std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let mut out = std::io::LineWriter::new(writer);
+    let started = std::time::Instant::now();
+    for _ in 0..ROUNDS {
+        let broadcast = std::time::Instant::now();
+        chat::metrics::count(chat::metrics::MESSAGES_KEPT, 1);
+        chat::metrics::broadcast(&summary, broadcast);
+        chat::metrics::flush_to(&mut out).expect("write the line");
+    }
+    let per_message_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS);
+    drop(out);
+    let bytes = drained.join().expect("the reader").expect("drained") as usize;
+    let mut lines = vec![
+        "## What emitting metrics costs".into(),
+        String::new(),
+        format!("One onMessage invocation records its metrics (`MessagesKept`, the broadcast's six counters, all non-zero, and its `FanoutDuration`) and writes them as one EMF line ({} bytes) to a line-buffered pipe, as to standard output, after the invocation: measured here with the functions' own code and the real recorder, {ROUNDS} invocations, in this process. Counters are added once per broadcast, not per post, so a delivery's share is the invocation's cost over the room's deliveries; the CPU per delivery is onMessage's, measured by the fan-out above in this run. Target: under 5 % of the CPU per delivery.", bytes / ROUNDS as usize),
+        String::new(),
+        "| room (deliveries per message) | metrics µs per message | metrics µs per delivery | onMessage CPU µs per delivery | metrics ÷ CPU per delivery |".into(),
+        "|---|---|---|---|---|".into(),
+    ];
+    let mut smallest: Option<(usize, f64)> = None;
+    for f in fanouts {
+        let per_delivery = per_message_us / f.n as f64;
+        let share = 100.0 * per_delivery / f.cpu_us;
+        lines.push(format!(
+            "| {} | {per_message_us:.2} | {per_delivery:.3} | {:.1} | {share:.2} % |",
+            f.n, f.cpu_us
+        ));
+        if smallest.is_none_or(|(n, _)| f.n < n) {
+            smallest = Some((f.n, share));
+        }
+    }
+    lines.push(String::new());
+    (lines, smallest.map(|(_, share)| share))
 }

@@ -8,7 +8,8 @@
 //! With `EVENT_LOG` set, every event is appended to that file, one JSON per line.
 //! As a fan-out worker (an event with `connectionIds`) it is the real `FanoutFunction`,
 //! except that it crashes on chunk `CRASH_ON_CHUNK` the first time it sees it (a file at
-//! `CRASH_MARKER` remembers that it did).
+//! `CRASH_MARKER` remembers that it did), or every time when there is no `CRASH_MARKER`;
+//! it writes the worker's metrics as FanoutFunction does.
 
 use std::io::Write;
 
@@ -21,13 +22,14 @@ static WORKER: tokio::sync::OnceCell<chat::App> = tokio::sync::OnceCell::const_n
 async fn fan_out(job: chat::delivery::fanout::Job, deadline_ms: u64) -> Result<Value, Error> {
     let crash_on = std::env::var("CRASH_ON_CHUNK").ok();
     let marker = std::env::var("CRASH_MARKER").unwrap_or_default();
+    // No marker: every try crashes, so the chunk ends at the on-failure destination.
     if crash_on.as_deref() == Some(job.chunk.to_string().as_str())
-        && !marker.is_empty()
-        && std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&marker)
-            .is_ok()
+        && (marker.is_empty()
+            || std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .is_ok())
     {
         std::process::exit(3);
     }
@@ -52,7 +54,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         writeln!(file, "{event}")?;
     }
     if event.get("connectionIds").is_some() {
-        return fan_out(serde_json::from_value(event)?, deadline_ms).await;
+        // As FanoutFunction: its metrics written after the chunk.
+        let answer = fan_out(serde_json::from_value(event)?, deadline_ms).await;
+        chat::metrics::flush();
+        return answer;
     }
     let query = |name: &str| {
         event
@@ -90,5 +95,6 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    chat::metrics::init_from_env();
     lambda_runtime::run(service_fn(handle)).await
 }
