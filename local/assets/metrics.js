@@ -34,7 +34,7 @@
     { key: 'failures', title: 'Gone, throttled, undelivered',
       series: ['Gone', 'Pruned', 'Throttled', 'Undelivered', 'RateLimited'].map(custom) },
     { key: 'authorizer', title: 'Authorizer', series: [...['AuthorizerAllows', 'AuthorizerDenies', 'AuthorizerErrors'].map(custom),
-      aws('AWS/Lambda', 'Errors', 'crashes', /authorizer/i)] },
+      aws('AWS/Lambda', 'Errors', 'Lambda errors (errors + crashes)', /authorizer/i)] },
     { key: 'history', title: 'History reads and chunks', series: ['HistoryReads', 'ChunksHandedOn'].map(custom), dropped: true },
     { key: 'durations', title: 'Function durations', durations: true, perFunction: { namespace: 'AWS/Lambda', name: 'Duration' } },
     { key: 'coldstarts', title: 'Cold starts and errors',

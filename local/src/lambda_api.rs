@@ -197,12 +197,12 @@ async fn invoke(
     match kind {
         "DryRun" => (StatusCode::NO_CONTENT, [("x-amzn-requestid", request_id)]).into_response(),
         "Event" => {
-            tokio::spawn(run_async(state, function, payload));
+            tokio::spawn(run_async(state, function, request_id.clone(), payload));
             (StatusCode::ACCEPTED, [("x-amzn-requestid", request_id)]).into_response()
         }
         _ => match state
             .functions
-            .invoke_bytes(&function.logical_id, payload)
+            .invoke_bytes_as(&function.logical_id, request_id.clone(), payload)
             .await
         {
             Ok(response) => (
@@ -246,13 +246,14 @@ fn function_error(failure: &InvokeError) -> serde_json::Value {
     }
 }
 
-/// One queued asynchronous invocation: tried, and on failure tried again as Lambda does.
-async fn run_async(state: Arc<ApiState>, function: Function, payload: Vec<u8>) {
+/// One queued asynchronous invocation (`request_id`, as `Invoke` answered): tried, and on
+/// failure tried again as Lambda does, under the same id.
+async fn run_async(state: Arc<ApiState>, function: Function, request_id: String, payload: Vec<u8>) {
     let attempts = 1 + function.async_retries as usize;
     for attempt in 1..=attempts {
         let result = state
             .functions
-            .invoke_bytes(&function.logical_id, payload.clone())
+            .invoke_bytes_as(&function.logical_id, request_id.clone(), payload.clone())
             .await;
         let Err(failure) = result else {
             return;
@@ -266,7 +267,7 @@ async fn run_async(state: Arc<ApiState>, function: Function, payload: Vec<u8>) {
                 return;
             };
             let error = function_error(&failure);
-            let record = on_failure::record(&function, &payload, attempts, error);
+            let record = on_failure::record(&function, &request_id, &payload, attempts, error);
             state.on_failure.push(destination, record);
             state.log.line(&format!(
                 "{}: asynchronous invocation failed {attempts} time(s); its event went to {destination}: {failure}",

@@ -17,8 +17,13 @@ use serde_json::{json, Map, Value};
 pub const BUCKET_MS: i64 = 10_000;
 /// How many buckets each series keeps (ten minutes).
 pub const BUCKETS: usize = 60;
-/// How many values per series are kept for percentiles.
+/// How many values per series are kept for percentiles (of the last ten minutes).
 const VALUES_KEPT: usize = 10_000;
+/// How old an EMF document's `Timestamp` may be, as CloudWatch accepts data points: two
+/// weeks back…
+const OLDEST_MS: i64 = 14 * 24 * 3_600_000;
+/// …and two hours ahead.
+const NEWEST_MS: i64 = 2 * 3_600_000;
 /// How many series are kept: dimensions come from what functions print, so their number
 /// is bounded here (the chat's own are a few dozen).
 pub const MAX_SERIES: usize = 2_000;
@@ -57,8 +62,8 @@ struct Series {
     min: Option<f64>,
     max: Option<f64>,
     buckets: VecDeque<Bucket>,
-    /// The newest values, for percentiles (of durations).
-    values: VecDeque<f64>,
+    /// The newest values and when they were recorded, for percentiles (of durations).
+    values: VecDeque<(i64, f64)>,
 }
 
 impl Series {
@@ -67,7 +72,7 @@ impl Series {
         self.count += 1;
         self.min = Some(self.min.map_or(value, |m| m.min(value)));
         self.max = Some(self.max.map_or(value, |m| m.max(value)));
-        let start_ms = at_ms - at_ms.rem_euclid(BUCKET_MS);
+        let start_ms = at_ms.saturating_sub(at_ms.rem_euclid(BUCKET_MS));
         match self
             .buckets
             .iter_mut()
@@ -91,7 +96,7 @@ impl Series {
             }
         }
         if self.unit != "Count" {
-            self.values.push_back(value);
+            self.values.push_back((at_ms, value));
             if self.values.len() > VALUES_KEPT {
                 self.values.pop_front();
             }
@@ -179,7 +184,7 @@ impl Metrics {
         let Ok(Value::Object(document)) = serde_json::from_str::<Value>(line) else {
             return false;
         };
-        match parse_emf(&document) {
+        match parse_emf(&document, now_ms()) {
             Some(records) => {
                 for (key, unit, at_ms, values) in records {
                     self.record(key, &unit, at_ms, &values);
@@ -207,6 +212,8 @@ impl Metrics {
 
     /// Everything, as `/@local/metrics.json` serves it.
     pub fn snapshot(&self) -> Value {
+        // Percentiles are of the charted window, as the page shows them.
+        let since = now_ms() - BUCKETS as i64 * BUCKET_MS;
         // Copied out first: the gateway counts every message under the same lock.
         let copied: Vec<(Key, Value, Vec<f64>)> = self
             .series()
@@ -221,7 +228,8 @@ impl Metrics {
                     "unit": s.unit, "sum": s.sum, "count": s.count, "min": s.min, "max": s.max,
                     "points": points,
                 });
-                (key.clone(), summary, s.values.iter().copied().collect())
+                let window = s.values.iter().filter(|(at, _)| *at >= since);
+                (key.clone(), summary, window.map(|(_, v)| *v).collect())
             })
             .collect();
         let metrics: Vec<Value> = copied
@@ -244,10 +252,14 @@ type Record = (Key, String, i64, Vec<f64>);
 
 /// The metrics of one EMF document (the specification's shape: `_aws.Timestamp`,
 /// `_aws.CloudWatchMetrics[]` of `Namespace`, `Dimensions` and `Metrics`, values at the
-/// root); `None` when it is not a valid one.
-fn parse_emf(document: &Map<String, Value>) -> Option<Vec<Record>> {
+/// root); `None` when it is not a valid one, or its time is one CloudWatch would refuse
+/// (more than two weeks before `now_ms` or two hours after).
+fn parse_emf(document: &Map<String, Value>, now_ms: i64) -> Option<Vec<Record>> {
     let aws = document.get("_aws")?.as_object()?;
     let at_ms = aws.get("Timestamp")?.as_i64()?;
+    if !(now_ms.saturating_sub(OLDEST_MS)..=now_ms.saturating_add(NEWEST_MS)).contains(&at_ms) {
+        return None;
+    }
     let mut records = Vec::new();
     for directive in aws.get("CloudWatchMetrics")?.as_array()? {
         let namespace = directive.get("Namespace")?.as_str()?;
@@ -294,13 +306,19 @@ fn parse_emf(document: &Map<String, Value>) -> Option<Vec<Record>> {
 mod tests {
     use super::*;
 
-    const LINE: &str = r#"{"_aws":{"Timestamp":1765150000000,"CloudWatchMetrics":[{"Namespace":"Chat","Dimensions":[["FunctionName","Stage"]],"Metrics":[{"Name":"Deliveries","Unit":"Count"},{"Name":"FanoutDuration","Unit":"Milliseconds"}]}]},"FunctionName":"OnMessageFunction","Stage":"Test","Deliveries":3,"FanoutDuration":[4.5,9.0]}"#;
+    /// An EMF line of `at_ms`.
+    fn line(at_ms: i64) -> String {
+        format!(
+            r#"{{"_aws":{{"Timestamp":{at_ms},"CloudWatchMetrics":[{{"Namespace":"Chat","Dimensions":[["FunctionName","Stage"]],"Metrics":[{{"Name":"Deliveries","Unit":"Count"}},{{"Name":"FanoutDuration","Unit":"Milliseconds"}}]}}]}},"FunctionName":"OnMessageFunction","Stage":"Test","Deliveries":3,"FanoutDuration":[4.5,9.0]}}"#
+        )
+    }
 
     #[test]
     fn an_emf_line_is_recorded_per_metric_and_dimension() {
         let metrics = Metrics::default();
-        assert!(metrics.ingest_line(LINE));
-        assert!(metrics.ingest_line(LINE));
+        let at_ms = now_ms();
+        assert!(metrics.ingest_line(&line(at_ms)));
+        assert!(metrics.ingest_line(&line(at_ms)));
         let on_message = [("FunctionName", "OnMessageFunction"), ("Stage", "Test")];
         assert_eq!(metrics.sum("Deliveries", &on_message), 6.0);
         assert_eq!(metrics.sum("Deliveries", &[("FunctionName", "Other")]), 0.0);
@@ -314,7 +332,36 @@ mod tests {
         assert_eq!(duration["count"], 4);
         assert_eq!(duration["p50"], 4.5);
         assert_eq!(duration["p99"], 9.0);
-        assert_eq!(duration["points"][0]["t"], 1765150000000i64);
+        assert_eq!(
+            duration["points"][0]["t"],
+            at_ms - at_ms.rem_euclid(BUCKET_MS)
+        );
+    }
+
+    #[test]
+    fn a_time_cloudwatch_would_refuse_is_not_recorded() {
+        let metrics = Metrics::default();
+        let hour = 3_600_000;
+        for at_ms in [
+            now_ms() - 15 * 24 * hour,
+            now_ms() + 3 * hour,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            assert!(!metrics.ingest_line(&line(at_ms)), "{at_ms}");
+        }
+        assert_eq!(metrics.snapshot()["metrics"], json!([]));
+        // An hour late is still taken, but its values are not of the charted window.
+        assert!(metrics.ingest_line(&line(now_ms() - hour)));
+        let snapshot = metrics.snapshot();
+        let duration = snapshot["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "FanoutDuration")
+            .unwrap();
+        assert_eq!(duration["count"], 2);
+        assert_eq!(duration["p50"], Value::Null);
     }
 
     #[test]

@@ -49,17 +49,24 @@ impl OnFailure {
     }
 }
 
-/// Lambda's on-failure record for an event of `function` that failed `attempts` times,
-/// the last time with `error` (`errorType`, `errorMessage`). The payload is kept as
-/// JSON, or as text when it is not JSON.
-pub fn record(function: &Function, payload: &[u8], attempts: usize, error: Value) -> Value {
+/// Lambda's on-failure record for the event `request_id` (the id the `Invoke` call
+/// answered with) of `function` that failed `attempts` times, the last time with `error`
+/// (`errorType`, `errorMessage`). The payload is kept as JSON, or as text when it is not
+/// JSON.
+pub fn record(
+    function: &Function,
+    request_id: &str,
+    payload: &[u8],
+    attempts: usize,
+    error: Value,
+) -> Value {
     let request_payload = serde_json::from_slice::<Value>(payload)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
     json!({
         "version": "1.0",
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "requestContext": {
-            "requestId": crate::ids::uuid(),
+            "requestId": request_id,
             "functionArn": format!("{}:$LATEST", function.arn),
             "condition": "RetriesExhausted",
             "approximateInvokeCount": attempts,

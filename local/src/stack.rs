@@ -37,8 +37,9 @@ pub struct Function {
     /// How often an asynchronous invocation that fails is tried again
     /// (`EventInvokeConfig.MaximumRetryAttempts`, 0–2; Lambda's default is 2).
     pub async_retries: u32,
-    /// The logical id of `EventInvokeConfig.DestinationConfig.OnFailure.Destination`
-    /// (`!GetAtt <Id>.Arn`): where an asynchronous invocation that failed every try goes.
+    /// `EventInvokeConfig.DestinationConfig.OnFailure.Destination` (the logical id of a
+    /// `!GetAtt <Id>.Arn` or `!Ref <Id>`, or an ARN as written): where an asynchronous
+    /// invocation that failed every try goes.
     pub on_failure: Option<String>,
 }
 
@@ -619,11 +620,18 @@ fn function(template: &Template, id: &str, scope: &Scope, template_dir: &Path) -
     })
 }
 
-/// The logical id an `EventInvokeConfig`'s on-failure destination names with `GetAtt`.
+/// Where an `EventInvokeConfig`'s on-failure records go: the logical id its destination
+/// names with `GetAtt` or `Ref`, or the ARN it spells out.
 fn on_failure(config: Option<Value>) -> Option<String> {
     let destination = config?
         .pointer("/DestinationConfig/OnFailure/Destination")?
         .clone();
+    if let Value::String(arn) = &destination {
+        return Some(arn.clone());
+    }
+    if let Some(Value::String(id)) = destination.get("Ref") {
+        return Some(id.clone());
+    }
     match destination.get("Fn::GetAtt")? {
         Value::String(dotted) => dotted.split('.').next().map(str::to_owned),
         Value::Array(parts) => parts.first()?.as_str().map(str::to_owned),
@@ -686,6 +694,32 @@ fn local_id(logical_id: &str, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_on_failure_destination_is_named_by_getatt_ref_or_arn() {
+        let config = |destination: Value| {
+            Some(
+                serde_json::json!({"DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": destination}}}),
+            )
+        };
+        let named = |destination| on_failure(config(destination));
+        assert_eq!(
+            named(serde_json::json!({"Fn::GetAtt": "Queue.Arn"})).as_deref(),
+            Some("Queue")
+        );
+        assert_eq!(
+            named(serde_json::json!({"Fn::GetAtt": ["Queue", "Arn"]})).as_deref(),
+            Some("Queue")
+        );
+        assert_eq!(
+            named(serde_json::json!({"Ref": "Topic"})).as_deref(),
+            Some("Topic")
+        );
+        let arn = "arn:aws:sqs:us-east-1:123456789012:dropped";
+        assert_eq!(named(serde_json::json!(arn)).as_deref(), Some(arn));
+        assert_eq!(named(serde_json::json!({"Fn::Sub": "x"})), None);
+        assert_eq!(on_failure(None), None);
+    }
 
     fn project_stack(overrides: &[(&str, &str)]) -> Result<Stack> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

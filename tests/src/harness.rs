@@ -412,7 +412,6 @@ impl Stack {
         self.output.lock().unwrap().clone()
     }
 
-    /// A client connected to `room` (`?room=`) on the stage `Test`.
     /// `/@local/metrics.json`: the stack's metrics, as scripts read them.
     pub async fn metrics(&self) -> Value {
         let url = format!(
@@ -435,6 +434,7 @@ impl Stack {
             .sum()
     }
 
+    /// A client connected to `room` (`?room=`) on the stage `Test`.
     pub async fn join(&self, room: &str) -> Client {
         Client::connect(&format!("{}/Test?room={room}", self.ws_url))
             .await

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use chat_local::stack::ACCOUNT_ID;
@@ -47,6 +48,14 @@ async fn request_response_by_name_arn_and_partial_arn() {
         assert_eq!(output.function_error(), None);
         let answer: Value = serde_json::from_slice(output.payload().unwrap().as_ref()).unwrap();
         assert_eq!(answer, json!({"statusCode": 201}), "{name}");
+        // The id Invoke answers with is the invocation's own, as its START line shows.
+        let id = output.request_id().expect("x-amzn-RequestId").to_owned();
+        let start = format!("START RequestId: {id} ");
+        common::eventually("the invocation's START line", || {
+            let found = stack.output().iter().any(|line| line.contains(&start));
+            async move { found }
+        })
+        .await;
     }
     // The function received each payload as it was sent.
     let events = log.wait_for(4).await;

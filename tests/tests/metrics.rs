@@ -1,8 +1,9 @@
 //! The metrics an operator watches, through the real local stack: each scenario (a chat
-//! session, a gone connection pruned, a rate-limited burst, an authorizer's deny, a
-//! fan-out worker that fails every try) moves exactly the metrics it should, as read from
-//! `/@local/metrics.json`; and a dropped chunk's record, with its payload, is found at
-//! the local stand-in for its on-failure destination (`/@local/on-failure.json`).
+//! session, a gone connection pruned, a job refused for another endpoint, a rate-limited
+//! burst, an authorizer's deny, a fan-out worker that fails every try) moves exactly the
+//! metrics it should, as read from `/@local/metrics.json`; and a dropped chunk's record,
+//! with its payload, is found at the local stand-in for its on-failure destination
+//! (`/@local/on-failure.json`).
 
 mod common;
 
@@ -165,10 +166,8 @@ async fn a_chat_session_counts_messages_deliveries_and_history_reads() {
         moved[&key("AWS/Lambda", "Invocations", "RoomsFunction")],
         1.0
     );
-    assert!(
-        !moved.contains_key(&key("AWS/Lambda", "Errors", "OnMessageFunction"))
-            || moved[&key("AWS/Lambda", "Errors", "OnMessageFunction")] == 0.0
-    );
+    // Only what moved is listed: no error did.
+    assert!(!moved.contains_key(&key("AWS/Lambda", "Errors", "OnMessageFunction")));
     // One fan-out duration per broadcast, in milliseconds.
     let after = snapshot(&stack).await;
     let durations = after["metrics"]
@@ -227,6 +226,53 @@ async fn a_gone_member_is_counted_gone_and_pruned() {
         ],
     )
     .await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_for_another_endpoint_is_counted_undelivered() {
+    let stack = Stack::start(Options::project()).await;
+    let room = unique("refused");
+    let mut alice = stack.join(&room).await;
+    quiet(&mut [&mut alice]).await;
+    let ids = stack.stored_ids().await;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let before = sums(&snapshot(&stack).await);
+    // A job that names an endpoint not this API's: the worker posts nothing, and the
+    // members it was for are what the Undelivered alarm counts.
+    let marker = unique("refused");
+    let job = json!({
+        "endpoint": "https://elsewhere.example.com/Test",
+        "room": room,
+        "frame": json!({"type": "message", "message": marker}).to_string(),
+        "chunk": 1,
+        "chunks": 1,
+        "connectionIds": [ids[0], chat_local::ids::gateway_id()],
+    });
+    let worker = format!("{}-fanout", chat_local::stack::STACK_NAME);
+    let answer = stack
+        .lambda()
+        .invoke()
+        .function_name(&worker)
+        .payload(aws_sdk_lambda::primitives::Blob::new(job.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status_code(), 200);
+    assert_eq!(
+        answer.function_error(),
+        None,
+        "a refusal is not an error to retry"
+    );
+    let moved = moved_exactly(
+        &stack,
+        &before,
+        OWN,
+        &[("Undelivered", worker.as_str(), 2.0)],
+    )
+    .await;
+    assert_eq!(moved[&key("AWS/Lambda", "Invocations", &worker)], 1.0);
+    alice.expect_silence(Duration::from_millis(500)).await;
     stack.stop().await;
 }
 
@@ -387,6 +433,16 @@ async fn a_worker_that_fails_every_try_leaves_its_chunk_at_the_on_failure_destin
         .unwrap()
         .contains(&format!("function:{worker}")));
     assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    // The event kept one request id through its three tries, and the record names it.
+    let id = record["requestContext"]["requestId"].as_str().unwrap();
+    let start = format!("START RequestId: {id} ");
+    let tries = || stack.output().iter().filter(|l| l.contains(&start)).count();
+    eventually("three tries under one id", || {
+        let seen = tries();
+        async move { seen >= 3 }
+    })
+    .await;
+    assert_eq!(tries(), 3, "{id}");
     let payload = &record["requestPayload"];
     assert_eq!(payload["chunk"], 2);
     assert_eq!(payload["chunks"], 3);

@@ -110,7 +110,7 @@ test('a widget without any of its metrics is empty; one with some shows the rest
   assert.equal(failures.empty, true);
   assert.deepEqual(failures.series.map((s) => s.label), ['Gone', 'Pruned', 'Throttled', 'Undelivered', 'RateLimited']);
   assert.equal(model('authorizer').empty, true);
-  assert.deepEqual(model('authorizer').series.map((s) => s.label), ['AuthorizerAllows', 'AuthorizerDenies', 'AuthorizerErrors', 'crashes']);
+  assert.deepEqual(model('authorizer').series.map((s) => s.label), ['AuthorizerAllows', 'AuthorizerDenies', 'AuthorizerErrors', 'Lambda errors (errors + crashes)']);
   const empty = widgetModel(WIDGETS[1], { now: NOW, bucketSeconds: 10, metrics: [] });
   assert.equal(empty.empty, true);
   assert.equal(empty.yMax, 1);

@@ -156,6 +156,17 @@ impl Functions {
         logical_id: &str,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, InvokeError> {
+        self.invoke_bytes_as(logical_id, crate::ids::uuid(), payload)
+            .await
+    }
+
+    /// [`Self::invoke_bytes`] with the request id `request_id`.
+    pub async fn invoke_bytes_as(
+        &self,
+        logical_id: &str,
+        request_id: String,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, InvokeError> {
         let pool = self
             .pools
             .get(logical_id)
@@ -163,7 +174,7 @@ impl Functions {
         // The invocation runs in a task of its own: if the caller goes away (a client that
         // hangs up during its handshake), the instance still finishes and stays warm.
         let pool = Arc::clone(pool);
-        let (result, _) = tokio::spawn(async move { pool.invoke(payload).await })
+        let (result, _) = tokio::spawn(async move { pool.invoke_as(request_id, payload).await })
             .await
             .map_err(|e| InvokeError::Crashed(format!("the invocation task failed: {e}")))?;
         result

@@ -71,7 +71,16 @@ impl Pool {
     }
 
     pub async fn invoke(&self, payload: Vec<u8>) -> (Result<Vec<u8>, InvokeError>, Report) {
-        let request_id = crate::ids::uuid();
+        self.invoke_as(crate::ids::uuid(), payload).await
+    }
+
+    /// One invocation with the request id `request_id` (Lambda keeps an event's id across
+    /// its asynchronous retries, and answers `Invoke` with it).
+    pub async fn invoke_as(
+        &self,
+        request_id: String,
+        payload: Vec<u8>,
+    ) -> (Result<Vec<u8>, InvokeError>, Report) {
         let _permit = self
             .busy
             .acquire()

@@ -31,14 +31,17 @@ pub fn margins(left: Duration) -> (Duration, Duration) {
 
 impl App {
     /// Posts one job's chunk. A job that names a callback endpoint this function may not
-    /// post to is refused: logged, nothing posted, `None` — not an error, which Lambda
-    /// would only retry to the same end.
+    /// post to is refused: logged, its recipients counted `Undelivered` (so the alarm sees
+    /// them), nothing posted, `None` — not an error, which Lambda would only retry to the
+    /// same end.
     pub async fn fan_out_chunk(&self, mut job: Job) -> Option<Summary> {
         if !self.config.is_callback_endpoint(&job.endpoint) {
             tracing::error!(
                 endpoint = job.endpoint,
+                recipients = job.connection_ids.len(),
                 "refused a job: its endpoint is not this API's @connections endpoint"
             );
+            crate::metrics::count(crate::metrics::UNDELIVERED, job.connection_ids.len() as u64);
             return None;
         }
         let started = std::time::Instant::now();
