@@ -28,7 +28,8 @@
    */
   const WIDGETS = [
     { key: 'connections', title: 'Connections',
-      series: [aws('AWS/ApiGateway', 'ConnectCount', '$connect'), aws('AWS/Lambda', 'Invocations', '$disconnect', /disconnect/i)] },
+      series: [aws('AWS/ApiGateway', 'ConnectCount', '$connect'), aws('AWS/Lambda', 'Invocations', '$disconnect', /disconnect/i),
+        aws('AWS/ApiGateway', 'IntegrationError', 'integration 4XX/5XX'), aws('AWS/ApiGateway', 'ExecutionError', 'execution errors')] },
     { key: 'messages', title: 'Messages and deliveries', series: ['MessagesKept', 'Deliveries'].map(custom) },
     { key: 'fanout', title: 'Fan-out duration', durations: true, perFunction: { custom: true, name: 'FanoutDuration' } },
     { key: 'failures', title: 'Gone, throttled, undelivered',

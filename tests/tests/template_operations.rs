@@ -3,7 +3,8 @@
 //! dropped-chunk queue as FanoutFunction's on-failure destination (kept 14 days, the
 //! worker allowed to send there and nowhere else), and a dashboard — whose metrics, like
 //! the alarms', are ones the functions really emit (`chat::metrics::NAMES`) or ones AWS
-//! documents for Lambda, WebSocket APIs and SQS.
+//! documents for Lambda, WebSocket APIs and SQS; and the local `/@local/metrics` page
+//! draws the same widgets.
 
 mod common;
 
@@ -187,6 +188,66 @@ fn the_dashboard_draws_only_metrics_that_exist() {
         "ApproximateNumberOfMessagesVisible",
     ] {
         assert!(drawn.contains(name), "{name}");
+    }
+}
+
+/// The dashboard's widgets: each title and the (namespace, name) of every metric it draws.
+fn dashboard_widgets() -> Vec<(String, Vec<(String, String)>)> {
+    let body = template().resources["Dashboard"].properties["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("DashboardBody is one !Sub string")
+        .replace("${MetricsNamespace}", "OWN");
+    let body: Value = serde_json::from_str(&body).expect("the dashboard body is JSON");
+    body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|widget| {
+            let title = widget["properties"]["title"].as_str().unwrap().to_owned();
+            let metrics = widget["properties"]["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|row| Some((row[0].as_str()?.to_owned(), row[1].as_str()?.to_owned())))
+                .collect();
+            (title, metrics)
+        })
+        .collect()
+}
+
+#[test]
+fn the_local_metrics_page_draws_the_dashboards_widgets() {
+    let page = std::fs::read_to_string(common::repo().join("local/assets/metrics.js")).unwrap();
+    let list = &page[page
+        .find("const WIDGETS = [")
+        .expect("the page's widget list")..];
+    let list = &list[..list.find("\n  ];").expect("the list's end")];
+    // Each local widget, from its title to the next one's.
+    let local: Vec<(&str, &str)> = list
+        .split("title: '")
+        .skip(1)
+        .map(|widget| widget.split_once('\'').expect("a quoted title"))
+        .collect();
+    let dashboard = dashboard_widgets();
+    let titles = |widgets: Vec<&str>| widgets.join(" | ");
+    assert_eq!(
+        titles(local.iter().map(|(title, _)| *title).collect()),
+        titles(dashboard.iter().map(|(title, _)| title.as_str()).collect()),
+        "the same widgets in the same order"
+    );
+    for ((title, metrics), (_, drawn)) in dashboard.iter().zip(&local) {
+        for (namespace, name) in metrics {
+            // SQS's own metrics are not emulated: the on-failure stand-in's count stands in.
+            let shown = if namespace == "AWS/SQS" {
+                drawn.contains("dropped: true")
+            } else {
+                drawn.contains(&format!("'{name}'"))
+            };
+            assert!(
+                shown,
+                "the local {title} widget does not draw {namespace} {name}"
+            );
+        }
     }
 }
 

@@ -34,6 +34,7 @@ function sample() {
       metric('ServerlessChat', 'FanoutDuration', onMessage, [point(LAST, 9, 2, 6)], { unit: 'Milliseconds', p50: 3, p99: 6 }),
       metric('ServerlessChat', 'ColdStarts', onMessage, [point(LAST, 1)]),
       metric('AWS/ApiGateway', 'ConnectCount', { ApiId: 'abc123', Stage: 'Test' }, [point(LAST - B, 2, 2)]),
+      metric('AWS/ApiGateway', 'IntegrationError', { ApiId: 'abc123', Stage: 'Test' }, [point(LAST, 3, 3)]),
       metric('AWS/Lambda', 'Invocations', { FunctionName: 'OnDisconnectFunction' }, [point(LAST, 1)]),
       metric('AWS/Lambda', 'Invocations', { FunctionName: 'OnMessageFunction' }, [point(LAST, 3, 3)]),
       metric('AWS/Lambda', 'Duration', { FunctionName: 'OnMessageFunction' }, [point(LAST - B, 40.5, 3, 20)],
@@ -102,7 +103,8 @@ test('a series\' total is the sum field over its dimensions', () => {
 
 test('connections: $connect is API Gateway\'s ConnectCount, $disconnect the disconnect function\'s invocations', () => {
   const connections = model('connections');
-  assert.deepEqual(connections.series.map((s) => [s.label, s.total]), [['$connect', 2], ['$disconnect', 1]]);
+  assert.deepEqual(connections.series.map((s) => [s.label, s.total]),
+    [['$connect', 2], ['$disconnect', 1], ['integration 4XX/5XX', 3], ['execution errors', 0]]);
 });
 
 test('a widget without any of its metrics is empty; one with some shows the rest at 0', () => {
