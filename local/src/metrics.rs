@@ -313,6 +313,17 @@ mod tests {
         )
     }
 
+    /// The `FanoutDuration` series as `/@local/metrics.json` serves it.
+    fn fanout_duration(metrics: &Metrics) -> Value {
+        metrics.snapshot()["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "FanoutDuration")
+            .unwrap()
+            .clone()
+    }
+
     #[test]
     fn an_emf_line_is_recorded_per_metric_and_dimension() {
         let metrics = Metrics::default();
@@ -322,13 +333,7 @@ mod tests {
         let on_message = [("FunctionName", "OnMessageFunction"), ("Stage", "Test")];
         assert_eq!(metrics.sum("Deliveries", &on_message), 6.0);
         assert_eq!(metrics.sum("Deliveries", &[("FunctionName", "Other")]), 0.0);
-        let snapshot = metrics.snapshot();
-        let duration = snapshot["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "FanoutDuration")
-            .unwrap();
+        let duration = fanout_duration(&metrics);
         assert_eq!(duration["count"], 4);
         assert_eq!(duration["p50"], 4.5);
         assert_eq!(duration["p99"], 9.0);
@@ -353,13 +358,7 @@ mod tests {
         assert_eq!(metrics.snapshot()["metrics"], json!([]));
         // An hour late is still taken, but its values are not of the charted window.
         assert!(metrics.ingest_line(&line(now_ms() - hour)));
-        let snapshot = metrics.snapshot();
-        let duration = snapshot["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "FanoutDuration")
-            .unwrap();
+        let duration = fanout_duration(&metrics);
         assert_eq!(duration["count"], 2);
         assert_eq!(duration["p50"], Value::Null);
     }
