@@ -2,11 +2,13 @@
 //! test's process through the library or as the `chat-local` command, and talks to it with
 //! real WebSocket clients. Every wait is bounded.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -412,14 +414,26 @@ impl Stack {
         self.output.lock().unwrap().clone()
     }
 
+    /// One of the stack's own JSON documents on its web port (`/@local/…`).
+    async fn local_json(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.ws_url.replacen("ws://", "http://", 1));
+        let answer = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        answer
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
+    }
+
     /// `/@local/metrics.json`: the stack's metrics, as scripts read them.
     pub async fn metrics(&self) -> Value {
-        let url = format!(
-            "{}/@local/metrics.json",
-            self.ws_url.replacen("ws://", "http://", 1)
-        );
-        let answer = reqwest::get(&url).await.expect("GET /@local/metrics.json");
-        answer.json().await.expect("the metrics are JSON")
+        self.local_json("/@local/metrics.json").await
+    }
+
+    /// `/@local/on-failure.json`: the records at each on-failure destination.
+    pub async fn on_failure(&self) -> Value {
+        self.local_json("/@local/on-failure.json").await
     }
 
     /// The sum of every value of the metric `name` recorded for `function`.
@@ -792,6 +806,39 @@ pub async fn handshake_status(url: &str) -> u16 {
         Err(Error::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("handshake to {url} failed without a status: {other}"),
     }
+}
+
+/// The items a connection that vanished without a `$disconnect` leaves behind, each with
+/// its table: in the connection table `connections` (with a TTL far ahead) and among
+/// `room`'s members; it connected at `connected_at_ms`.
+pub fn gone_connection_items(
+    connections: &str,
+    room: &str,
+    id: &str,
+    connected_at_ms: i64,
+) -> [(String, HashMap<String, AttributeValue>); 2] {
+    let item = |ttl: bool| {
+        let mut item = HashMap::from([
+            ("connectionid".to_owned(), AttributeValue::S(id.to_owned())),
+            ("room".to_owned(), AttributeValue::S(room.to_owned())),
+            ("name".to_owned(), AttributeValue::S("gone".to_owned())),
+            (
+                "connectedAt".to_owned(),
+                AttributeValue::N(connected_at_ms.to_string()),
+            ),
+        ]);
+        if ttl {
+            item.insert(
+                "expiresAt".to_owned(),
+                AttributeValue::N("4000000000".to_owned()),
+            );
+        }
+        item
+    };
+    [
+        (connections.to_owned(), item(true)),
+        (format!("{connections}-members"), item(false)),
+    ]
 }
 
 /// Waits until `check` holds, polling; panics with `what` after `WAIT`.

@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chat_local::signing::SigningKey;
 use common::*;
 use e2e::issuer::TestIssuer;
@@ -194,21 +193,9 @@ async fn a_gone_member_is_counted_gone_and_pruned() {
     let dynamodb = stack.dynamodb().await;
     let connections = stack.table.clone().unwrap();
     let gone = chat_local::ids::gateway_id();
-    let connected_at = (chrono::Utc::now().timestamp_millis() - 60_000).to_string();
-    for (table, member) in [
-        (connections.clone(), false),
-        (format!("{connections}-members"), true),
-    ] {
-        let mut put = dynamodb
-            .put_item()
-            .table_name(table)
-            .item("connectionid", AttributeValue::S(gone.clone()))
-            .item("room", AttributeValue::S(room.clone()))
-            .item("name", AttributeValue::S("gone".into()))
-            .item("connectedAt", AttributeValue::N(connected_at.clone()));
-        if !member {
-            put = put.item("expiresAt", AttributeValue::N("4000000000".into()));
-        }
+    let connected_at = chrono::Utc::now().timestamp_millis() - 60_000;
+    for (table, item) in gone_connection_items(&connections, &room, &gone, connected_at) {
+        let put = dynamodb.put_item().table_name(table).set_item(Some(item));
         put.send().await.unwrap();
     }
     let before = sums(&snapshot(&stack).await);
@@ -404,16 +391,10 @@ async fn a_worker_that_fails_every_try_leaves_its_chunk_at_the_on_failure_destin
     let marker = unique("dropped");
     clients[0].say(&marker).await;
     let worker = format!("{}-fanout", chat_local::stack::STACK_NAME);
-    let base = stack.ws_url.replacen("ws://", "http://", 1);
     let records = {
         let started = std::time::Instant::now();
         loop {
-            let all: Value = reqwest::get(format!("{base}/@local/on-failure.json"))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let all = stack.on_failure().await;
             if let Some(records) = all["DroppedChunksQueue"].as_array() {
                 break records.clone();
             }

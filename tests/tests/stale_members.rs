@@ -39,36 +39,30 @@ async fn twenty_thousand_gone_ids_never_delay_the_living_and_are_all_pruned() {
     let connections = stack.table.clone().unwrap();
     let members = format!("{connections}-members");
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let stale: Vec<(String, String)> = (0..STALE)
+    let stale: Vec<(String, i64)> = (0..STALE)
         .map(|n| {
             let ago_ms = if n < YOUNG {
                 3_600_000
             } else {
                 3 * 3_600_000 + n as i64 * 1000
             };
-            (chat_local::ids::gateway_id(), (now_ms - ago_ms).to_string())
+            (chat_local::ids::gateway_id(), now_ms - ago_ms)
         })
         .collect();
+    // Per 25 ids, one batch for the connection table and one for the members.
     let writes = stale.chunks(25).flat_map(|chunk| {
-        [(connections.clone(), false), (members.clone(), true)].map(|(table, member)| {
-            let requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|(id, connected_at)| {
-                    let mut item = PutRequest::builder()
-                        .item("connectionid", AttributeValue::S(id.clone()))
-                        .item("room", AttributeValue::S("crowd".into()))
-                        .item("name", AttributeValue::S("gone".into()))
-                        .item("connectedAt", AttributeValue::N(connected_at.clone()));
-                    if !member {
-                        item = item.item("expiresAt", AttributeValue::N("4000000000".into()));
-                    }
-                    WriteRequest::builder()
-                        .put_request(item.build().unwrap())
-                        .build()
-                })
-                .collect();
-            (table, requests)
-        })
+        let mut batches = [
+            (connections.clone(), Vec::new()),
+            (members.clone(), Vec::new()),
+        ];
+        for (id, connected_at) in chunk {
+            let items = common::gone_connection_items(&connections, "crowd", id, *connected_at);
+            for ((_, requests), (_, item)) in batches.iter_mut().zip(items) {
+                let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        batches
     });
     futures::stream::iter(writes)
         .for_each_concurrent(8, |(table, requests)| {

@@ -268,22 +268,19 @@ impl App {
         let mut wait = std::time::Duration::from_millis(250);
         let mut throttled = 0;
         for attempt in 0..4 {
-            match client.post(id, payload).await {
+            let delivery = client.post(id, payload).await;
+            throttled += u64::from(matches!(delivery, Delivery::Throttled(_)));
+            match delivery {
                 Delivery::Delivered => return (Sent::Delivered, throttled),
                 Delivery::Gone => {
                     tracing::info!(connection_id = id, "the connection left before its answer");
                     return (Sent::Gone, throttled);
                 }
-                Delivery::Throttled(error) => {
-                    throttled += 1;
-                    if attempt == 3 {
-                        tracing::warn!(connection_id = id, %error, "could not send to the connection");
-                        return (Sent::Failed, throttled);
-                    }
+                Delivery::Throttled(_) if attempt < 3 => {
                     tokio::time::sleep(crate::delivery::management::jittered(wait)).await;
                     wait *= 2;
                 }
-                Delivery::Failed(error) => {
+                Delivery::Throttled(error) | Delivery::Failed(error) => {
                     tracing::warn!(connection_id = id, %error, "could not send to the connection");
                     return (Sent::Failed, throttled);
                 }
